@@ -1,0 +1,216 @@
+"""Pipeline configuration in TOML.
+
+A pipeline names a plugin for each part and gives its options; every part has
+a default, so an empty file is a valid config::
+
+    [pipeline]
+    rounds = 3
+    candidates = 4
+    steps = 25
+
+    [retriever]
+    plugin = "hnswlib"     # any other key is an option of the plugin
+    ef = 128
+
+    [conditioners.text]
+    plugin = "text"
+
+Errors name the file and the offending key. :func:`validate` additionally checks
+plugin names and options against a :class:`~facefit.registry.Registry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from facefit.errors import ConfigError, PluginError
+from facefit.types import MODALITIES
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[pipeline]`` table: how the loop runs."""
+
+    model: str = "default"
+    """Generator: ``"default"`` (the shipped model) or a model directory."""
+    device: str = "cpu"
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``."""
+    rounds: int = 3
+    candidates: int = 4
+    steps: int = 25
+    guidance: float = 3.0
+    seed: int = 0
+    top_k: int = 10
+    gallery_reference_weight: float = 0.5
+    """Weight of the top gallery face in the next round's reference identity (0 = candidates only)."""
+    stop_when_stable: int = 2
+    """Stop once the top identity has been the same for this many rounds (0 = never stop early)."""
+
+    def __post_init__(self) -> None:
+        positive = ("rounds", "candidates", "steps", "top_k")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.gallery_reference_weight <= 1.0:
+            raise ValueError("gallery_reference_weight must be between 0 and 1")
+        if self.guidance < 0:
+            raise ValueError("guidance must not be negative")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A plugin name and the options it is created with."""
+
+    plugin: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+
+DEFAULT_COMPONENTS: dict[str, ComponentSpec] = {
+    "face_detector": ComponentSpec("yunet"),
+    "face_encoder": ComponentSpec("sface"),
+    "text_encoder": ComponentSpec("minilm"),
+    "sketch_extractor": ComponentSpec("simple-sketch"),
+    "sampler": ComponentSpec("ddim"),
+    "retriever": ComponentSpec("auto"),
+    "denoiser_backend": ComponentSpec("eager"),
+}
+"""Plugin used for each part when a config does not name one."""
+
+DEFAULT_CONDITIONERS: dict[str, ComponentSpec] = {m: ComponentSpec(m) for m in MODALITIES}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline: settings, one plugin per part, one conditioner per modality."""
+
+    settings: Settings = field(default_factory=Settings)
+    components: Mapping[str, ComponentSpec] = field(
+        default_factory=lambda: dict(DEFAULT_COMPONENTS)
+    )
+    conditioners: Mapping[str, ComponentSpec] = field(
+        default_factory=lambda: dict(DEFAULT_CONDITIONERS)
+    )
+    source: str = "<defaults>"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **self.components}))
+        object.__setattr__(
+            self, "conditioners", MappingProxyType({**DEFAULT_CONDITIONERS, **self.conditioners})
+        )
+
+    def replace_settings(self, **changes: Any) -> PipelineConfig:
+        """A copy with some settings changed (e.g. from command-line flags)."""
+        try:
+            settings = dataclasses.replace(self.settings, **changes)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid setting: {exc}") from None
+        return dataclasses.replace(self, settings=settings)
+
+
+def _type_ok(value: Any, annotation: str) -> bool:
+    if annotation == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation == "str":
+        return isinstance(value, str)
+    return True
+
+
+def _parse_settings(table: Any, where: str) -> Settings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [pipeline] must be a table")
+    known = {f.name: f for f in fields(Settings)}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown key [pipeline] {key!r}; known keys: {', '.join(known)}"
+            )
+        if not _type_ok(value, str(known[key].type)):
+            raise ConfigError(
+                f"{where}: [pipeline] {key} must be of type {known[key].type}, got {value!r}"
+            )
+    try:
+        return Settings(**table)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: [pipeline] {exc}") from None
+
+
+def _parse_component(table: Any, key: str, where: str) -> ComponentSpec:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table with a 'plugin' key")
+    options = dict(table)
+    plugin = options.pop("plugin", None)
+    if not isinstance(plugin, str) or not plugin:
+        raise ConfigError(f"{where}: [{key}] needs plugin = \"NAME\" (a non-empty string)")
+    return ComponentSpec(plugin, options)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<config>") -> PipelineConfig:
+    """Build a :class:`PipelineConfig` from a parsed TOML document."""
+    settings = Settings()
+    components: dict[str, ComponentSpec] = {}
+    conditioners: dict[str, ComponentSpec] = {}
+    for key, value in data.items():
+        if key == "pipeline":
+            settings = _parse_settings(value, source)
+        elif key == "conditioners":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [conditioners] must hold one table per modality")
+            for modality, table in value.items():
+                if modality not in MODALITIES:
+                    raise ConfigError(
+                        f"{source}: unknown modality [conditioners.{modality}]; "
+                        f"known: {', '.join(MODALITIES)}"
+                    )
+                conditioners[modality] = _parse_component(table, f"conditioners.{modality}", source)
+        elif key in DEFAULT_COMPONENTS:
+            components[key] = _parse_component(value, key, source)
+        else:
+            known = ["pipeline", "conditioners", *DEFAULT_COMPONENTS]
+            raise ConfigError(f"{source}: unknown table [{key}]; known: {', '.join(known)}")
+    return PipelineConfig(settings, components, conditioners, source)
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and check a pipeline config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def validate(config: PipelineConfig, registry: Any) -> None:
+    """Check every plugin name and its options against a registry.
+
+    Parts whose plugin is ``"auto"`` are chosen at run time and only their options
+    are left unchecked. Raises :class:`ConfigError` naming the file and table.
+    """
+    from facefit.registry import check_options
+
+    parts = [(kind, kind, spec) for kind, spec in config.components.items()]
+    parts += [("conditioner", f"conditioners.{m}", spec) for m, spec in config.conditioners.items()]
+    for kind, table, spec in parts:
+        if spec.plugin == "auto":
+            continue
+        try:
+            check_options(registry.entry(kind, spec.plugin), dict(spec.options))
+        except PluginError as exc:
+            raise ConfigError(f"{config.source}: [{table}] {exc}") from None

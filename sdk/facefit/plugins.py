@@ -1,0 +1,139 @@
+"""Finding and loading plugins.
+
+A plugin is a module (or any object) with functions marked ``@hookimpl``. Plugin
+packages announce theirs in the ``facefit`` entry-point group; facefit's built-in
+plugins are announced the same way in facefit's own ``pyproject.toml``.
+
+``FACEFIT_LOAD_PLUGINS`` limits which entry points load: a comma-separated list
+of entry-point names (``FACEFIT_LOAD_PLUGINS=sface,yunet``); set but empty loads
+none. A plugin that fails to import or register is reported by name and skipped;
+the others keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+
+import pluggy
+
+from facefit import hookspecs
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "facefit"
+ENV_LOAD_PLUGINS = "FACEFIT_LOAD_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a plugin came from: its name, the package that ships it and its version."""
+
+    name: str
+    package: str
+    version: str
+    module: str
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded, and why."""
+
+    plugin: str
+    package: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin!r} from package {self.package!r} failed to load: {self.error}"
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A fresh plugin manager that knows facefit's hook specifications."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def allowed_from_env() -> set[str] | None:
+    """Entry-point names allowed by ``FACEFIT_LOAD_PLUGINS``, or None for all."""
+    value = os.environ.get(ENV_LOAD_PLUGINS)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_hook_names(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Fail loudly on a misspelled hook implementation (tox does the same)."""
+    known = set(hookspecs.HOOKS.values())
+    for attr in dir(plugin):
+        if pm.parse_hookimpl_opts(plugin, attr) is None or attr in known:
+            continue
+        close = difflib.get_close_matches(attr, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise pluggy.PluginValidationError(plugin, f"unknown hook {attr!r}{hint}")
+
+
+def register_plugin(
+    pm: pluggy.PluginManager, plugin: object, info: PluginInfo
+) -> PluginFailure | None:
+    """Register one plugin object; return a failure instead of raising."""
+    try:
+        _check_hook_names(pm, plugin)
+        pm.register(plugin, name=info.name)
+    except Exception as exc:  # a broken plugin must not take the others down
+        failure = PluginFailure(info.name, info.package, _describe(exc))
+        log.warning("%s", failure)
+        return failure
+    return None
+
+
+def load_entry_points(
+    pm: pluggy.PluginManager, allow: Iterable[str] | None = None
+) -> tuple[dict[str, PluginInfo], list[PluginFailure]]:
+    """Load and register every plugin of the ``facefit`` entry-point group.
+
+    ``allow`` limits the entry-point names loaded; None reads
+    ``FACEFIT_LOAD_PLUGINS``. Returns the loaded plugins by name and the failures.
+    """
+    allowed = allowed_from_env() if allow is None else set(allow)
+    infos: dict[str, PluginInfo] = {}
+    failures: list[PluginFailure] = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        dist = ep.dist
+        package = dist.name if dist is not None else "unknown"
+        version = dist.version if dist is not None else "unknown"
+        info = PluginInfo(ep.name, package, version, ep.value)
+        if ep.name in infos or pm.has_plugin(ep.name):
+            failures.append(
+                PluginFailure(
+                    ep.name,
+                    package,
+                    f"entry-point name already used by package {infos[ep.name].package!r}"
+                    if ep.name in infos
+                    else "entry-point name already used",
+                )
+            )
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            failure = PluginFailure(ep.name, package, _describe(exc))
+            log.warning("%s", failure)
+            failures.append(failure)
+            continue
+        failure = register_plugin(pm, plugin, info)
+        if failure:
+            failures.append(failure)
+        else:
+            infos[ep.name] = info
+    return infos, failures

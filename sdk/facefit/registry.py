@@ -1,0 +1,271 @@
+"""The registry: every implementation the loaded plugins provide, by kind and name.
+
+    >>> from facefit import Registry
+    >>> registry = Registry.load()
+    >>> registry.list_face_encoders()
+    ['dlib', 'sface', ...]
+    >>> encoder = registry.create_face_encoder("sface")
+
+A registry is built by :meth:`Registry.load` (the factory); there is no
+module-level plugin state. Building it calls each plugin's hooks once; creating
+an implementation afterwards never goes through a hook call.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from facefit import hookspecs, interfaces
+from facefit.errors import DuplicatePluginError, PluginError, PluginOptionError, UnknownPluginError
+from facefit.plugins import (
+    PluginFailure,
+    PluginInfo,
+    load_entry_points,
+    make_plugin_manager,
+    register_plugin,
+)
+
+log = logging.getLogger(__name__)
+
+INTERFACES: dict[str, type] = {
+    "face_detector": interfaces.FaceDetector,
+    "face_encoder": interfaces.FaceEncoder,
+    "text_encoder": interfaces.TextEncoder,
+    "sketch_extractor": interfaces.SketchExtractor,
+    "conditioner": interfaces.Conditioner,
+    "sampler": interfaces.Sampler,
+    "retriever": interfaces.Retriever,
+    "loss": interfaces.Loss,
+    "denoiser_backend": interfaces.DenoiserBackend,
+}
+"""The base class each kind of implementation must derive from."""
+
+assert set(INTERFACES) == set(hookspecs.HOOKS), "every hook needs an interface"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered implementation."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: PluginInfo
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.factory) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+def _human(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+class Registry:
+    """Implementations by kind and name, built from a plugin manager's hooks."""
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        plugins: dict[str, PluginInfo],
+        failures: Iterable[PluginFailure] = (),
+    ) -> None:
+        self._pm = pm
+        self.plugins: dict[str, PluginInfo] = dict(plugins)
+        self.failures: list[PluginFailure] = list(failures)
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in INTERFACES}
+        self._conflicts: dict[tuple[str, str], list[Entry]] = {}
+        for name, info in list(self.plugins.items()):
+            failure = self._collect(name, info)
+            if failure is not None:
+                self.failures.append(failure)
+                del self.plugins[name]
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        entry_points: bool = True,
+        allow: Iterable[str] | None = None,
+        plugins: Iterable[tuple[str, object]] = (),
+    ) -> Registry:
+        """Build a registry from installed plugins and, optionally, extra plugin objects.
+
+        ``allow`` limits the entry points loaded (default: ``FACEFIT_LOAD_PLUGINS``,
+        or all). ``plugins`` are ``(name, object)`` pairs registered directly, e.g.
+        a module of an application that embeds facefit.
+        """
+        pm = make_plugin_manager()
+        infos: dict[str, PluginInfo] = {}
+        failures: list[PluginFailure] = []
+        if entry_points:
+            infos, failures = load_entry_points(pm, allow)
+        for name, obj in plugins:
+            module = getattr(obj, "__name__", type(obj).__name__)
+            info = PluginInfo(name, "(registered in code)", "", module)
+            failure = register_plugin(pm, obj, info)
+            if failure:
+                failures.append(failure)
+            else:
+                infos[name] = info
+        return cls(pm, infos, failures)
+
+    def _collect(self, plugin_name: str, info: PluginInfo) -> PluginFailure | None:
+        """Call each hook of one plugin; on any error, drop everything it registered."""
+        plugin = self._pm.get_plugin(plugin_name)
+        added: list[Entry] = []
+        try:
+            for kind, hook_name in hookspecs.HOOKS.items():
+                for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is not plugin:
+                        continue
+                    register = self._make_register(kind, info, added)
+                    impl.function(*[{"register": register}[a] for a in impl.argnames])
+        except Exception as exc:
+            failure = PluginFailure(info.name, info.package, f"{type(exc).__name__}: {exc}")
+            log.warning("%s", failure)
+            return failure
+        for entry in added:
+            self._add(entry)
+        return None
+
+    def _make_register(self, kind: str, info: PluginInfo, added: list[Entry]) -> Callable:
+        base = INTERFACES[kind]
+
+        def register(factory: Callable[..., Any], name: str | None = None) -> None:
+            if not callable(factory):
+                raise PluginError(f"register(): {factory!r} is not a class or factory")
+            if inspect.isclass(factory) and not issubclass(factory, base):
+                raise PluginError(
+                    f"register(): {factory.__qualname__} must subclass "
+                    f"facefit.interfaces.{base.__name__} to be a {_human(kind)}"
+                )
+            name = name or getattr(factory, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(
+                    f"register(): {factory!r} has no name; pass name=... or set a `name` attribute"
+                )
+            added.append(Entry(kind, name, factory, info))
+
+        return register
+
+    def _add(self, entry: Entry) -> None:
+        known = self._entries[entry.kind]
+        key = (entry.kind, entry.name)
+        if entry.name in known or key in self._conflicts:
+            clash = self._conflicts.setdefault(key, [known.pop(entry.name)] if entry.name in known else [])
+            clash.append(entry)
+            log.warning("%s", self._conflict_message(key))
+            return
+        known[entry.name] = entry
+
+    def _conflict_message(self, key: tuple[str, str]) -> str:
+        kind, name = key
+        who = " and ".join(f"{e.plugin.package!r} (plugin {e.plugin.name!r})" for e in self._conflicts[key])
+        return (
+            f"{_human(kind)} {name!r} is registered by more than one plugin: {who}; "
+            f"uninstall one, or limit plugins with FACEFIT_LOAD_PLUGINS"
+        )
+
+    # -- using ------------------------------------------------------------------------------
+
+    @property
+    def conflicts(self) -> list[str]:
+        """One message per name registered by more than one plugin."""
+        return [self._conflict_message(key) for key in self._conflicts]
+
+    def list(self, kind: str) -> list[str]:
+        """Sorted names of the implementations of one kind (``"face_encoder"``…)."""
+        self._check_kind(kind)
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        """Registered entries, of one kind or of all."""
+        kinds = [kind] if kind else list(INTERFACES)
+        for k in kinds:
+            self._check_kind(k)
+        return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
+
+    def entry(self, kind: str, name: str) -> Entry:
+        """The entry registered under ``name``, or a clear error."""
+        self._check_kind(kind)
+        if (kind, name) in self._conflicts:
+            raise DuplicatePluginError(self._conflict_message((kind, name)))
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            known = ", ".join(self.list(kind)) or "none"
+            hint = ""
+            failed = [f.plugin for f in self.failures]
+            if failed:
+                hint = f" (plugins that failed to load: {', '.join(failed)}; run `facefit plugins`)"
+            raise UnknownPluginError(
+                f"unknown {_human(kind)} {name!r}; known: {known}{hint}"
+            ) from None
+
+    def create(self, kind: str, name: str, /, **options: Any) -> Any:
+        """Create the implementation ``name`` of ``kind`` with the given options."""
+        entry = self.entry(kind, name)
+        check_options(entry, options)
+        instance = entry.factory(**options)
+        base = INTERFACES[kind]
+        if not isinstance(instance, base):
+            raise PluginError(
+                f"{_human(kind)} {name!r} from package {entry.plugin.package!r} returned "
+                f"{type(instance).__name__}, which is not a facefit.interfaces.{base.__name__}"
+            )
+        return instance
+
+    def provides(self, plugin_name: str) -> list[Entry]:
+        """Everything one plugin registered."""
+        return [e for e in self.entries() if e.plugin.name == plugin_name]
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in INTERFACES:
+            raise PluginError(f"unknown kind of plugin {kind!r}; known: {', '.join(INTERFACES)}")
+
+    # create_face_encoder(name, **options), list_face_encoders(), … for every kind
+    def __getattr__(self, attr: str) -> Any:
+        for prefix, method in (("create_", self.create), ("list_", self.list)):
+            if attr.startswith(prefix):
+                kind = attr.removeprefix(prefix)
+                if prefix == "list_":
+                    kind = _PLURALS.get(kind, kind)
+                if kind in INTERFACES:
+                    return lambda *args, **kw: method(kind, *args, **kw)
+        raise AttributeError(attr)
+
+
+_PLURALS = {h.removeprefix("register_"): k for k, h in hookspecs.HOOKS.items()}
+
+
+def check_options(entry: Entry, options: dict[str, Any]) -> None:
+    """Raise :class:`PluginOptionError` for an unknown or a missing required option."""
+    try:
+        signature = inspect.signature(entry.factory)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    params = signature.parameters.values()
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    named = {
+        p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    what = f"{_human(entry.kind)} {entry.name!r}"
+    unknown = sorted(set(options) - set(named))
+    if unknown and not accepts_any:
+        accepted = ", ".join(sorted(named)) or "none"
+        raise PluginOptionError(
+            f"{what} does not take option(s) {', '.join(unknown)}; it accepts: {accepted}"
+        )
+    missing = [n for n, p in named.items() if p.default is p.empty and n not in options]
+    if missing:
+        raise PluginOptionError(f"{what} needs option(s) {', '.join(missing)}")
