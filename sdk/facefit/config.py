@@ -102,7 +102,9 @@ class PipelineConfig:
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **self.components}))
+        object.__setattr__(
+            self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **self.components})
+        )
         object.__setattr__(
             self, "conditioners", MappingProxyType({**DEFAULT_CONDITIONERS, **self.conditioners})
         )
@@ -151,7 +153,7 @@ def _parse_component(table: Any, key: str, where: str) -> ComponentSpec:
     options = dict(table)
     plugin = options.pop("plugin", None)
     if not isinstance(plugin, str) or not plugin:
-        raise ConfigError(f"{where}: [{key}] needs plugin = \"NAME\" (a non-empty string)")
+        raise ConfigError(f'{where}: [{key}] needs plugin = "NAME" (a non-empty string)')
     return ComponentSpec(plugin, options)
 
 

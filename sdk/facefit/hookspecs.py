@@ -21,6 +21,7 @@ listing plugins must stay fast. Hooks are never called while generating.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import pluggy
 
 PROJECT = "facefit"

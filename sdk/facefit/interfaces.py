@@ -195,7 +195,7 @@ class DenoiserBackend(ABC):
     ) -> torch.Tensor:
         """One denoiser evaluation; returns the model's prediction, shaped like ``sample``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the backend holds. Safe to call twice."""
 
     def __enter__(self) -> DenoiserBackend:

@@ -162,7 +162,9 @@ class Registry:
         known = self._entries[entry.kind]
         key = (entry.kind, entry.name)
         if entry.name in known or key in self._conflicts:
-            clash = self._conflicts.setdefault(key, [known.pop(entry.name)] if entry.name in known else [])
+            clash = self._conflicts.setdefault(
+                key, [known.pop(entry.name)] if entry.name in known else []
+            )
             clash.append(entry)
             log.warning("%s", self._conflict_message(key))
             return
@@ -170,7 +172,9 @@ class Registry:
 
     def _conflict_message(self, key: tuple[str, str]) -> str:
         kind, name = key
-        who = " and ".join(f"{e.plugin.package!r} (plugin {e.plugin.name!r})" for e in self._conflicts[key])
+        who = " and ".join(
+            f"{e.plugin.package!r} (plugin {e.plugin.name!r})" for e in self._conflicts[key]
+        )
         return (
             f"{_human(kind)} {name!r} is registered by more than one plugin: {who}; "
             f"uninstall one, or limit plugins with FACEFIT_LOAD_PLUGINS"
@@ -256,9 +260,7 @@ def check_options(entry: Entry, options: dict[str, Any]) -> None:
         return
     params = signature.parameters.values()
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)
-    named = {
-        p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     what = f"{_human(entry.kind)} {entry.name!r}"
     unknown = sorted(set(options) - set(named))
     if unknown and not accepts_any:

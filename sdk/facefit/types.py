@@ -63,7 +63,9 @@ class Evidence:
         )
         if self.text is not None:
             if not isinstance(self.text, str):
-                raise InputError(f"evidence text: expected a string, got {type(self.text).__name__}")
+                raise InputError(
+                    f"evidence text: expected a string, got {type(self.text).__name__}"
+                )
             text = " ".join(self.text.split())
             object.__setattr__(self, "text", text or None)
         if self.reference is not None and self.reference.ndim != 3:

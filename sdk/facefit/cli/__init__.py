@@ -27,7 +27,7 @@ SUBCOMMANDS = {
 class FacefitGroup(click.Group):
     """A click group that turns FacefitError into a one-line message."""
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except FacefitError as exc:

@@ -29,7 +29,9 @@ def plugins(as_json: bool) -> None:
     ]
     if as_json:
         click.echo(
-            json.dumps({"plugins": rows, "failed": failed, "conflicts": registry.conflicts}, indent=2)
+            json.dumps(
+                {"plugins": rows, "failed": failed, "conflicts": registry.conflicts}, indent=2
+            )
         )
         return
     if not rows:

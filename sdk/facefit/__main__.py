@@ -1,0 +1,5 @@
+"""``python -m facefit`` runs the command line."""
+
+from facefit.cli import main
+
+main()

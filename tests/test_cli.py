@@ -1,0 +1,45 @@
+"""The command line: version, plugins listing, config check, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+import facefit
+from facefit.cli import main
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and facefit.__version__ in result.output
+
+
+def test_plugins_lists_builtins_with_package_and_version():
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    by_name = {row["plugin"]: row for row in listing["plugins"]}
+    assert by_name, "no plugin loaded"
+    for row in by_name.values():
+        assert row["package"] == "facefit" and row["version"] == facefit.__version__
+        assert row["provides"], f"plugin {row['plugin']} provides nothing"
+    assert listing["failed"] == [], listing["failed"]
+
+
+def test_config_check_reports_bad_config_without_traceback(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[pipeline]\nround = 3\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "unknown key [pipeline] 'round'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "facefit", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "facefit" in out.stdout
