@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     # module under facefit.cli : attribute holding the click command or group
     "plugins": "plugins",
     "config": "config",
+    "models": "models",
 }
 
 
