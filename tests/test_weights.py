@@ -209,3 +209,19 @@ def test_real_install_of_the_pinned_files(tmp_path, monkeypatch):
     assert [r.action for r in results] == ["installed", "installed"]
     for name in names:
         assert sha256_of(tmp_path / "models" / MODELS[name].filename) == MODELS[name].sha256
+
+
+def test_weights_table_of_a_pipeline_config(home, tmp_path):
+    from facefit.config import load_config
+    from facefit.errors import ConfigError
+
+    config_file = tmp_path / "conf" / "pipeline.toml"
+    config_file.parent.mkdir()
+    config_file.write_text('[weights]\nsface = "models/s.onnx"\nyunet = "/abs/y.onnx"\n')
+    config = load_config(config_file)
+    assert config.weights["sface"] == str(tmp_path / "conf" / "models" / "s.onnx")
+    _write(tmp_path / "conf" / "models" / "s.onnx")
+    assert resolve("sface", config=config) == tmp_path / "conf" / "models" / "s.onnx"
+    config_file.write_text('[weights]\nsfase = "x.onnx"\n')
+    with pytest.raises(ConfigError, match=r"pipeline\.toml: unknown model \[weights\] 'sfase'"):
+        load_config(config_file)

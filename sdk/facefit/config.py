@@ -15,6 +15,9 @@ a default, so an empty file is a valid config::
     [conditioners.text]
     plugin = "text"
 
+    [weights]              # model files by name (facefit.weights.MODELS); relative
+    sface = "models/sface.onnx"   # paths are taken from the config file's folder
+
 Errors name the file and the offending key. :func:`validate` additionally checks
 plugin names and options against a :class:`~facefit.registry.Registry`.
 """
@@ -100,11 +103,14 @@ class PipelineConfig:
         default_factory=lambda: dict(DEFAULT_CONDITIONERS)
     )
     source: str = "<defaults>"
+    weights: Mapping[str, str] = field(default_factory=dict)
+    """``[weights]``: model name → file, consulted by :func:`facefit.weights.resolve`."""
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **self.components})
         )
+        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         object.__setattr__(
             self, "conditioners", MappingProxyType({**DEFAULT_CONDITIONERS, **self.conditioners})
         )
@@ -157,13 +163,35 @@ def _parse_component(table: Any, key: str, where: str) -> ComponentSpec:
     return ComponentSpec(plugin, options)
 
 
+def _parse_weights(table: Any, where: str) -> dict[str, str]:
+    from facefit.weights import MODELS
+
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where}: [weights] must be a table of model name = "path"')
+    weights = {}
+    base = Path(where).parent if where and not where.startswith("<") else None
+    for name, value in table.items():
+        if name not in MODELS:
+            raise ConfigError(
+                f"{where}: unknown model [weights] {name!r}; known: {', '.join(MODELS)}"
+            )
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: [weights] {name} must be a file path, got {value!r}")
+        path = Path(value).expanduser()
+        weights[name] = str(base / path if base is not None and not path.is_absolute() else path)
+    return weights
+
+
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> PipelineConfig:
     """Build a :class:`PipelineConfig` from a parsed TOML document."""
     settings = Settings()
     components: dict[str, ComponentSpec] = {}
     conditioners: dict[str, ComponentSpec] = {}
+    weights: dict[str, str] = {}
     for key, value in data.items():
-        if key == "pipeline":
+        if key == "weights":
+            weights = _parse_weights(value, source)
+        elif key == "pipeline":
             settings = _parse_settings(value, source)
         elif key == "conditioners":
             if not isinstance(value, dict):
@@ -178,9 +206,9 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> PipelineC
         elif key in DEFAULT_COMPONENTS:
             components[key] = _parse_component(value, key, source)
         else:
-            known = ["pipeline", "conditioners", *DEFAULT_COMPONENTS]
+            known = ["pipeline", "conditioners", "weights", *DEFAULT_COMPONENTS]
             raise ConfigError(f"{source}: unknown table [{key}]; known: {', '.join(known)}")
-    return PipelineConfig(settings, components, conditioners, source)
+    return PipelineConfig(settings, components, conditioners, source, weights)
 
 
 def load_config(path: str | Path) -> PipelineConfig:

@@ -43,6 +43,7 @@ from facefit.errors import InputError
 from facefit.images import DEFAULT_MAX_PIXELS, load_image
 
 if TYPE_CHECKING:
+    from facefit.config import PipelineConfig
     from facefit.interfaces import Detection, FaceDetector, FaceEncoder
     from facefit.registry import Registry
 
@@ -253,6 +254,34 @@ class FaceEmbedder:
         return cls(
             registry.create("face_detector", detector, **(detector_options or {})),
             registry.create("face_encoder", encoder, **(encoder_options or {})),
+            **options,
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: PipelineConfig, registry: Registry | None = None, **options: Any
+    ) -> FaceEmbedder:
+        """Build from a pipeline config's ``[face_detector]``/``[face_encoder]`` tables.
+
+        A plugin whose name is a key of ``[weights]`` gets that file as its
+        ``weights`` option unless its table sets one.
+        """
+
+        def plugin_options(kind: str) -> tuple[str, dict[str, Any]]:
+            spec = config.components[kind]
+            values = dict(spec.options)
+            if "weights" not in values and spec.plugin in config.weights:
+                values["weights"] = config.weights[spec.plugin]
+            return spec.plugin, values
+
+        detector, detector_options = plugin_options("face_detector")
+        encoder, encoder_options = plugin_options("face_encoder")
+        return cls.from_registry(
+            registry,
+            detector=detector,
+            encoder=encoder,
+            detector_options=detector_options,
+            encoder_options=encoder_options,
             **options,
         )
 

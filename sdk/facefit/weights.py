@@ -6,7 +6,7 @@ and is looked up, first match wins, in:
 1. an explicit path — the ``path`` argument, which is how a plugin option such as
    ``[face_encoder] weights = "/models/sface.onnx"`` arrives;
 2. the ``config`` mapping ``{model name: path}`` — the ``[weights]`` table of a
-   pipeline config;
+   pipeline config (a :class:`~facefit.config.PipelineConfig` may be passed as is);
 3. the environment variable ``FACEFIT_<NAME>_PATH`` (``FACEFIT_SFACE_PATH``,
    ``FACEFIT_DLIB_RESNET_PATH``…);
 4. the model cache, ``$FACEFIT_HOME/models`` (default ``~/.cache/facefit/models``),
@@ -155,8 +155,9 @@ def find(
     spec = model_file(name)
     if path is not None and str(path) != "":
         return Path(path).expanduser(), "explicit"
-    if config and config.get(name):
-        return Path(config[name]).expanduser(), "config"
+    table = getattr(config, "weights", config)  # a PipelineConfig or a plain mapping
+    if table and table.get(name):
+        return Path(table[name]).expanduser(), "config"
     env = os.environ.get(spec.env_var)
     if env:
         return Path(env).expanduser(), f"env {spec.env_var}"
