@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "plugins": "plugins",
     "config": "config",
     "models": "models",
+    "eval": "eval_command",
 }
 
 

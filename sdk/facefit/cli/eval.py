@@ -1,0 +1,191 @@
+"""``facefit eval``: identification benchmarks, modes side by side, one report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from facefit.errors import InputError
+
+SPLITS = ("dev",)
+ENV_DATA = "FACEFIT_SHARED_DATA"
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores}-core CPU ({platform.machine()}, {platform.system()})"
+
+
+def _command(params: dict) -> str:
+    if Path(sys.argv[0]).name in ("facefit", "__main__.py") and "eval" in sys.argv[1:]:
+        return shlex.join(["facefit", *sys.argv[1:]])
+    parts = ["facefit", "eval", *[str(b) for b in params["benchmarks"]]]
+    for key in ("split", "modes", "probe_sets", "limit", "matcher", "out"):
+        if params.get(key) not in (None, ""):
+            parts += [f"--{key.replace('_', '-')}", str(params[key])]
+    return shlex.join(parts)
+
+
+def _load_benchmarks(benchmarks, split, probe_sets, limit):
+    from facefit.evaluation import readers
+
+    sets = _names(probe_sets) if probe_sets else None
+    if split:
+        if len(benchmarks) > 1:
+            raise InputError("--split takes one data folder (with fs2k-train/ and celeba-subset/)")
+        data = benchmarks[0] if benchmarks else os.environ.get(ENV_DATA)
+        if not data:
+            raise InputError(f"--split {split}: give the data folder, or set {ENV_DATA}")
+        kwargs = {}
+        if sets is not None:
+            fs2k = [s for s in sets if not readers.parse_probe_set(s)["photo"]]
+            celeba = [s for s in sets if not readers.parse_probe_set(s)["sketch"]]
+            kwargs = {"fs2k_probe_sets": fs2k, "celeba_probe_sets": celeba}
+        manifests = readers.dev_benchmarks(data, **kwargs)
+    else:
+        if not benchmarks:
+            raise InputError(
+                "give a benchmark (manifest JSON, FS2K or CelebA folder) or --split dev"
+            )
+        manifests = [readers.read_benchmark(b, sets) for b in benchmarks]
+    return [m.select(limit=limit) if limit else m for m in manifests]
+
+
+@click.command("eval")
+@click.argument("benchmarks", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--split", type=click.Choice(SPLITS), help="Evaluate this split of a data folder.")
+@click.option(
+    "--modes",
+    default="direct",
+    show_default=True,
+    help="Comma-separated: direct, one-shot, iterative, matcher.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for results.json, results.md, cmc.png, contact sheets.",
+)
+@click.option(
+    "--probe-sets",
+    default=None,
+    help="Comma-separated probe sets, e.g. sketch,lq16,lq8,text,sketch+text+lq8.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many probes per probe set (a quick look).",
+)
+@click.option("--detector", default="yunet", show_default=True)
+@click.option(
+    "--encoder", default="sface", show_default=True, help="Identity encoder of direct mode."
+)
+@click.option("--matcher", default=None, help="Face-encoder name of the trained sketch matcher.")
+@click.option(
+    "--graders",
+    default="dlib,sface",
+    show_default=True,
+    help="Encoders grading generated faces against the true photo.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Rounds of the iterative mode.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Pipeline config (TOML) for the generating modes.",
+)
+@click.option(
+    "--contact-sheet",
+    "contact_rows",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Probes per probe set on the contact sheets (0: none).",
+)
+@click.option("--machine", default=None, help="Machine description recorded in the report.")
+@click.option("--date", default=None, help="Date recorded in the report (default: today).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def eval_command(
+    benchmarks,
+    split,
+    modes,
+    out,
+    probe_sets,
+    limit,
+    detector,
+    encoder,
+    matcher,
+    graders,
+    rounds,
+    config_path,
+    contact_rows,
+    machine,
+    date,
+    progress,
+) -> None:
+    """Evaluate identification on BENCHMARKS (manifest JSON, FS2K or CelebA folders).
+
+    With --split dev, BENCHMARKS is the data folder (default $FACEFIT_SHARED_DATA) and
+    its development split (facefit.splits) is evaluated: FS2K sketch/low-quality/text
+    probes against its photos, CelebA photos against each identity's first photo.
+    """
+    from facefit.evaluation import create_modes, evaluate, write_report
+
+    params = dict(
+        benchmarks=benchmarks,
+        split=split,
+        modes=modes,
+        probe_sets=probe_sets,
+        limit=limit,
+        matcher=matcher,
+        out=out,
+    )
+    mode_names = _names(modes)
+    create_modes(mode_names)  # an unknown mode fails before anything is read
+    manifests = _load_benchmarks(benchmarks, split, probe_sets, limit)
+    config = None
+    if config_path is not None:
+        from facefit.config import load_config
+
+        config = load_config(config_path)
+    run = evaluate(
+        manifests,
+        mode_names,
+        detector=detector,
+        encoder=encoder,
+        matcher=matcher,
+        graders=_names(graders),
+        rounds=rounds,
+        config=config,
+        progress=progress,
+    )
+    written = write_report(
+        run,
+        out,
+        command=_command(params),
+        date=date or _dt.date.today().isoformat(),
+        machine=machine or _machine(),
+        contact_rows=contact_rows,
+    )
+    click.echo(written["markdown"].read_text(encoding="utf-8"))
+    for kind, path in written.items():
+        click.echo(f"{kind}: {path}")

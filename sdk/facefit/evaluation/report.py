@@ -1,0 +1,443 @@
+"""Write an evaluation run: JSON, a markdown table, a CMC plot and contact sheets.
+
+Files written by :func:`write_report` into the output folder:
+
+- ``results.json`` — settings, environment, benchmarks, every mode × probe set with
+  its metrics (rank-1/5/10, CMC, TAR at FAR, group breakdown, seconds per probe);
+- ``probes.jsonl`` — one line per probe and mode: rank, top identities, error;
+- ``results.md`` — the same as tables a person reads;
+- ``cmc.png`` — CMC curves, one panel per benchmark;
+- ``contact-<benchmark>-<mode>.png`` — the first probes of each set: evidence,
+  candidates (generating modes), the true identity's photo, the top-3 hits.
+
+Contact sheets show real faces: keep them out of version control.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facefit.evaluation.runner import EvalRun, ModeResult
+
+__all__ = ["contact_sheet", "plot_cmc", "to_json", "to_markdown", "write_report"]
+
+FORMAT = "facefit-eval"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _evidence(result: ModeResult) -> str:
+    words = []
+    for modality in result.modalities:
+        if modality == "lq" and result.lq_made_at:
+            words.append(f"lq made from the true photo at {result.lq_made_at}×{result.lq_made_at}")
+        else:
+            words.append({"reference": "photo"}.get(modality, modality))
+    text = " + ".join(words)
+    if result.ignored:
+        text += f" ({', '.join(result.ignored)} not used)"
+    return text
+
+
+def _result_json(result: ModeResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "benchmark": result.benchmark,
+        "mode": result.mode,
+        "probe_set": result.probe_set,
+        "status": result.status,
+        "evidence": list(result.modalities),
+        "lq_made_at": result.lq_made_at,
+        "probes": result.probes,
+    }
+    if result.status != "ok":
+        data["reason"] = result.reason
+        return data
+    data.update(
+        {
+            "encoder": result.encoder,
+            "ignored": list(result.ignored),
+            "seconds_per_probe": _round(result.seconds_per_probe),
+            **result.metrics.to_json(),
+            "notes": result.notes,
+            "errors": result.errors,
+        }
+    )
+    if result.grades:
+        data["identity_cosine"] = {
+            k: None if v is None else round(v, 4) for k, v in result.grades.items()
+        }
+    return data
+
+
+def to_json(
+    run: EvalRun, *, command: str | None = None, date: str | None = None, machine: str | None = None
+) -> dict[str, Any]:
+    """The run as JSON data (no per-probe rows: see :func:`probe_rows`)."""
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "date": date,
+        "machine": machine,
+        "command": command,
+        "settings": run.settings,
+        "environment": run.environment,
+        "modes": run.modes,
+        "benchmarks": [vars(b) for b in run.benchmarks],
+        "results": [_result_json(r) for r in run.results],
+    }
+
+
+def probe_rows(run: EvalRun):
+    """One JSON-able dict per probe and mode that ran."""
+    for result in run.results:
+        if result.status != "ok":
+            continue
+        identities = run.galleries[result.benchmark][result.encoder]["identities"]
+        for outcome, rank in zip(result.outcomes, result.metrics.ranks):
+            yield {
+                "benchmark": result.benchmark,
+                "mode": result.mode,
+                "probe_set": result.probe_set,
+                "probe": outcome.probe.id,
+                "identity": outcome.probe.identity,
+                "rank": int(rank),
+                "top": [
+                    {"identity": identities[j], "score": round(s, 4)} for j, s, _ in outcome.top[:5]
+                ],
+                "seconds": round(outcome.seconds, 4),
+                "error": outcome.error,
+                "notes": list(outcome.notes),
+                **({"identity_cosine": outcome.grades} if outcome.grades else {}),
+            }
+
+
+def to_markdown(
+    run: EvalRun, *, command: str | None = None, date: str | None = None, machine: str | None = None
+) -> str:
+    """Tables: one per benchmark, then rank-1 by attribute group."""
+    lines = ["# facefit eval", ""]
+    facts = []
+    if date:
+        facts.append(f"Date: {date}")
+    if machine:
+        facts.append(f"Machine: {machine}")
+    s = run.settings
+    facts.append(f"Detector `{s['detector']}`, identity encoder `{s['encoder']}`")
+    if any(r.grades for r in run.results):
+        facts.append(f"graders {', '.join(f'`{g}`' for g in s['graders'])}")
+    lines.append(" · ".join(facts) + ".")
+    if command:
+        lines += ["", f"Command: `{command}`"]
+    unavailable = {k: v for k, v in run.modes.items() if not v["available"]}
+    if unavailable:
+        lines += ["", "Modes not available here (reported, never approximated):", ""]
+        lines += [f"- `{name}`: {info['reason']}" for name, info in unavailable.items()]
+    generating = any(r.grades for r in run.results)
+    for bench in run.benchmarks:
+        lines += ["", f"## {bench.name}", ""]
+        gallery = f"{bench.gallery_images} gallery photos of {bench.identities} identities"
+        if bench.distractor_images:
+            gallery += f" + {bench.distractor_images} distractors"
+        lines.append(f"{bench.description}. {gallery}.")
+        for encoder, info in bench.enrolment.items():
+            if info["failures"]:
+                lines.append(
+                    f"Enrolment with `{encoder}`: {len(info['failures'])} photo(s) without a usable "
+                    f"face left out; {info['identities_without_image']} identities have no photo."
+                )
+        head = [
+            "mode",
+            "probe set",
+            "evidence",
+            "probes",
+            "failed",
+            "rank-1",
+            "rank-5",
+            "rank-10",
+            "TAR@FAR=1e-2",
+            "TAR@FAR=1e-3",
+            "s/probe",
+        ]
+        if generating:
+            head += [f"cos {g}" for g in s["graders"]]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        notes = []
+        for r in run.results:
+            if r.benchmark != bench.name or r.status == "unavailable":
+                continue
+            if r.status == "unsupported":
+                notes.append(f"`{r.mode}` on `{r.probe_set}`: not run — {r.reason}.")
+                continue
+            m = r.metrics
+            row = [
+                r.mode,
+                r.probe_set,
+                _evidence(r),
+                str(m.probes),
+                str(m.failed),
+                _pct(m.rank_rates[1]),
+                _pct(m.rank_rates[5]),
+                _pct(m.rank_rates[10]),
+                _pct(m.tar[1e-2]),
+                _pct(m.tar[1e-3]),
+                "—" if r.seconds_per_probe is None else f"{r.seconds_per_probe:.3f}",
+            ]
+            if generating:
+                row += [
+                    "—" if r.grades.get(g) is None else f"{r.grades[g]:.3f}" for g in s["graders"]
+                ]
+            lines.append("| " + " | ".join(row) + " |")
+            for note, count in r.notes.items():
+                notes.append(f"`{r.mode}` on `{r.probe_set}`: {note} ({count}/{m.probes} probes).")
+            for kind, count in r.errors.items():
+                notes.append(
+                    f"`{r.mode}` on `{r.probe_set}`: {count} probe(s) failed ({kind}), counted as misses."
+                )
+        if notes:
+            lines += [""] + [f"- {n}" for n in notes]
+        lines += _group_table(run, bench.name)
+    return "\n".join(lines) + "\n"
+
+
+def _group_table(run: EvalRun, benchmark: str) -> list[str]:
+    results = [
+        r for r in run.results if r.benchmark == benchmark and r.status == "ok" and r.metrics.groups
+    ]
+    if not results:
+        return []
+    columns = sorted({(g, v) for r in results for g, vs in r.metrics.groups.items() for v in vs})
+    lines = ["", "Rank-1 by group (95% Wilson interval, probes):", ""]
+    lines.append("| mode · probe set | " + " | ".join(f"{g}: {v}" for g, v in columns) + " |")
+    lines.append("|" + "---|" * (len(columns) + 1))
+    for r in results:
+        cells = []
+        for g, v in columns:
+            cell = r.metrics.groups.get(g, {}).get(v)
+            if cell is None:
+                cells.append("—")
+            else:
+                lo, hi = cell["rank1_ci95"]
+                cells.append(
+                    f"{_pct(cell['rank1'])} [{100 * lo:.0f}–{100 * hi:.0f}] n={cell['probes']}"
+                )
+        lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_cmc(run: EvalRun, path: str | Path) -> Path | None:
+    """CMC curves, one panel per benchmark; None when nothing ran."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    benches = [
+        b.name
+        for b in run.benchmarks
+        if any(r.benchmark == b.name and r.status == "ok" for r in run.results)
+    ]
+    if not benches:
+        return None
+    fig, axes = plt.subplots(1, len(benches), figsize=(5.2 * len(benches), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], benches):
+        for r in run.results:
+            if r.benchmark != name or r.status != "ok":
+                continue
+            curve = r.metrics.cmc
+            ranks = np.arange(1, len(curve) + 1)
+            ax.plot(
+                ranks,
+                100 * curve,
+                marker="o" if len(curve) <= 12 else None,
+                markersize=3,
+                label=f"{r.label} (r1 {_pct(r.metrics.rank1)})",
+            )
+        identities = next(b.identities for b in run.benchmarks if b.name == name)
+        ax.set_title(f"{name} ({identities} identities)")
+        ax.set_xlabel("rank")
+        ax.set_ylabel("identification rate (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- contact sheet -------------------------------------------------------------------------
+
+CELL = 96
+LABEL = 26
+
+
+def _tile(image: np.ndarray | None, caption: str, colour: tuple[int, int, int] | None = None):
+    from PIL import Image, ImageDraw
+
+    tile = Image.new("RGB", (CELL, CELL + LABEL), "white")
+    if image is not None:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        picture = Image.fromarray(array)
+        picture.thumbnail((CELL - 6, CELL - 6), Image.Resampling.LANCZOS)
+        if min(array.shape[:2]) < 24:  # a tiny low-quality input: show its pixels
+            picture = Image.fromarray(array).resize((CELL - 6, CELL - 6), Image.Resampling.NEAREST)
+        tile.paste(
+            picture, (3 + (CELL - 6 - picture.width) // 2, 3 + (CELL - 6 - picture.height) // 2)
+        )
+    draw = ImageDraw.Draw(tile)
+    if colour is not None:
+        draw.rectangle([0, 0, CELL - 1, CELL - 1], outline=colour, width=3)
+    if image is None:  # a text cell: the caption fills the tile
+        for i, line in enumerate(_wrap(caption, 16)[:9]):
+            draw.text((3, 3 + 12 * i), line, fill=(0, 0, 0))
+        return tile
+    for i, line in enumerate(_wrap(caption, 16)[:2]):
+        draw.text((3, CELL + 1 + 12 * i), line, fill=(0, 0, 0))
+    return tile
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        lines.append(line)
+    return [ln[:width] for ln in lines]
+
+
+def contact_sheet(
+    run: EvalRun,
+    benchmark: str,
+    mode: str,
+    path: str | Path,
+    rows_per_set: int = 4,
+    candidates: int = 4,
+) -> Path | None:
+    """The first probes of each probe set for one mode; None when nothing to show."""
+    from PIL import Image
+
+    from facefit.images import load_image
+
+    results = [
+        r for r in run.results if r.benchmark == benchmark and r.mode == mode and r.status == "ok"
+    ]
+    manifest = run.manifests[benchmark]
+    rows = []
+    for r in results:
+        gallery = run.galleries[benchmark][r.encoder]
+        for outcome in [o for o in r.outcomes if o.evidence is not None][:rows_per_set]:
+            rows.append(_row(r, outcome, manifest, gallery, candidates, load_image))
+    if not rows:
+        return None
+    width = max(sum(t.width for t in row) for row in rows)
+    sheet = Image.new("RGB", (width, sum(row[0].height for row in rows)), "white")
+    y = 0
+    for row in rows:
+        x = 0
+        for tile in row:
+            sheet.paste(tile, (x, y))
+            x += tile.width
+        y += row[0].height
+    path = Path(path)
+    sheet.save(path)
+    return path
+
+
+def _row(result: ModeResult, outcome, manifest, gallery, n_candidates: int, load_image) -> list:
+    evidence = outcome.evidence
+    tiles = [_tile(None, f"{result.mode} · {result.probe_set} · probe {outcome.probe.id}")]
+    if evidence.sketch is not None:
+        tiles.append(_tile(evidence.sketch, "sketch"))
+    if evidence.lq is not None:
+        size = result.lq_made_at
+        tiles.append(_tile(evidence.lq, f"lq {size}x{size} (made)" if size else "lq"))
+    if evidence.reference is not None:
+        tiles.append(_tile(evidence.reference, "photo"))
+    if evidence.text is not None:
+        tiles.append(_tile(None, evidence.text))
+    for i, image in enumerate(outcome.candidates[:n_candidates]):
+        tiles.append(_tile(image, f"candidate {i}"))
+    identities = gallery["identities"]
+    true_paths = [g.path for g in manifest.gallery if g.identity == outcome.probe.identity]
+    true_image = load_image(manifest.path(true_paths[0])) if true_paths else None
+    tiles.append(_tile(true_image, f"true: {outcome.probe.identity}", (40, 40, 200)))
+    if outcome.failed:
+        tiles.append(_tile(None, f"failed: {outcome.error or ''}"))
+    for rank, (column, score, image_index) in enumerate(outcome.top[:3], start=1):
+        identity = identities[column]
+        if image_index >= 0:
+            hit_path = gallery["image_paths"][image_index]
+        else:
+            hit_path = next(
+                (g.path for g in manifest.full_gallery() if g.identity == identity), None
+            )
+        image = load_image(manifest.path(hit_path)) if hit_path else None
+        correct = identity == outcome.probe.identity
+        tiles.append(
+            _tile(image, f"#{rank} {score:.2f} {identity}", (0, 160, 0) if correct else (200, 0, 0))
+        )
+    return tiles
+
+
+def write_report(
+    run: EvalRun,
+    out: str | Path,
+    *,
+    command: str | None = None,
+    date: str | None = None,
+    machine: str | None = None,
+    contact_rows: int = 4,
+) -> dict[str, Path]:
+    """Write every output file into ``out``; returns them by kind."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    meta = {"command": command, "date": date, "machine": machine}
+    written["json"] = _atomic_text(
+        out / "results.json", json.dumps(to_json(run, **meta), indent=1) + "\n"
+    )
+    rows = "".join(json.dumps(row) + "\n" for row in probe_rows(run))
+    written["probes"] = _atomic_text(out / "probes.jsonl", rows)
+    written["markdown"] = _atomic_text(out / "results.md", to_markdown(run, **meta))
+    cmc = plot_cmc(run, out / "cmc.png")
+    if cmc:
+        written["cmc"] = cmc
+    if contact_rows > 0:
+        for bench in run.benchmarks:
+            for mode in dict.fromkeys(r.mode for r in run.results if r.status == "ok"):
+                sheet = contact_sheet(
+                    run,
+                    bench.name,
+                    mode,
+                    out / f"contact-{bench.name}-{mode}.png",
+                    rows_per_set=contact_rows,
+                )
+                if sheet:
+                    written[f"contact {bench.name} {mode}"] = sheet
+    return written
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
