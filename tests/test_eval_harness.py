@@ -267,3 +267,18 @@ def test_in_memory_manifest_with_a_real_lq_frame(tmp_path, registry):
                    progress=False)  # fmt: skip
     result = _result(run, "direct", "cctv")
     assert result.lq_made_at is None and result.metrics.rank1 == 1.0
+
+
+@pytest.mark.shared_data
+def test_direct_on_real_dev_pairs(shared_data):
+    """SFace on 20 real FS2K development pairs: runs end to end, ranks are sane."""
+    from facefit.splits import FS2K_DIR, fs2k_split
+
+    ids = fs2k_split(shared_data).dev[:20]
+    bench = read_fs2k(shared_data / FS2K_DIR, probe_sets=["sketch", "lq16"], ids=ids)
+    run = evaluate([bench], ["direct"], progress=False)
+    sketch, lq = (_result(run, "direct", s) for s in ("sketch", "lq16"))
+    assert sketch.metrics.identities == 20 and sketch.metrics.failed == 0
+    assert run.benchmarks[0].enrolment["sface"]["images"] == 20
+    assert sketch.metrics.rank_rates[5] >= 0.5  # 28.8% rank-1 among 1,046 held-out photos
+    assert lq.metrics.rank1 >= 0.5  # a 16×16 copy of the gallery photo itself
