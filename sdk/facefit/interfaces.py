@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from facefit.errors import InputError
+from facefit.errors import InputError, PluginError
 from facefit.types import Condition, Evidence
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
 __all__ = [
@@ -255,6 +257,44 @@ class Retriever(ABC):
                 f"{what}: expected shape (n, {self.dim}) to match the index, got {np.shape(vectors)}"
             )
         return np.ascontiguousarray(array)
+
+    # Optional abilities. A retriever that lacks one says so when it is used; a
+    # persistent gallery (facefit.gallery) needs all of them.
+
+    def __len__(self) -> int:
+        """How many items the index holds (removed items excluded)."""
+        raise PluginError(f"retriever {self.name!r} does not report its size")
+
+    def __bool__(self) -> bool:  # an empty index is still an index: len() must not decide
+        return True
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Remove the items with these labels; an unknown label is an :class:`InputError`."""
+        raise PluginError(f"retriever {self.name!r} cannot remove items")
+
+    def get_vectors(self, labels: np.ndarray) -> np.ndarray:
+        """The stored ``(n, dim)`` vectors of these labels (to rebuild with another retriever)."""
+        raise PluginError(f"retriever {self.name!r} cannot return its stored vectors")
+
+    def params(self) -> dict[str, Any]:
+        """Keyword options that recreate this retriever together with ``dim``.
+
+        Galleries store them in their manifest, so a loaded index searches as it did
+        when saved (e.g. hnswlib's ``ef``, which its own file does not keep).
+        """
+        return {}
+
+    def save(self, directory: Path, stem: str) -> list[str]:
+        """Write the index as files named ``stem.*`` in ``directory``; return their names.
+
+        The caller makes the save durable and atomic (fsync, checksums, a manifest
+        written last), so an implementation only writes its files.
+        """
+        raise PluginError(f"retriever {self.name!r} cannot be saved")
+
+    def load(self, directory: Path, stem: str) -> None:
+        """Fill this new, empty retriever from the files :meth:`save` wrote."""
+        raise PluginError(f"retriever {self.name!r} cannot be loaded from files")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""A process killed while saving never costs the gallery that was there before."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from facefit import Registry
+from facefit.gallery import GalleryIndex, persist
+from facefit.gallery import atomic as atomic_module
+from facefit.gallery.manifest import EncoderInfo
+from facefit.gallery.store import MetadataStore
+from facefit.gallery.synthetic import clustered_faces
+
+ENCODER = EncoderInfo("toy", "1", 16)
+DATA = clustered_faces(400, 16, n_probes=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry.load(allow=["retrievers"])
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _half_then_die(path) -> None:
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+    _die()
+
+
+def _crash_during_index_write(monkeypatch, gallery):
+    original = gallery.retriever.save
+
+    def save(directory, stem):
+        names = original(directory, stem)
+        _half_then_die(directory / names[0])
+
+    monkeypatch.setattr(gallery.retriever, "save", save)
+
+
+def _crash_during_metadata_write(monkeypatch, gallery):
+    original = MetadataStore.save
+
+    def save(self, path):
+        original(self, path)
+        _half_then_die(path)
+
+    monkeypatch.setattr(MetadataStore, "save", save)
+
+
+def _crash_before_the_manifest(monkeypatch, gallery):
+    monkeypatch.setattr(persist, "atomic_write_bytes", lambda *a: _die())
+
+
+def _crash_before_the_manifest_rename(monkeypatch, gallery):
+    monkeypatch.setattr(atomic_module.os, "replace", lambda *a: _die())
+
+
+def _crash_after_the_manifest(monkeypatch, gallery):
+    calls = []
+    original = persist.sweep
+
+    def sweep(directory, keep):
+        calls.append(1)
+        if len(calls) == 2:  # the sweep after the new manifest is in place
+            _die()
+        original(directory, keep)
+
+    monkeypatch.setattr(persist, "sweep", sweep)
+
+
+CRASHES = {
+    "during the index write": (_crash_during_index_write, False),
+    "during the metadata write": (_crash_during_metadata_write, False),
+    "before the manifest": (_crash_before_the_manifest, False),
+    "before the manifest rename": (_crash_before_the_manifest_rename, False),
+    "after the manifest rename": (_crash_after_the_manifest, True),
+}
+
+
+def _child(path, retriever, crash) -> None:
+    registry = Registry.load(allow=["retrievers"])
+    gallery = GalleryIndex.load(path, registry=registry)
+    gallery.add(DATA.vectors[200:], [str(i) for i in DATA.identities[200:]])
+    mp = pytest.MonkeyPatch()
+    CRASHES[crash][0](mp, gallery)
+    gallery.save()
+    os._exit(0)  # not reached: the crash kills the process
+
+
+@pytest.mark.parametrize("retriever", ["exact", "hnswlib"])
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_killed_mid_save_leaves_a_loadable_gallery(registry, tmp_path, retriever, crash):
+    path = tmp_path / "g"
+    g = GalleryIndex.create(ENCODER, retriever=retriever, registry=registry)
+    g.add(DATA.vectors[:200], [str(i) for i in DATA.identities[:200]])
+    g.save(path)
+    process = multiprocessing.get_context("fork").Process(
+        target=_child, args=(path, retriever, crash)
+    )
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL, "the child should have been killed mid-save"
+
+    loaded = GalleryIndex.load(path, registry=registry)
+    new_saved = CRASHES[crash][1]
+    assert len(loaded) == (400 if new_saved else 200)
+    assert loaded.search_faces(DATA.vectors[7], 1)[0].label == 7
+    # the next save sweeps what the dead one left behind
+    loaded.add(DATA.vectors[:1], "late")
+    loaded.save()
+    manifest = persist.read_manifest(path)
+    expected = {f.name for f in manifest.all_files()} | {"manifest.json", ".lock"}
+    assert {p.name for p in path.iterdir()} == expected
+
+
+SAVE_LOOP = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from facefit import Registry
+    from facefit.gallery import GalleryIndex
+    registry = Registry.load(allow=["retrievers"])
+    rng = np.random.default_rng(int(sys.argv[2]))
+    print("ready", flush=True)
+    while True:
+        g = GalleryIndex.load(sys.argv[1], registry=registry)
+        g.add(rng.normal(size=(500, 16)).astype(np.float32), "x")
+        g.save()
+    """
+)
+
+
+def test_sigkill_at_random_moments_while_saving(registry, tmp_path):
+    path = tmp_path / "g"
+    g = GalleryIndex.create(ENCODER, retriever="hnswlib", registry=registry)
+    g.add(np.random.default_rng(0).normal(size=(5000, 16)).astype(np.float32), "x")
+    g.save(path)
+    rng = random.Random(0)
+    env = {**os.environ, "FACEFIT_LOAD_PLUGINS": "retrievers"}
+    saves_seen = set()
+    for attempt in range(2):
+        child = subprocess.Popen(
+            [sys.executable, "-c", SAVE_LOOP, str(path), str(attempt)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert child.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.2, 0.8))
+        child.kill()
+        child.wait()
+        loaded = GalleryIndex.load(path, registry=registry)
+        assert (len(loaded) - 5000) % 500 == 0
+        saves_seen.add(len(loaded))
+    assert max(saves_seen) > 5000, "no save completed: the test did not exercise saving"
