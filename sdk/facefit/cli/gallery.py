@@ -1,0 +1,351 @@
+"""``facefit gallery``: build, change, search and describe a face gallery directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facefit.errors import InputError
+
+GALLERY_OPTION = click.option(
+    "-g",
+    "--gallery",
+    "gallery_path",
+    required=True,
+    envvar="FACEFIT_GALLERY",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The gallery directory (or set FACEFIT_GALLERY).",
+)
+DETECTOR_OPTION = click.option(
+    "--detector", default="yunet", show_default=True, help="Face detector plugin."
+)
+FALLBACK_OPTION = click.option(
+    "--sketch-fallback",
+    is_flag=True,
+    help="Align framed drawings without a detected face at the usual portrait position.",
+)
+
+
+def _registry(ctx: click.Context) -> Any:
+    """The registry passed in ``ctx.obj["registry"]`` (tests, embedding apps), else the installed one."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, dict) and obj.get("registry") is not None:
+        return obj["registry"]
+    from facefit.registry import Registry
+
+    return Registry.load()
+
+
+def _embedder(registry: Any, detector: str, encoder: str, sketch_fallback: bool) -> Any:
+    from facefit.faces import FaceEmbedder
+
+    return FaceEmbedder.from_registry(
+        registry, detector=detector, encoder=encoder, sketch_fallback=sketch_fallback
+    )
+
+
+def _items(
+    directory: Path, csv_path: Path | None, image_column: str | None, identity_column: str | None
+):
+    from facefit.gallery import build
+
+    if csv_path is not None:
+        return build.from_csv(
+            directory, csv_path, image_column=image_column, identity_column=identity_column
+        )
+    return build.from_folders(directory)
+
+
+def _report(report: Any, gallery: Any, path: Path) -> None:
+    for source, why in report.skipped:
+        click.echo(f"  skipped {source}: {why}", err=True)
+    no_face = len(report.no_face)
+    others = len(report.skipped) - no_face
+    click.echo(
+        f"{path}: added {report.added} faces of {len(report.identities)} identities; "
+        f"skipped {len(report.skipped)} images ({no_face} without a detectable face, {others} other); "
+        f"the gallery holds {len(gallery)} faces of {gallery.num_identities} identities"
+    )
+
+
+@click.group("gallery")
+def gallery() -> None:
+    """Face galleries: mugshots with identities, searched by face."""
+
+
+@gallery.command("build")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the gallery to.",
+)
+@click.option(
+    "--identities",
+    "csv_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CSV naming each image's identity (paths relative to DIRECTORY); "
+    "default: DIRECTORY/<identity>/<image>.",
+)
+@click.option("--image-column", help="CSV column of image paths (default: image, path, file…).")
+@click.option("--identity-column", help="CSV column of identities (default: identity, name…).")
+@click.option("--encoder", default="sface", show_default=True, help="Face encoder plugin.")
+@DETECTOR_OPTION
+@click.option(
+    "--retriever",
+    default="auto",
+    show_default=True,
+    help="Retriever plugin: exact, hnswlib, or auto (exact for small galleries).",
+)
+@click.option("--M", "m", type=int, help="hnswlib: links per node.")
+@click.option("--ef-construction", type=int, help="hnswlib: build-time search breadth.")
+@click.option(
+    "--ef", type=int, help="hnswlib: query-time search breadth (stored with the gallery)."
+)
+@FALLBACK_OPTION
+@click.option("--force", is_flag=True, help="Replace a gallery already at --out.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def build_command(
+    ctx,
+    directory,
+    out,
+    csv_path,
+    image_column,
+    identity_column,
+    encoder,
+    detector,
+    retriever,
+    m,
+    ef_construction,
+    ef,
+    sketch_fallback,
+    force,
+    no_progress,
+) -> None:
+    """Enrol the face images under DIRECTORY into a new gallery at --out.
+
+    Identities are the sub-folder names (DIRECTORY/<identity>/<image>) or come from
+    --identities CSV. Images without a detectable face are listed and skipped.
+    """
+    from facefit.gallery import GalleryError, GalleryIndex, build
+
+    if out.exists() and any(out.iterdir()) and not force:
+        raise GalleryError(f"{out}: already exists and is not empty; pass --force to replace it")
+    options = {
+        k: v
+        for k, v in (("M", m), ("ef_construction", ef_construction), ("ef", ef))
+        if v is not None
+    }
+    if options and retriever != "hnswlib":
+        raise GalleryError(
+            "--M, --ef-construction and --ef are hnswlib options: add --retriever hnswlib"
+        )
+    items = _items(directory, csv_path, image_column, identity_column)
+    registry = _registry(ctx)
+    embedder = _embedder(registry, detector, encoder, sketch_fallback)
+    index = GalleryIndex.create(
+        embedder.encoder,
+        retriever=retriever,
+        expected_faces=len(items),
+        registry=registry,
+        **options,
+    )
+    report = build.enrol(index, embedder, items, progress=not no_progress)
+    if not report.added:
+        _report(report, index, out)
+        raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
+    index.save(out, overwrite=force)
+    _report(report, index, out)
+
+
+@gallery.command("add")
+@GALLERY_OPTION
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--identity", help="Identity of every image in PATHS (files or folders).")
+@click.option(
+    "--identities",
+    "csv_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CSV naming each image's identity (paths relative to the one PATH).",
+)
+@click.option("--image-column")
+@click.option("--identity-column")
+@DETECTOR_OPTION
+@FALLBACK_OPTION
+@click.option("--no-progress", is_flag=True)
+@click.pass_context
+def add_command(
+    ctx,
+    gallery_path,
+    paths,
+    identity,
+    csv_path,
+    image_column,
+    identity_column,
+    detector,
+    sketch_fallback,
+    no_progress,
+) -> None:
+    """Add images to a gallery: PATHS laid out as DIR/<identity>/<image>, or --identity NAME."""
+    from facefit.gallery import GalleryError, GalleryIndex, build
+
+    if identity is not None:
+        items = build.of_one_identity(paths, identity)
+    elif csv_path is not None:
+        if len(paths) != 1 or not paths[0].is_dir():
+            raise GalleryError("with --identities CSV, give exactly one image directory")
+        items = _items(paths[0], csv_path, image_column, identity_column)
+    else:
+        if not all(p.is_dir() for p in paths):
+            raise GalleryError(
+                "image files need --identity NAME (folders are read as DIR/<identity>/)"
+            )
+        items = [item for p in paths for item in build.from_folders(p)]
+    if not items:
+        raise GalleryError("no image files found in " + ", ".join(map(str, paths)))
+    registry = _registry(ctx)
+    index = GalleryIndex.load(gallery_path, registry=registry)
+    embedder = _embedder(registry, detector, index.encoder.name, sketch_fallback)
+    report = build.enrol(index, embedder, items, progress=not no_progress)
+    if report.added:
+        index.save()
+    _report(report, index, gallery_path)
+
+
+@gallery.command("remove")
+@GALLERY_OPTION
+@click.option("--identity", "identities", multiple=True, help="Remove every face of this identity.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Remove the face enrolled from this image (matched by content, else by path).",
+)
+@click.option("--label", "labels", multiple=True, type=int, help="Remove the face with this label.")
+@click.pass_context
+def remove_command(ctx, gallery_path, identities, images, labels) -> None:
+    """Remove faces from a gallery by identity, image or label."""
+    from facefit.gallery import GalleryError, GalleryIndex, build
+
+    if not (identities or images or labels):
+        raise GalleryError("say what to remove: --identity NAME, --image PATH or --label N")
+    index = GalleryIndex.load(gallery_path, registry=_registry(ctx))
+    chosen: set[int] = set(labels)
+    for name in identities:
+        found = index.find(identity=name)
+        if not found:
+            raise GalleryError(f"identity {name!r} is not in the gallery {gallery_path}")
+        chosen.update(r.label for r in found)
+    for image in images:
+        found = index.find(sha256=build.sha256_of(image)) if image.is_file() else []
+        found = found or index.find(source=str(image.resolve()))
+        if not found:
+            raise GalleryError(f"{image}: no face from this image is in the gallery {gallery_path}")
+        chosen.update(r.label for r in found)
+    removed = index.remove(sorted(chosen))
+    index.save()
+    click.echo(
+        f"{gallery_path}: removed {removed} faces; "
+        f"{len(index)} faces of {index.num_identities} identities remain"
+    )
+
+
+@gallery.command("search")
+@GALLERY_OPTION
+@click.argument("image", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-k", "k", default=10, show_default=True, help="How many identities (or faces).")
+@click.option("--faces", "by_face", is_flag=True, help="Rank faces, not identities.")
+@click.option("--ef", type=int, help="hnswlib: search breadth for this search.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@DETECTOR_OPTION
+@FALLBACK_OPTION
+@click.pass_context
+def search_command(
+    ctx, gallery_path, image, k, by_face, ef, as_json, detector, sketch_fallback
+) -> None:
+    """Find the identities (or faces) in a gallery closest to the face in IMAGE."""
+    from facefit.gallery import GalleryIndex
+
+    registry = _registry(ctx)
+    index = GalleryIndex.load(gallery_path, registry=registry)
+    embedder = _embedder(registry, detector, index.encoder.name, sketch_fallback)
+    index.check_encoder(embedder.encoder)
+    (result,) = embedder.embed_files([image])
+    if not result.ok:
+        raise InputError(result.error)
+    if ef is not None:
+        if not hasattr(index.retriever, "ef"):
+            raise InputError(f"--ef applies to hnswlib; this gallery uses {index.retriever.name}")
+        index.retriever.ef = ef
+    if by_face:
+        hits = index.search_faces(result.vector, k)
+        rows = [
+            {
+                "rank": h.rank,
+                "identity": h.identity,
+                "score": round(h.score, 4),
+                "label": h.label,
+                "source": h.source,
+            }
+            for h in hits
+        ]
+    else:
+        hits = index.search(result.vector, k)
+        rows = [
+            {
+                "rank": h.rank,
+                "identity": h.identity,
+                "score": round(h.score, 4),
+                "faces": [
+                    {"label": f.label, "score": round(f.score, 4), "source": f.source}
+                    for f in h.faces
+                ],
+            }
+            for h in hits
+        ]
+    if as_json:
+        click.echo(json.dumps({"image": str(image), "results": rows}, indent=2))
+        return
+    for row in rows:
+        detail = (
+            row["source"]
+            if by_face
+            else f"{len(row['faces'])} face(s), best {row['faces'][0]['source']}"
+        )
+        click.echo(f"{row['rank']:>3}  {row['score']:.4f}  {row['identity']}  ({detail})")
+
+
+@gallery.command("info")
+@GALLERY_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def info_command(ctx, gallery_path, as_json) -> None:
+    """Describe a gallery: counts, encoder, retriever and files (checksums verified)."""
+    from facefit.gallery import GalleryIndex
+
+    info = GalleryIndex.load(gallery_path, registry=_registry(ctx)).info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    enc = info["encoder"]
+    params = ", ".join(f"{k}={v}" for k, v in info["retriever_params"].items())
+    click.echo(f"gallery     {info['path']}")
+    click.echo(f"faces       {info['faces']} of {info['identities']} identities")
+    click.echo(f"encoder     {enc['name']} (version {enc['version']}, {enc['dim']}-d)")
+    click.echo(
+        f"retriever   {info['retriever']}{' (auto)' if info['auto_retriever'] else ''}"
+        f"{f' ({params})' if params else ''}"
+    )
+    click.echo(
+        f"saved       {info['saved']} (generation {info['generation']}; created {info['created']})"
+    )
+    click.echo(
+        f"size        {sum(info['files'].values()) / 1e6:.1f} MB in {len(info['files'])} files"
+    )
