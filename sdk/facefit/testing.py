@@ -254,7 +254,9 @@ class DenoiserBackendTests(_PluginTests):
             expected = self.reference()(sample, timestep, encoder_hidden_states=tokens)
             expected = getattr(expected, "sample", expected)
             got = impl(sample, timestep, tokens)
-        assert got.shape == sample.shape
+        # the prediction has the model's output channels: a denoiser that takes spatial
+        # evidence concatenated to the sample returns fewer channels than it takes
+        assert got.shape == expected.shape
         assert float((got - expected).abs().max()) <= self.atol
 
     def test_close_twice_is_safe(self, impl) -> None:

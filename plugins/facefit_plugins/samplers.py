@@ -1,0 +1,165 @@
+"""Samplers ``ddim``, ``ddpm`` and ``dpm-solver``: diffusers schedulers with guidance.
+
+A sampler is bound to a generator (``generator=`` option: a
+:class:`~facefit.generator.FaceGenerator`), whose noise schedule it uses and whose
+projections turn the conditions into the denoiser's inputs once per call. The
+per-step loop then only runs the scheduler and the :class:`DenoiserBackend`: the
+conditional and the null (classifier-free guidance) halves go through the
+backend as one batch, into buffers allocated before the loop.
+
+The null half keeps non-evidence conditions (the target domain) and replaces every
+evidence modality by its null condition. ``guidance`` 1 skips the null half.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from facefit import hookimpl
+from facefit.errors import InputError
+from facefit.interfaces import DenoiserBackend, Sampler
+from facefit.types import MODALITIES, Condition
+
+if TYPE_CHECKING:
+    import torch
+
+
+def null_conditions(conditions: list[Condition]) -> list[Condition]:
+    """The guidance baseline: evidence nulled, other conditions (the domain) kept."""
+    return [c.null() if c.modality in MODALITIES else c for c in conditions]
+
+
+class DiffusersSampler(Sampler):
+    """Base of the built-in samplers: subclasses name a diffusers scheduler class."""
+
+    scheduler_class: ClassVar[str]
+    scheduler_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, generator: Any = None, timestep_spacing: str = "trailing") -> None:
+        self.generator = generator
+        self.timestep_spacing = timestep_spacing
+
+    def make_scheduler(self, model: Any) -> Any:
+        """A fresh scheduler with the model's training noise schedule."""
+        import diffusers
+
+        cls = getattr(diffusers, self.scheduler_class)
+        accepted = inspect.signature(cls.__init__).parameters
+        config = {
+            **model.scheduler_config,
+            "timestep_spacing": self.timestep_spacing,
+            **self.scheduler_options,
+        }
+        return cls(**{k: v for k, v in config.items() if k in accepted})
+
+    def step_options(self, generator: torch.Generator) -> dict[str, Any]:
+        """Extra keyword arguments for ``scheduler.step`` (noise source, eta…)."""
+        return {"generator": generator}
+
+    def _model(self) -> Any:
+        if self.generator is None:
+            raise InputError(
+                f"sampler {self.name!r} has no generator model; create it with "
+                f"generator=<FaceGenerator> (e.g. facefit.generator.load_generator('default'))"
+            )
+        return self.generator
+
+    def sample(
+        self,
+        denoiser: DenoiserBackend,
+        conditions: list[Condition],
+        *,
+        num_images: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+    ) -> np.ndarray:
+        """``num_images`` images ``(N, S, S, 3)`` uint8 from one piece of evidence."""
+        import torch
+
+        from facefit.generator.conditions import ConditionTensors, tensor_to_images
+
+        if num_images < 1 or steps < 1:
+            raise InputError(f"need num_images >= 1 and steps >= 1, got {num_images}, {steps}")
+        model = self._model()
+        device, dtype, size = model.device, model.dtype, model.image_size
+        guided = float(guidance) != 1.0
+        with torch.inference_mode():
+            parts = [model.conditions_to_tensors(conditions)]
+            if guided:
+                parts.append(model.conditions_to_tensors(null_conditions(conditions)))
+            spatial, tokens = model.encode_conditions(ConditionTensors.cat(parts))
+            halves = len(parts)
+            batch = halves * num_images
+            tokens = tokens.repeat_interleave(num_images, dim=0).contiguous()
+
+            scheduler = self.make_scheduler(model)
+            scheduler.set_timesteps(steps, device=device)
+            rng = torch.Generator(device=device).manual_seed(int(seed))
+            x = torch.randn((num_images, 3, size, size), generator=rng, device=device)
+            x = x * scheduler.init_noise_sigma
+            # buffers reused by every step: the loop allocates nothing the backend keeps
+            model_input = torch.empty(
+                (batch, 3 + spatial.shape[1], size, size), device=device, dtype=dtype
+            )
+            model_input[:, 3:] = spatial.repeat_interleave(num_images, dim=0)
+            timestep = torch.empty(batch, device=device, dtype=torch.float32)
+            options = self.step_options(rng)
+            weight = float(guidance)
+            for t in scheduler.timesteps:
+                scaled = scheduler.scale_model_input(x, t)
+                for half in range(halves):
+                    model_input[half * num_images : (half + 1) * num_images, :3] = scaled
+                timestep.fill_(float(t))
+                prediction = denoiser(model_input, timestep, tokens).float()
+                if guided:
+                    cond, null = prediction.chunk(2)
+                    prediction = torch.lerp(null, cond, weight)
+                x = scheduler.step(prediction, t, x, **options, return_dict=False)[0]
+        return tensor_to_images(x)
+
+
+class DDIMSampler(DiffusersSampler):
+    """DDIM (deterministic for ``eta`` 0): few steps, the default."""
+
+    name: ClassVar[str] = "ddim"
+    scheduler_class = "DDIMScheduler"
+    scheduler_options: ClassVar[dict[str, Any]] = {"clip_sample": True}
+
+    def __init__(
+        self, generator: Any = None, timestep_spacing: str = "trailing", eta: float = 0.0
+    ) -> None:
+        super().__init__(generator, timestep_spacing)
+        self.eta = float(eta)
+
+    def step_options(self, generator: torch.Generator) -> dict[str, Any]:
+        return {"generator": generator, "eta": self.eta}
+
+
+class DDPMSampler(DiffusersSampler):
+    """Ancestral DDPM: stochastic, needs many steps; the training-time reference."""
+
+    name: ClassVar[str] = "ddpm"
+    scheduler_class = "DDPMScheduler"
+    scheduler_options: ClassVar[dict[str, Any]] = {"clip_sample": True}
+
+
+class DPMSolverSampler(DiffusersSampler):
+    """DPM-Solver++ (multistep, 2nd order): good images in 10–20 steps."""
+
+    name: ClassVar[str] = "dpm-solver"
+    scheduler_class = "DPMSolverMultistepScheduler"
+    scheduler_options: ClassVar[dict[str, Any]] = {
+        "algorithm_type": "dpmsolver++",
+        "solver_order": 2,
+    }
+
+
+@hookimpl
+def register_samplers(register) -> None:
+    register(DDIMSampler)
+    register(DDPMSampler)
+    register(DPMSolverSampler)

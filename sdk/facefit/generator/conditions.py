@@ -1,0 +1,269 @@
+"""Evidence as the generator's tensors, identical in training and at sampling time.
+
+The conditioners (:mod:`facefit_plugins.conditioners`) and the training batches
+(:mod:`facefit.generator.data`) both go through the converters here, so a sketch or
+a low-quality image reaches the network the same way whether it came from a
+witness or from the training pack. :class:`ConditionTensors` is the batched form
+the model consumes: one value tensor and one presence flag per modality, plus the
+target domain. An absent modality is zeros with presence 0, which is exactly what
+:meth:`facefit.types.Condition.null` gives, so dropping a modality in training and
+leaving it out at sampling time look the same to the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from facefit.errors import InputError
+from facefit.types import MODALITIES, Condition
+
+if TYPE_CHECKING:
+    import torch
+
+DOMAINS = ("photo", "sketch")
+"""What the generator can render; the index is the domain token's id."""
+
+DOMAIN_MODALITY = "domain"
+"""A :class:`Condition` with this modality picks the target domain; guidance keeps it."""
+
+GREY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3)`` uint8 → ``(H, W)`` uint8 (ITU-R 601 luma)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    grey = image[..., :3].astype(np.float32) @ np.asarray(GREY_WEIGHTS, np.float32)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` or ``(N, H, W)`` → float ``(N, C, H, W)`` in [-1, 1]."""
+    import torch
+
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., None]
+    if not array.flags.writeable:  # evidence arrays are frozen; torch wants its own copy
+        array = array.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2)
+    return tensor.float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_images(tensor: torch.Tensor) -> np.ndarray:
+    """Float ``(N, C, H, W)`` in [-1, 1] → uint8 ``(N, H, W, C)`` (C = 1 squeezed)."""
+    import torch
+
+    array = ((tensor.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+    array = array.to(device="cpu", dtype=torch.uint8).permute(0, 2, 3, 1).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def resize(tensor: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``(N, C, h, w)`` to ``size``×``size``; antialiased when shrinking."""
+    import torch.nn.functional as F
+
+    if tensor.shape[-2:] == (size, size):
+        return tensor
+    shrinking = min(tensor.shape[-2:]) > size
+    if shrinking:
+        return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True)
+    return F.interpolate(tensor, size=(size, size), mode=mode, align_corners=False)
+
+
+def sketch_tensor(sketches: np.ndarray, image_size: int) -> torch.Tensor:
+    """uint8 sketches → ``(N, 1, S, S)`` in [-1, 1].
+
+    Takes one sketch ``(H, W)`` or ``(H, W, 3)``, or a batch ``(N, H, W)`` or
+    ``(N, H, W, 3)``; colour is reduced to grey.
+    """
+    array = np.asarray(sketches)
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3):
+        array = array[None]
+    if array.ndim == 4:
+        array = np.stack([to_grey(a) for a in array])
+    return resize(images_to_tensor(array), image_size).clamp_(-1, 1)
+
+
+def lq_tensor(images: torch.Tensor | np.ndarray, image_size: int) -> torch.Tensor:
+    """Low-quality images → ``(N, 3, S, S)`` in [-1, 1], upsampled bicubically.
+
+    Takes uint8 ``(N, h, w, 3)`` (a camera frame) or float ``(N, 3, h, w)`` in
+    [-1, 1] (training's on-the-fly copies, already quantised to 8 bits).
+    """
+    tensor = images if not isinstance(images, np.ndarray) else images_to_tensor(images)
+    return resize(tensor, image_size, mode="bicubic").clamp_(-1, 1)
+
+
+def degrade(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A low-quality copy of ``(N, 3, S, S)`` images: area-downsampled to ``size`` and
+    quantised to 8 bits, as a camera frame of that size would be stored."""
+    import torch.nn.functional as F
+
+    small = F.adaptive_avg_pool2d(x, size)
+    return ((small + 1) * 127.5).round_().clamp_(0, 255).div_(127.5).sub_(1)
+
+
+def domain_condition(domain: str = "photo") -> Condition:
+    """The condition that makes the generator render ``domain`` (``photo`` or ``sketch``)."""
+    import torch
+
+    if domain not in DOMAINS:
+        raise InputError(f"unknown target domain {domain!r}; known: {', '.join(DOMAINS)}")
+    onehot = torch.zeros(1, len(DOMAINS))
+    onehot[0, DOMAINS.index(domain)] = 1.0
+    return Condition(DOMAIN_MODALITY, tokens=onehot)
+
+
+@dataclass(frozen=True)
+class ConditionTensors:
+    """A batch of evidence for the generator: values and presence per modality.
+
+    Shapes for batch ``B`` and image size ``S``: ``sketch`` ``(B, 1, S, S)``,
+    ``lq`` ``(B, 3, S, S)``, ``reference`` ``(B, identity_dim)``, ``text``
+    ``(B, text_tokens, text_dim)``; each ``*_present`` is ``(B,)`` float (1 or 0);
+    ``domain`` ``(B,)`` long (an index into :data:`DOMAINS`). Values of absent
+    items are zero.
+    """
+
+    sketch: torch.Tensor
+    sketch_present: torch.Tensor
+    lq: torch.Tensor
+    lq_present: torch.Tensor
+    reference: torch.Tensor
+    reference_present: torch.Tensor
+    text: torch.Tensor
+    text_present: torch.Tensor
+    domain: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.domain.shape[0])
+
+    def present(self, modality: str) -> torch.Tensor:
+        return getattr(self, f"{modality}_present")
+
+    def drop(self, modality: str, mask: torch.Tensor) -> ConditionTensors:
+        """A copy with ``modality`` removed where ``mask`` (``(B,)`` bool) is True."""
+        keep = (~mask).to(self.present(modality).dtype)
+        value = getattr(self, modality)
+        shape = (-1,) + (1,) * (value.dim() - 1)
+        return replace(
+            self,
+            **{
+                modality: value * keep.view(shape),
+                f"{modality}_present": self.present(modality) * keep,
+            },
+        )
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> ConditionTensors:
+        moved = {}
+        for f in fields(self):
+            tensor = getattr(self, f.name)
+            float_dtype = dtype if (dtype is not None and tensor.is_floating_point()) else None
+            moved[f.name] = tensor.to(device=device, dtype=float_dtype)
+        return ConditionTensors(**moved)
+
+    @staticmethod
+    def cat(parts: list[ConditionTensors]) -> ConditionTensors:
+        """Concatenate batches (e.g. the null and the conditional halves for guidance)."""
+        import torch
+
+        return ConditionTensors(
+            **{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(parts[0])}
+        )
+
+    def repeat(self, n: int) -> ConditionTensors:
+        """Each item repeated ``n`` times (a batch of ``n`` candidates from one evidence)."""
+        return ConditionTensors(
+            **{f.name: getattr(self, f.name).repeat_interleave(n, dim=0) for f in fields(self)}
+        )
+
+
+def empty_conditions(
+    batch: int,
+    *,
+    image_size: int,
+    identity_dim: int,
+    text_tokens: int,
+    text_dim: int,
+    domain: int = 0,
+) -> ConditionTensors:
+    """A batch with every modality absent, rendering ``DOMAINS[domain]``."""
+    import torch
+
+    zeros = torch.zeros(batch)
+    return ConditionTensors(
+        sketch=torch.zeros(batch, 1, image_size, image_size),
+        sketch_present=zeros.clone(),
+        lq=torch.zeros(batch, 3, image_size, image_size),
+        lq_present=zeros.clone(),
+        reference=torch.zeros(batch, identity_dim),
+        reference_present=zeros.clone(),
+        text=torch.zeros(batch, text_tokens, text_dim),
+        text_present=zeros.clone(),
+        domain=torch.full((batch,), domain, dtype=torch.long),
+    )
+
+
+_EXPECTED = {
+    "sketch": ("spatial", lambda c: (1, c["image_size"], c["image_size"])),
+    "lq": ("spatial", lambda c: (3, c["image_size"], c["image_size"])),
+    "reference": ("tokens", lambda c: (1, c["identity_dim"])),
+    "text": ("tokens", lambda c: (c["text_tokens"], c["text_dim"])),
+}
+
+
+def conditions_to_tensors(
+    conditions: list[Condition],
+    *,
+    image_size: int,
+    identity_dim: int,
+    text_tokens: int,
+    text_dim: int,
+) -> ConditionTensors:
+    """One piece of evidence, as :class:`Condition` s, to a batch of one.
+
+    Missing modalities and null conditions become absent; a ``domain`` condition
+    (:func:`domain_condition`) picks the target domain (default photo).
+    """
+    import torch
+
+    sizes = {
+        "image_size": image_size,
+        "identity_dim": identity_dim,
+        "text_tokens": text_tokens,
+        "text_dim": text_dim,
+    }
+    out = empty_conditions(1, **sizes)
+    values: dict[str, torch.Tensor] = {}
+    for cond in conditions:
+        if cond.modality == DOMAIN_MODALITY:
+            values["domain"] = cond.tokens.argmax(dim=-1).reshape(1).long()
+            continue
+        if cond.modality not in MODALITIES:
+            raise InputError(
+                f"the generator takes conditions for {', '.join(MODALITIES)} and "
+                f"{DOMAIN_MODALITY!r}; got {cond.modality!r}"
+            )
+        kind, expected = _EXPECTED[cond.modality]
+        tensor = getattr(cond, kind)
+        want = expected(sizes)
+        if tensor is None or tuple(tensor.shape) != want:
+            got = None if tensor is None else tuple(tensor.shape)
+            raise InputError(
+                f"{cond.modality} condition: the generator expects {kind} of shape {want}, "
+                f"got {got}; configure the {cond.modality!r} conditioner for this model "
+                f"(image_size={image_size}, its encoder's dimensions)"
+            )
+        if cond.present:
+            value = tensor.float()
+            if cond.modality == "reference":  # one identity vector per item
+                value = value.reshape(identity_dim)
+            values[cond.modality] = value.unsqueeze(0)
+            values[f"{cond.modality}_present"] = torch.ones(1)
+    return replace(out, **values)
