@@ -282,3 +282,12 @@ def test_direct_on_real_dev_pairs(shared_data):
     assert run.benchmarks[0].enrolment["sface"]["images"] == 20
     assert sketch.metrics.rank_rates[5] >= 0.5  # 28.8% rank-1 among 1,046 held-out photos
     assert lq.metrics.rank1 >= 0.5  # a 16×16 copy of the gallery photo itself
+
+
+def test_fs2k_gallery_only_pairs_enlarge_the_gallery(fs2k):
+    ids = [f"photo1_{i:04d}" for i in range(1, N + 1)]
+    bench = read_fs2k(fs2k, probe_sets=["sketch"], ids=ids[:3], gallery_only=ids[3:])
+    assert len(bench.gallery) == N and len(bench.probes) == 3
+    assert "the photos of 9 other pairs" in bench.description
+    with pytest.raises(ManifestError, match="both a probe and gallery-only"):
+        read_fs2k(fs2k, ids=ids[:3], gallery_only=ids[2:])

@@ -33,10 +33,12 @@ def _command(params: dict) -> str:
     for key in ("split", "modes", "probe_sets", "limit", "matcher", "out"):
         if params.get(key) not in (None, ""):
             parts += [f"--{key.replace('_', '-')}", str(params[key])]
+    if params.get("large_gallery"):
+        parts.append("--large-gallery")
     return shlex.join(parts)
 
 
-def _load_benchmarks(benchmarks, split, probe_sets, limit):
+def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
     from facefit.evaluation import readers
 
     sets = _names(probe_sets) if probe_sets else None
@@ -46,13 +48,15 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit):
         data = benchmarks[0] if benchmarks else os.environ.get(ENV_DATA)
         if not data:
             raise InputError(f"--split {split}: give the data folder, or set {ENV_DATA}")
-        kwargs = {}
+        kwargs = {"large_gallery": large_gallery}
         if sets is not None:
             fs2k = [s for s in sets if not readers.parse_probe_set(s)["photo"]]
             celeba = [s for s in sets if not readers.parse_probe_set(s)["sketch"]]
-            kwargs = {"fs2k_probe_sets": fs2k, "celeba_probe_sets": celeba}
+            kwargs.update(fs2k_probe_sets=fs2k, celeba_probe_sets=celeba)
         manifests = readers.dev_benchmarks(data, **kwargs)
     else:
+        if large_gallery:
+            raise InputError("--large-gallery goes with --split dev")
         if not benchmarks:
             raise InputError(
                 "give a benchmark (manifest JSON, FS2K or CelebA folder) or --split dev"
@@ -64,6 +68,11 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit):
 @click.command("eval")
 @click.argument("benchmarks", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--split", type=click.Choice(SPLITS), help="Evaluate this split of a data folder.")
+@click.option(
+    "--large-gallery",
+    is_flag=True,
+    help="With --split dev: also match the FS2K dev probes against all FS2K photos.",
+)
 @click.option(
     "--modes",
     default="direct",
@@ -127,6 +136,7 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit):
 def eval_command(
     benchmarks,
     split,
+    large_gallery,
     modes,
     out,
     probe_sets,
@@ -153,6 +163,7 @@ def eval_command(
     params = dict(
         benchmarks=benchmarks,
         split=split,
+        large_gallery=large_gallery or None,
         modes=modes,
         probe_sets=probe_sets,
         limit=limit,
@@ -161,7 +172,7 @@ def eval_command(
     )
     mode_names = _names(modes)
     create_modes(mode_names)  # an unknown mode fails before anything is read
-    manifests = _load_benchmarks(benchmarks, split, probe_sets, limit)
+    manifests = _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery)
     config = None
     if config_path is not None:
         from facefit.config import load_config

@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from facefit.degrade import normalize_lq
 from facefit.errors import FacefitError, InputError
 from facefit.evaluation.enrolment import EnrolledGallery, enrol
-from facefit.evaluation.evidence import LoadedProbe, resize_aligned
+from facefit.evaluation.evidence import LoadedProbe
 from facefit.evaluation.grading import DEFAULT_GRADERS, IdentityGrader, make_grader
 from facefit.evaluation.manifest import Manifest, Probe
 from facefit.faces import FaceEmbedder
@@ -220,8 +221,8 @@ class DirectMode(EvalMode):
                 notes.append("sketch: no face detected, framed-drawing fallback used")
             crops.append(face.crop)
         if evidence.lq is not None:
-            if loaded.lq_aligned:
-                crops.append(resize_aligned(evidence.lq, size))
+            if loaded.lq_aligned:  # upsampled as the generator's input is (bicubic)
+                crops.append(normalize_lq(evidence.lq, size))
             else:
                 crops.append(embedder.align(evidence.lq, source=evidence.sources.get("lq", "lq")))
         if evidence.reference is not None:

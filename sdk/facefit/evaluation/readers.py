@@ -131,9 +131,14 @@ def read_fs2k(
     *,
     probe_sets: Sequence[str] = FS2K_PROBE_SETS,
     ids: Iterable[str] | None = None,
+    gallery_only: Iterable[str] = (),
     name: str | None = None,
 ) -> Manifest:
-    """An FS2K-format folder → a manifest; ``ids`` limits the pairs (e.g. the dev split)."""
+    """An FS2K-format folder → a manifest; ``ids`` limits the pairs (e.g. the dev split).
+
+    The photos of the ``gallery_only`` pairs are enrolled too, without probes: they
+    make the gallery as large as a test set's without using their sketches.
+    """
     folder = Path(folder)
     annotations = _read_json(folder / "annotations.json")
     if not isinstance(annotations, list):
@@ -141,19 +146,17 @@ def read_fs2k(
     specs = _check_sets(
         probe_sets, "photo", "each FS2K identity has one photo, and it is the gallery", "FS2K"
     )
-    wanted = None if ids is None else set(ids)
-    pairs = [a for a in annotations if wanted is None or a.get("id") in wanted]
-    if wanted is not None and len(pairs) != len(wanted):
-        missing = sorted(wanted - {a.get("id") for a in pairs})
-        raise ManifestError(
-            f"{folder}: {len(missing)} requested pair(s) not in annotations.json, "
-            f"e.g. {', '.join(missing[:3])}"
-        )
-    gallery, probes = [], []
-    for i, pair in enumerate(pairs):
+    for i, pair in enumerate(annotations):
         for key in ("id", "photo", "sketch"):
-            if not isinstance(pair.get(key), str):
+            if not isinstance(pair, dict) or not isinstance(pair.get(key), str):
                 raise ManifestError(f"{folder / 'annotations.json'}: pair {i} has no {key!r}")
+    pairs = _pick(annotations, ids, folder)
+    extra = _pick(annotations, gallery_only, folder) if gallery_only else []
+    if {a["id"] for a in pairs} & {a["id"] for a in extra}:
+        raise ManifestError("read_fs2k: a pair cannot be both a probe and gallery-only")
+    gallery = [GalleryImage(a["id"], a["id"], a["photo"]) for a in extra]
+    probes = []
+    for pair in pairs:
         pid = pair["id"]
         gallery.append(GalleryImage(pid, pid, pair["photo"]))
         groups, text = _fs2k_details(folder, pair, any(s["text"] for _, s in specs))
@@ -176,9 +179,24 @@ def read_fs2k(
         root=folder,
         gallery=tuple(gallery),
         probes=tuple(probes),
-        description=f"FS2K format: {len(pairs)} pairs, gallery = their photos",
+        description=f"FS2K format: {len(pairs)} pairs, gallery = their photos"
+        + (f" + the photos of {len(extra)} other pairs" if extra else ""),
         source=str(folder),
     ).validate()
+
+
+def _pick(annotations: list[dict], ids: Iterable[str] | None, folder: Path) -> list[dict]:
+    if ids is None:
+        return list(annotations)
+    wanted = set(ids)
+    pairs = [a for a in annotations if a["id"] in wanted]
+    if len(pairs) != len(wanted):
+        missing = sorted(wanted - {a["id"] for a in pairs})
+        raise ManifestError(
+            f"{folder}: {len(missing)} requested pair(s) not in annotations.json, "
+            f"e.g. {', '.join(missing[:3])}"
+        )
+    return pairs
 
 
 # -- CelebA --------------------------------------------------------------------------------
@@ -312,22 +330,34 @@ def dev_benchmarks(
     *,
     fs2k_probe_sets: Sequence[str] = FS2K_PROBE_SETS,
     celeba_probe_sets: Sequence[str] = CELEBA_PROBE_SETS,
+    large_gallery: bool = False,
 ) -> list[Manifest]:
     """The development split of a data folder (``fs2k-train/``, ``celeba-subset/``).
 
-    Which items are held out is decided by :mod:`facefit.splits` alone.
+    Which items are held out is decided by :mod:`facefit.splits` alone. With
+    ``large_gallery``, a third benchmark ``fs2k-dev-large-gallery`` matches the same
+    FS2K probes against every FS2K photo (the training photos as extra identities):
+    a gallery the size of FS2K's test set, so rank-1 can be compared with figures
+    measured there. Only the training *photos* are used, never their sketches.
     """
     from facefit import splits
 
     data_dir = Path(data_dir)
     out = []
     if fs2k_probe_sets:
-        ids = splits.fs2k_split(data_dir).dev
-        out.append(
-            read_fs2k(
-                data_dir / splits.FS2K_DIR, probe_sets=fs2k_probe_sets, ids=ids, name="fs2k-dev"
+        split = splits.fs2k_split(data_dir)
+        folder = data_dir / splits.FS2K_DIR
+        out.append(read_fs2k(folder, probe_sets=fs2k_probe_sets, ids=split.dev, name="fs2k-dev"))
+        if large_gallery:
+            out.append(
+                read_fs2k(
+                    folder,
+                    probe_sets=fs2k_probe_sets,
+                    ids=split.dev,
+                    gallery_only=split.train,
+                    name="fs2k-dev-large-gallery",
+                )
             )
-        )
     if celeba_probe_sets:
         images = splits.celeba_split(data_dir).dev
         out.append(
