@@ -1,0 +1,83 @@
+"""``facefit train``: build a training pack and train the generator.
+
+facefit train pack --data ../shared/data --out pack-64.npz
+facefit train CONFIG.toml            # same as: facefit train run CONFIG.toml
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class _TrainGroup(click.Group):
+    """``facefit train CONFIG.toml`` runs training; named subcommands do the rest."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("train", cls=_TrainGroup)
+def train() -> None:
+    """Train the face generator (facefit train CONFIG.toml), or build its data (pack)."""
+
+
+@train.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--steps", type=int, help="Train to this many steps (overrides [train] steps).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Output folder (overrides [train] out)."
+)
+@click.option("--device", help="cpu, cuda, cuda:N or auto (overrides [train] device).")
+@click.option("--no-resume", is_flag=True, help="Start afresh even if checkpoints exist.")
+@click.option(
+    "--benchmark", type=int, metavar="N", help="Time N steps, print s/step, save nothing."
+)
+def run(config: str, steps, out, device, no_resume: bool, benchmark: int | None) -> None:
+    """Train the generator described by CONFIG (a TOML file); resumes automatically."""
+    from facefit.generator.train import Trainer, load_train_config, seconds_per_step
+    from facefit.generator.train import train as run_training
+
+    cfg = load_train_config(config, steps=steps, out=out, device=device)
+    if benchmark:
+        trainer = Trainer(cfg)
+        seconds = seconds_per_step(trainer, steps=benchmark)
+        click.echo(
+            f"{trainer.model.parameter_count() / 1e6:.2f} M parameters, batch "
+            f"{cfg.batch_size}, {trainer.device}: {seconds:.2f} s/step"
+        )
+        return
+    model_dir = run_training(cfg, resume=not no_resume)
+    click.echo(f"model written to {model_dir}")
+
+
+@train.command("pack")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="The shared data folder (fs2k-train/, celeba-subset/).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="Pack file to write (.npz)."
+)
+@click.option("--size", default=64, show_default=True, help="Side of the aligned crops.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(["fs2k", "celeba"]),
+    help="Data sources (default: both).",
+)
+@click.option("--limit", type=int, help="At most this many items per source (quick trials).")
+def pack(data_dir: str, out: str, size: int, sources: tuple[str, ...], limit: int | None) -> None:
+    """Build the training pack from DATA, leaving out the development split."""
+    from facefit.generator.pack import build_pack
+
+    built = build_pack(
+        data_dir, out, image_size=size, sources=sources or ("fs2k", "celeba"), limit=limit
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in built.meta["counts"].items())
+    click.echo(f"{out}: {len(built)} items ({counts}; {built.meta['skipped']} skipped)")

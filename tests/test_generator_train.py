@@ -1,0 +1,237 @@
+"""Training on a small generated pack: loss falls, runs resume exactly, files come out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facefit.errors import ConfigError, InputError
+from facefit.generator import load_generator
+from facefit.generator.data import Augmentation, TrainingBatches, TrainingPack, synthetic_pack
+from facefit.generator.train import TrainConfig, Trainer, load_train_config
+
+ARCHITECTURE = {
+    "block_out_channels": [8, 16],
+    "attention_levels": [False, True],
+    "cross_attention_dim": 16,
+    "attention_heads": 2,
+    "norm_num_groups": 4,
+    "identity_tokens": 2,
+}
+
+
+class TinyRecognizer(nn.Module):
+    """A fixed random conv net standing in for SFace (takes 0–255 RGB)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 4, stride=4)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.1)
+        self.requires_grad_(False)
+
+    def forward(self, x):
+        return self.conv(x / 127.5 - 1).flatten(1)
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return synthetic_pack(n=24, image_size=16, identity_dim=8, text_tokens=4, text_dim=12)
+
+
+def _config(tmp_path, **changes) -> TrainConfig:
+    base = TrainConfig(
+        pack=str(tmp_path / "pack.npz"),
+        out=str(tmp_path / "run"),
+        steps=4,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=1,
+        device="cpu",
+        checkpoint_every=1000,
+        sample_every=1000,
+        sample_steps=2,
+        sample_count=2,
+        model=dict(ARCHITECTURE),
+        identity={"weight": 0.1, "threshold": 0.385, "alpha": 10.0, "t_limit": 200},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _trainer(tmp_path, pack, **changes) -> Trainer:
+    return Trainer(_config(tmp_path, **changes), pack=pack, recognizer=TinyRecognizer())
+
+
+def test_loss_falls_on_generated_data(tmp_path, pack):
+    trainer = _trainer(tmp_path, pack, steps=15, lr=5e-3)
+    # a fixed evaluation batch, drawn from its own generators
+    x0, cond = trainer.batches(16, torch.Generator().manual_seed(123))
+    g = torch.Generator().manual_seed(5)
+    noise = torch.randn(x0.shape, generator=g)
+    timesteps = torch.randint(0, 1000, (16,), generator=g)
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            return float(trainer.compute_losses(x0, cond, noise, timesteps)["diffusion"])
+
+    before = evaluate()
+    last = trainer.fit(progress=False)
+    after = evaluate()
+    assert after < 0.7 * before, (before, after)
+    assert np.isfinite(last["identity"]) and last["identity"] >= 0
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 2  # steps 10, 15
+
+
+def test_identity_loss_gradient_reaches_the_model(tmp_path, pack):
+    trainer = _trainer(tmp_path, pack, identity={"weight": 1.0, "t_limit": 1000})
+    x0, cond, noise, _ = trainer.draw()
+    losses = trainer.compute_losses(x0, cond, noise, torch.full((8,), 50))
+    losses["identity"].backward()
+    grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_an_interrupted_run_resumes_bit_exactly(tmp_path, pack):
+    straight = _trainer(tmp_path / "a", pack, steps=4)
+    straight.fit(progress=False)
+
+    first = _trainer(tmp_path / "b", pack, steps=2)
+    first.fit(progress=False)  # saves a checkpoint at the end
+    second = _trainer(tmp_path / "b", pack, steps=4)
+    assert second.resume() and second.step == 2
+    second.fit(progress=False)
+
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ema_a, ema_b = straight.ema_model().state_dict(), second.ema_model().state_dict()
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+
+
+def test_resume_refuses_another_architecture(tmp_path, pack):
+    _trainer(tmp_path, pack, steps=1).fit(progress=False)
+    other = _trainer(tmp_path, pack, model={**ARCHITECTURE, "identity_tokens": 3})
+    with pytest.raises(ConfigError, match="different model configuration"):
+        other.resume()
+
+
+def test_export_loads_samples_and_draws_a_grid(tmp_path, pack):
+    trainer = _trainer(tmp_path, pack, steps=2, export_fp16=True)
+    trainer.fit(progress=False)
+    directory = trainer.export()
+    model = load_generator(directory)
+    expected = {k: v.half().float() for k, v in trainer.ema_model().state_dict().items()}
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    card = (directory / "README.md").read_text()
+    assert "steps: 2" in card and "CelebA (non-commercial research use only)" in card
+    grid = trainer.sample_grid(tmp_path / "grid.png", model=model)
+    from PIL import Image
+
+    assert Image.open(grid).size == (4 * 16 * 2, 2 * 16 * 2)
+
+
+def test_pack_round_trip_and_version_check(tmp_path, pack):
+    path = pack.save(tmp_path / "p.npz")
+    loaded = TrainingPack.load(path)
+    for name in ("photos", "sketches", "embeddings", "text_tokens", "sentences", "sources"):
+        assert np.array_equal(getattr(loaded, name), getattr(pack, name)), name
+    assert loaded.meta["synthetic"] is True
+    broken = dict(np.load(path))
+    broken["meta"] = np.array('{"version": 99}')
+    np.savez(tmp_path / "old.npz", **broken)
+    with pytest.raises(InputError, match="rebuild it"):
+        TrainingPack.load(tmp_path / "old.npz")
+
+
+def test_batches_are_reproducible_and_drop_to_null(pack):
+    batches = TrainingBatches(pack)
+    x_a, c_a = batches(6, torch.Generator().manual_seed(1))
+    x_b, c_b = batches(6, torch.Generator().manual_seed(1))
+    assert x_a.shape == (6, 3, 16, 16) and torch.equal(x_a, x_b)
+    assert all(torch.equal(getattr(c_a, k), getattr(c_b, k)) for k in c_a.__dict__)
+
+    drop_all = Augmentation(drop={m: 1.0 for m in ("sketch", "lq", "text", "reference")})
+    _, cond = TrainingBatches(pack, drop_all)(6, torch.Generator().manual_seed(2))
+    for m in ("sketch", "lq", "text", "reference"):
+        assert not getattr(cond, m).any() and not cond.present(m).any()
+
+
+def test_sketch_domain_items_render_the_artist_sketch(pack):
+    aug = Augmentation(sketch_domain=1.0, flip=0.0, drop={})
+    x0, cond = TrainingBatches(pack, aug)(32, torch.Generator().manual_seed(3))
+    to_sketch = cond.domain == 1
+    assert to_sketch.any() and (~to_sketch).any()
+    assert not cond.sketch_present[to_sketch].any() and not cond.lq_present[to_sketch].any()
+    assert torch.equal(x0[to_sketch][:, 0], x0[to_sketch][:, 1])  # grey target
+
+
+def test_train_config_file_and_cli(tmp_path, pack):
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    pack.save(tmp_path / "pack.npz")
+    (tmp_path / "train.toml").write_text(
+        """
+[train]
+pack = "pack.npz"
+out = "run"
+steps = 2
+batch_size = 4
+sample_steps = 2
+sample_count = 1
+device = "cpu"
+
+[model]
+block_out_channels = [8, 16]
+attention_levels = [false, true]
+cross_attention_dim = 16
+attention_heads = 2
+norm_num_groups = 4
+
+[data]
+lq_sizes = [4, 8]
+
+[loss.identity]
+weight = 0.0
+"""
+    )
+    config = load_train_config(tmp_path / "train.toml")
+    assert config.pack == str(tmp_path / "pack.npz") and config.data.lq_sizes == (4, 8)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "train.toml")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert list((tmp_path / "run" / "samples").glob("step-*.png"))
+
+    (tmp_path / "bad.toml").write_text('[train]\npack = "p"\nout = "o"\nstep = 3\n')
+    bad = CliRunner().invoke(main, ["train", str(tmp_path / "bad.toml")])
+    assert bad.exit_code == 2 and "unknown [train] key(s) step" in bad.output
+
+
+def test_model_table_may_not_contradict_the_pack(tmp_path, pack):
+    with pytest.raises(ConfigError, match="must match the training pack"):
+        _trainer(tmp_path, pack, model={**ARCHITECTURE, "text_tokens": 9})
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_pack_from_the_shared_data_leaves_out_the_development_split(tmp_path, shared_data):
+    from facefit.errors import WeightsNotFoundError
+    from facefit.generator.pack import build_pack
+    from facefit.splits import celeba_split, fs2k_split
+
+    try:
+        built = build_pack(shared_data, tmp_path / "p.npz", limit=3, progress=False)
+    except WeightsNotFoundError as exc:
+        pytest.skip(f"model files not installed: {exc}")
+    dev = {f"fs2k/{i}" for i in fs2k_split(shared_data).dev}
+    assert not dev & set(built.identities.tolist())
+    assert built.meta["celeba_dev_fingerprint"] == celeba_split(shared_data).fingerprint
+    assert built.photos.shape[1:] == (64, 64, 3) and built.sketches.shape[1:] == (64, 64)
+    assert built.text_shape == (48, 384) and built.identity_dim == 128
+    counts = TrainingPack.load(tmp_path / "p.npz").meta["counts"]
+    assert counts["fs2k"] + counts["celeba"] == len(built) > 0
