@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "models": "models",
     "eval": "eval_command",
     "gallery": "gallery",
+    "train": "train",
 }
 
 
