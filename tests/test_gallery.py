@@ -344,3 +344,27 @@ def test_searches_run_safely_while_faces_are_added(registry, retriever):
     assert len(g) == 1500 - 5 * 2
     probe = data.vectors[1499]
     assert g.search_faces(probe, 1)[0].label == 1499
+
+
+def test_tune_ef_finds_the_breadth_for_a_recall_target(registry):
+    data = clustered_faces(3000, 32, per_identity=5, n_probes=100, seed=4)
+    g = GalleryIndex.create(
+        EncoderInfo("toy", "1", 32),
+        retriever="hnswlib",
+        registry=registry,
+        M=6,
+        ef_construction=16,
+        ef=10,
+    )
+    g.add(data.vectors, [str(i) for i in data.identities])
+    tuning = g.tune_ef(0.98, k=10, sample=100)
+    assert tuning.recall >= 0.98 and g.retriever.ef == tuning.ef > 10
+    assert all(r < 0.98 for ef, r in tuning.curve if ef < tuning.ef)
+    # the probes (new photos, not stored faces) see about the same recall
+    exact = GalleryIndex.create(EncoderInfo("toy", "1", 32), retriever="exact", registry=registry)
+    exact.add(data.vectors, [str(i) for i in data.identities])
+    found = [{h.label for h in g.search_faces(p, 10)} for p in data.probes]
+    truth = [{h.label for h in exact.search_faces(p, 10)} for p in data.probes]
+    assert np.mean([len(f & t) / 10 for f, t in zip(found, truth)]) >= 0.95
+    with pytest.raises(GalleryError, match="no ef to tune"):
+        exact.tune_ef()

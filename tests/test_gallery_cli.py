@@ -152,6 +152,10 @@ def test_build_from_a_csv_with_hnswlib_options(registry, photos, tmp_path):
     info = json.loads(run(registry, "gallery", "info", "-g", gallery, "--json").output)
     assert info["retriever"] == "hnswlib" and info["retriever_params"]["ef"] == 33
     assert info["retriever_params"]["M"] == 8 and info["identities"] == 4
+    result = run(registry, "gallery", "tune", "-g", gallery, "--recall", "0.9", "-k", "3")
+    assert result.exit_code == 0 and "saved" in result.output, result.output
+    tuned = json.loads(run(registry, "gallery", "info", "-g", gallery, "--json").output)
+    assert tuned["retriever_params"]["ef"] == int(result.output.split("ef=")[-1].split()[0])
 
 
 @pytest.mark.parametrize(

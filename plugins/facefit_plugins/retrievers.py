@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 _MAX_SCORES = 1 << 25
 """Largest query×gallery score block computed at once (128 MiB of float32)."""
 
+_SMALL_BATCH = 8
+"""Up to this many queries are scored without BLAS. OpenBLAS runs a matrix–vector
+product on all cores, and on a busy machine waking its threads costs more than the
+product itself: 11 ms instead of 0.3 ms for 10,000 faces, measured here. ``einsum``
+stays on the calling thread."""
+
 
 def normalise(vectors: np.ndarray, what: str) -> np.ndarray:
     """Unit-length rows; a zero, NaN or infinite row is an :class:`InputError`."""
@@ -187,7 +193,11 @@ class ExactRetriever(Retriever):
         rows = np.empty((len(queries), k), dtype=np.int64)
         step = max(1, _MAX_SCORES // n)
         for start in range(0, len(queries), step):
-            block = queries[start : start + step] @ vectors.T
+            chunk = queries[start : start + step]
+            if len(chunk) <= _SMALL_BATCH:
+                block = np.stack([np.einsum("ij,j->i", vectors, q) for q in chunk])
+            else:
+                block = chunk @ vectors.T
             if k < n:
                 top = np.argpartition(block, n - k, axis=1)[:, n - k :]
             else:

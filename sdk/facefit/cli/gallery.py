@@ -322,6 +322,27 @@ def search_command(
         click.echo(f"{row['rank']:>3}  {row['score']:.4f}  {row['identity']}  ({detail})")
 
 
+@gallery.command("tune")
+@GALLERY_OPTION
+@click.option("--recall", default=0.99, show_default=True, help="Share of the exact top-k to find.")
+@click.option("-k", "k", default=10, show_default=True, help="Top-k the recall is measured on.")
+@click.option("--sample", default=200, show_default=True, help="Stored faces used as queries.")
+@click.pass_context
+def tune_command(ctx, gallery_path, recall, k, sample) -> None:
+    """Set hnswlib's ef to the smallest that finds --recall of the exact top-k, and save it."""
+    from facefit.gallery import GalleryIndex
+
+    index = GalleryIndex.load(gallery_path, registry=_registry(ctx))
+    tuning = index.tune_ef(recall, k=k, sample=sample)
+    for ef, measured in tuning.curve:
+        click.echo(f"  ef={ef:<5} recall@{k}={measured:.4f}")
+    index.save()
+    reached = "reaches" if tuning.recall >= recall else "falls short of"
+    click.echo(
+        f"{gallery_path}: ef={tuning.ef} ({reached} {recall} with {tuning.recall:.4f}); saved"
+    )
+
+
 @gallery.command("info")
 @GALLERY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

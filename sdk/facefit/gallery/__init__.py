@@ -3,6 +3,7 @@
 - :class:`GalleryIndex` — add, remove, search (by identity, max-fused over each
   identity's faces, or by face), save and load a gallery directory;
 - :func:`choose_retriever` — ``exact`` for small galleries, ``hnswlib`` beyond;
+- :meth:`GalleryIndex.tune_ef` — hnswlib's breadth for a recall target, measured;
 - :mod:`facefit.gallery.build` — enrol image folders (what ``facefit gallery`` runs).
 
 See :mod:`facefit.gallery.persist` for the directory layout and why saves are safe.
@@ -19,6 +20,7 @@ from facefit.gallery.hits import FaceHit, IdentityHit
 from facefit.gallery.index import GalleryIndex
 from facefit.gallery.manifest import EncoderInfo, Manifest
 from facefit.gallery.store import FaceRecord
+from facefit.gallery.tuning import Tuning
 
 __all__ = [
     "EXACT_MAX_VALUES",
@@ -32,6 +34,7 @@ __all__ = [
     "GalleryIndex",
     "IdentityHit",
     "Manifest",
+    "Tuning",
     "choose_retriever",
     "create_retriever",
 ]

@@ -1,9 +1,10 @@
 """Which retriever a gallery uses, and making one from its plugin name.
 
-Exact search is always right and its cost grows with the gallery; on one CPU
-core it answers 20,000 faces of 128 dimensions in about a third of a millisecond,
-the time hnswlib needs at a million. Below that size exact search costs nothing
-worth saving, and it needs no tuning, so ``auto`` picks it; above, hnswlib.
+Exact search is always right, needs no tuning, and its cost grows with the
+gallery: for 10,000 faces of 128 dimensions it takes about as long as hnswlib at
+its default breadth (≈0.5–1 ms per query on one core of this project's 2-core
+machine, see ``benchmarks/results/gallery.md``), and twice as long at 20,000. So
+``auto`` picks exact up to that size and hnswlib beyond.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from facefit.interfaces import Retriever
     from facefit.registry import Registry
 
-EXACT_MAX_VALUES = 20_000 * 128
+EXACT_MAX_VALUES = 10_000 * 128
 """``auto`` uses exact search while faces × dimension stays at or below this."""
 
 

@@ -41,6 +41,7 @@ from facefit.gallery.hits import FaceHit, IdentityHit, first_identities
 from facefit.gallery.manifest import MANIFEST_NAME, EncoderInfo, FileRecord, Manifest
 from facefit.gallery.rwlock import ReadWriteLock
 from facefit.gallery.store import FaceRecord, MetadataStore
+from facefit.gallery.tuning import Tuning, tune_ef
 from facefit.interfaces import Retriever
 
 if TYPE_CHECKING:
@@ -355,6 +356,18 @@ class GalleryIndex:
             self._retriever = self._rebuilt(name, params)
             if retriever is not None:
                 self._auto = False
+
+    def tune_ef(
+        self, recall: float = 0.99, *, k: int = 10, sample: int = 200, seed: int = 0
+    ) -> Tuning:
+        """Set hnswlib's ``ef`` to the smallest reaching ``recall`` of the exact top-``k``.
+
+        Measured on ``sample`` of the gallery's own faces (see
+        :mod:`facefit.gallery.tuning`); saved with the gallery on the next save.
+        """
+        with self._lock.write():
+            labels = np.flatnonzero(self._identity_of[: self._next_label] >= 0)
+            return tune_ef(self._retriever, labels, recall=recall, k=k, sample=sample, seed=seed)
 
     def _rebuilt(self, name: str, params: dict[str, Any]) -> Retriever:
         new = create_retriever(name, self.dim, self._registry, **params)
