@@ -291,3 +291,34 @@ def test_fs2k_gallery_only_pairs_enlarge_the_gallery(fs2k):
     assert "the photos of 9 other pairs" in bench.description
     with pytest.raises(ManifestError, match="both a probe and gallery-only"):
         read_fs2k(fs2k, ids=ids[:3], gallery_only=ids[2:])
+
+
+def test_exact_scores_agree_with_the_gallery_index(tmp_path):
+    """The harness's identity scores are what GalleryIndex's max-fused search returns."""
+    from facefit.evaluation.enrolment import enrol
+    from facefit.faces import FaceEmbedder
+
+    for ident in range(1, 5):
+        for k in range(2):  # two photos per identity, leaning to different neighbours
+            _save(
+                tmp_path / f"g{ident}{k}.png", code_image(ident, ident % 4 + 1 + k % 2, 40 + 50 * k)
+            )
+    gallery = tuple(
+        GalleryImage(f"g{i}{k}", f"id{i}", f"g{i}{k}.png") for i in range(1, 5) for k in range(2)
+    )
+    _save(tmp_path / "p.png", code_image(2, 3, 100))
+    bench = Manifest("g", tmp_path, gallery, (Probe("p", "id2", "photo", reference="p.png"),))
+    from facefit_plugins import retrievers
+
+    registry = Registry.load(
+        entry_points=False, plugins=[("codes", eval_codes), ("retrievers", retrievers)]
+    )
+    embedder = FaceEmbedder.from_registry(registry, detector="code", encoder="code")
+    enrolled = enrol(bench.validate(), embedder)
+    query = embedder.embed_aligned(embedder.align(code_image(2, 3, 100)))
+    scores, best = enrolled.scores(query)
+    hits = enrolled.to_gallery_index(embedder.encoder, registry=registry).search(query[0], k=4)
+    order = np.argsort(-scores[0], kind="stable")
+    assert [h.identity for h in hits] == [enrolled.identities[j] for j in order]
+    assert [h.score for h in hits] == pytest.approx(scores[0, order].tolist(), abs=1e-6)
+    assert [h.faces[0].source for h in hits] == [enrolled.image_paths[best[0, j]] for j in order]

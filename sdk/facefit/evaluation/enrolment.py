@@ -15,12 +15,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facefit.errors import InputError
 from facefit.evaluation.manifest import Manifest
 from facefit.faces import FaceEmbedder
+
+if TYPE_CHECKING:
+    from facefit.gallery import GalleryIndex
 
 __all__ = ["EnrolledGallery", "enrol"]
 
@@ -77,6 +81,24 @@ class EnrolledGallery:
                 best[:, j] = start + arg
                 scores[:, j] = block[np.arange(len(queries)), arg]
         return scores, best
+
+    def to_gallery_index(self, encoder: Any, *, registry: Any = None) -> GalleryIndex:
+        """The same faces in a :class:`~facefit.gallery.GalleryIndex` (exact search).
+
+        For code that searches a gallery the way a deployment does (the generating
+        modes' pipeline); ``encoder`` is the :class:`~facefit.interfaces.FaceEncoder`
+        that made the vectors, recorded so the index refuses any other.
+        """
+        from facefit.gallery import GalleryIndex
+
+        index = GalleryIndex.create(encoder, retriever="exact", registry=registry)
+        identities = np.repeat(np.arange(len(self.identities)), np.diff(self.bounds))
+        index.add(
+            self.vectors,
+            [self.identities[j] for j in identities],
+            sources=list(self.image_paths),
+        )
+        return index
 
 
 def enrol(manifest: Manifest, embedder: FaceEmbedder, *, progress: bool = False) -> EnrolledGallery:

@@ -12,10 +12,11 @@ and is reported with that reason; it is never approximated by something else.
 
 Generating modes call a *benchmark generator*: ``generate(evidence, rounds) →``
 :class:`~facefit.types.Result`, searching the benchmark's gallery and never seeing
-the ground truth. :func:`pipeline_generator` builds it from
-``facefit.pipeline.evaluation_generator(manifest, registry, config)`` once the
-pipeline provides that function; tests and applications may pass their own
-factory to :class:`EvalContext`.
+the ground truth. :func:`pipeline_generator` builds it with
+``facefit.pipeline.evaluation_generator(context)`` once the pipeline provides that
+function; the :class:`EvalContext` gives it the benchmark's gallery as a
+:class:`~facefit.gallery.GalleryIndex` (:meth:`EvalContext.gallery_index`), the
+registry and the pipeline config. Tests and applications may pass their own factory.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from facefit.evaluation.manifest import Manifest, Probe
 from facefit.faces import FaceEmbedder
 from facefit.images import load_image
 from facefit.types import Evidence, Result
+
+if TYPE_CHECKING:
+    from facefit.gallery import GalleryIndex
 
 __all__ = [
     "MODES",
@@ -114,6 +118,7 @@ class EvalContext:
         self.progress = progress
         self._embedders = {} if embedders is None else embedders  # may be shared
         self._galleries: dict[str, EnrolledGallery] = {}
+        self._indexes: dict[str, GalleryIndex] = {}
         self._grader: IdentityGrader | None = None
         self._generator: Generator | None = None
 
@@ -140,6 +145,14 @@ class EvalContext:
     @property
     def galleries(self) -> Mapping[str, EnrolledGallery]:
         return dict(self._galleries)
+
+    def gallery_index(self, encoder: str) -> GalleryIndex:
+        """The enrolled gallery as a :class:`~facefit.gallery.GalleryIndex` (once per encoder)."""
+        if encoder not in self._indexes:
+            self._indexes[encoder] = self.gallery(encoder).to_gallery_index(
+                self.embedder(encoder).encoder, registry=self.registry
+            )
+        return self._indexes[encoder]
 
     def grader(self) -> IdentityGrader:
         if self._grader is None:
@@ -328,10 +341,10 @@ def pipeline_generator(context: EvalContext) -> Generator:
     factory = getattr(pipeline, "evaluation_generator", None)
     if factory is None:
         raise ModeUnavailable(
-            "facefit.pipeline has no evaluation_generator(manifest, registry, config) → "
+            "facefit.pipeline has no evaluation_generator(context) → "
             "generate(evidence, rounds) → Result, which the eval harness calls"
         )
     try:
-        return factory(context.manifest, context.registry, context.config)
+        return factory(context)
     except FacefitError as exc:  # e.g. no trained generator model installed
         raise ModeUnavailable(f"the generation pipeline cannot start: {exc}") from None

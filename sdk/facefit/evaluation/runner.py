@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,11 +113,29 @@ def environment() -> dict[str, Any]:
         except PackageNotFoundError:
             continue
     return {
+        "source_commit": _source_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "packages": packages,
     }
+
+
+def _source_commit() -> str | None:
+    """The git commit of the facefit source tree, when running from a checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _mean(values: Sequence[float]) -> float | None:
