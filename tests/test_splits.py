@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from facefit.errors import InputError
 from facefit.splits import (
     CELEBA_DEV_FINGERPRINT,
@@ -14,12 +15,25 @@ from facefit.splits import (
 )
 
 
-def test_fs2k_rule_takes_last_200_by_sorted_id():
-    ids = [f"photo{i % 3 + 1}_{i:04d}" for i in range(500)]
+def test_fs2k_rule_takes_the_last_pairs_of_each_photo_group_in_proportion():
+    # groups of 300, 150 and 50 pairs: 120, 60 and 20 held out
+    ids = [f"photo1_{i:04d}" for i in range(300)]
+    ids += [f"photo2_{i:04d}" for i in range(150)] + [f"photo3_{i:04d}" for i in range(50)]
     split = split_fs2k_ids(list(reversed(ids)))
     assert len(split.dev) == 200
-    assert split.dev == tuple(sorted(ids)[-200:])
+    for group, held_out in (("photo1", 120), ("photo2", 60), ("photo3", 20)):
+        members = sorted(i for i in ids if i.startswith(group))
+        assert tuple(i for i in split.dev if i.startswith(group)) == tuple(members[-held_out:])
     assert not set(split.dev) & set(split.train)
+    assert len(split.train) + len(split.dev) == len(ids)
+
+
+def test_fs2k_rounding_still_holds_out_exactly_200():
+    ids = [f"photo1_{i:04d}" for i in range(707)] + [f"photo2_{i:04d}" for i in range(98)]
+    ids += [f"photo3_{i:04d}" for i in range(253)]
+    dev = split_fs2k_ids(ids).dev
+    counts = [sum(i.startswith(g) for i in dev) for g in ("photo1", "photo2", "photo3")]
+    assert counts == [134, 18, 48]
     with pytest.raises(InputError, match="FS2K"):
         split_fs2k_ids(ids[:200])
 

@@ -1,7 +1,7 @@
 """The development split: data that training never sees and evaluation grades on.
 
-The split is a rule fixed here, not a file: the last :data:`FS2K_DEV_PAIRS` FS2K
-pairs by sorted id, and the last :data:`CELEBA_DEV_IDENTITIES` CelebA identities by
+The split is a rule fixed here, not a file: :data:`FS2K_DEV_PAIRS` FS2K pairs,
+the last by sorted id of each photo group in proportion to its size, and the last :data:`CELEBA_DEV_IDENTITIES` CelebA identities by
 numeric id (all of their photos, so no development identity leaks into training).
 Training code and the evaluation harness both import this module; nothing else may
 decide what is held out.
@@ -29,7 +29,7 @@ from facefit.errors import InputError
 log = logging.getLogger(__name__)
 
 FS2K_DEV_PAIRS = 200
-"""How many FS2K pairs (the last by sorted id) are held out."""
+"""How many FS2K pairs are held out (the last of each photo group, proportionally)."""
 CELEBA_DEV_IDENTITIES = 40
 """How many CelebA identities (the last by numeric id) are held out, with all their photos."""
 
@@ -37,7 +37,7 @@ FS2K_DIR = "fs2k-train"
 CELEBA_DIR = "celeba-subset"
 
 # sha256 of "\n".join(dev ids) for ../shared/data as it was when the split was fixed
-FS2K_DEV_FINGERPRINT = "dbd99bb6e8daf465addd965ee52788f2e74b95dbdd04153a270c6a9c78549eb2"
+FS2K_DEV_FINGERPRINT = "a45c20a86d1e4f6504fe24aa8a645fed780cc29dd844f8656cdcd57fd2c77250"
 CELEBA_DEV_FINGERPRINT = "f6c86eaaded0f868605949e2a7c94e9b7008be61eb46432dfef5d2567a5f66b4"
 
 
@@ -59,15 +59,37 @@ def fingerprint(ids: tuple[str, ...] | list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
+def _photo_group(pair_id: str) -> str:
+    # FS2K ids are "photoN_XXXX": N is the photo group (source and sketch style differ by group)
+    return pair_id.split("_", 1)[0]
+
+
 def split_fs2k_ids(ids: list[str] | tuple[str, ...]) -> Split:
-    """Split FS2K pair ids: the last :data:`FS2K_DEV_PAIRS` in sorted order are dev."""
+    """Split FS2K pair ids: :data:`FS2K_DEV_PAIRS` held out, stratified by photo group.
+
+    FS2K's photo groups (``photo1_*``, ``photo2_*``, ``photo3_*``) differ in source
+    and sketch style, so each group gives its last pairs in sorted order, in
+    proportion to its size (largest remainders round), and the development split
+    looks like the whole data set rather than like one group.
+    """
     ordered = sorted(set(ids))
     if len(ordered) <= FS2K_DEV_PAIRS:
         raise InputError(
             f"FS2K: only {len(ordered)} pairs; need more than {FS2K_DEV_PAIRS} "
             "to hold out a development split"
         )
-    return Split(tuple(ordered[:-FS2K_DEV_PAIRS]), tuple(ordered[-FS2K_DEV_PAIRS:]))
+    groups: dict[str, list[str]] = {}
+    for pair_id in ordered:
+        groups.setdefault(_photo_group(pair_id), []).append(pair_id)
+    exact = {g: FS2K_DEV_PAIRS * len(members) / len(ordered) for g, members in groups.items()}
+    quota = {g: int(q) for g, q in exact.items()}
+    by_remainder = sorted(groups, key=lambda g: (-(exact[g] - quota[g]), g))
+    for g in by_remainder[: FS2K_DEV_PAIRS - sum(quota.values())]:
+        quota[g] += 1
+    dev = {
+        pair_id for g, members in groups.items() for pair_id in members[len(members) - quota[g] :]
+    }
+    return Split(tuple(i for i in ordered if i not in dev), tuple(i for i in ordered if i in dev))
 
 
 def dev_celeba_identities(identities: list[str] | tuple[str, ...]) -> tuple[str, ...]:
