@@ -235,3 +235,25 @@ def test_pack_from_the_shared_data_leaves_out_the_development_split(tmp_path, sh
     assert built.text_shape == (48, 384) and built.identity_dim == 128
     counts = TrainingPack.load(tmp_path / "p.npz").meta["counts"]
     assert counts["fs2k"] + counts["celeba"] == len(built) > 0
+
+
+def test_example_recipes_parse_and_the_gpu_model_fits_40_mb():
+    from pathlib import Path
+
+    from facefit.generator import FaceGenerator
+
+    recipes = Path(__file__).resolve().parents[1] / "examples" / "train"
+    for name in ("cpu-small", "gpu-64"):
+        config = load_train_config(recipes / f"{name}.toml")
+        assert config.pack.endswith("out/pack-64.npz") and config.identity["t_limit"] == 200
+    gpu = FaceGenerator(**load_train_config(recipes / "gpu-64.toml").model)
+    assert gpu.parameter_count() * 2 <= 40e6  # fp16 bytes of the shipped EMA weights
+
+
+def test_command_line_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "t.toml").write_text('[train]\npack = "p.npz"\nout = "o"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_train_config("cfg/t.toml", pack="elsewhere.npz")
+    assert config.pack == str(tmp_path / "elsewhere.npz")
+    assert config.out == str(tmp_path / "cfg" / "o")

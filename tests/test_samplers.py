@@ -119,3 +119,27 @@ class TestEagerBackend(DenoiserBackendTests):
             torch.tensor([10.0, 700.0]),
             torch.randn(2, 7, 16, generator=g),
         )
+
+
+def test_evidence_to_images_through_the_conditioners(model, registry):
+    from facefit.testing import random_faces
+    from facefit.types import Evidence
+
+    conditioners = [
+        registry.create_conditioner("sketch", image_size=16),
+        registry.create_conditioner("lq", image_size=16),
+        registry.create_conditioner("text", encoder="tiny-text", registry=registry),
+        registry.create_conditioner(
+            "reference", encoder="tiny-face", detector="fixed-landmarks", registry=registry
+        ),
+    ]
+    evidence = Evidence(
+        sketch=np.full((40, 40), 255, np.uint8), lq=random_faces(1, 8)[0], text="a bald man"
+    )
+    conditions = [c(evidence) for c in conditioners] + [domain_condition("sketch")]
+    assert [c.present for c in conditions[:4]] == [True, True, True, False]
+    backend = registry.create_denoiser_backend("eager", model=model)
+    images = registry.create_sampler("ddim", generator=model).sample(
+        backend, conditions, num_images=2, steps=3, guidance=2.0, seed=0
+    )
+    assert images.shape == (2, 16, 16, 3)

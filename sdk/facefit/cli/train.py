@@ -25,6 +25,9 @@ def train() -> None:
 
 @train.command("run")
 @click.argument("config", type=click.Path(dir_okay=False))
+@click.option(
+    "--pack", type=click.Path(dir_okay=False), help="Training pack (overrides [train] pack)."
+)
 @click.option("--steps", type=int, help="Train to this many steps (overrides [train] steps).")
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Output folder (overrides [train] out)."
@@ -34,12 +37,12 @@ def train() -> None:
 @click.option(
     "--benchmark", type=int, metavar="N", help="Time N steps, print s/step, save nothing."
 )
-def run(config: str, steps, out, device, no_resume: bool, benchmark: int | None) -> None:
+def run(config: str, pack, steps, out, device, no_resume: bool, benchmark: int | None) -> None:
     """Train the generator described by CONFIG (a TOML file); resumes automatically."""
     from facefit.generator.train import Trainer, load_train_config, seconds_per_step
     from facefit.generator.train import train as run_training
 
-    cfg = load_train_config(config, steps=steps, out=out, device=device)
+    cfg = load_train_config(config, pack=pack, steps=steps, out=out, device=device)
     if benchmark:
         trainer = Trainer(cfg)
         seconds = seconds_per_step(trainer, steps=benchmark)

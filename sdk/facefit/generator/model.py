@@ -93,7 +93,7 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         identity_dim: int = 128,
         identity_tokens: int = 4,
         text_dim: int = 384,
-        text_tokens: int = 32,
+        text_tokens: int = 48,
         num_train_timesteps: int = 1000,
         beta_schedule: str = "squaredcos_cap_v2",
         prediction_type: str = "epsilon",

@@ -122,11 +122,15 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
             + ", ".join(sorted(known))
         )
     train = dict(data.get("train", {}))
+    for key in ("pack", "out"):  # paths in the file are relative to the file
+        if key in train:
+            train[key] = str((path.parent / train[key]).resolve())
+        if overrides.get(key) is not None:  # paths on the command line: to the working folder
+            overrides[key] = str(Path(overrides[key]).resolve())
     train.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("pack", "out"):
         if key not in train:
             raise ConfigError(f'{path}: [train] needs {key} = "..."')
-        train[key] = str((path.parent / train[key]).resolve())
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "identity"}
     unknown = set(train) - fields
     if unknown:
@@ -406,6 +410,7 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
+        self.ema.to(self.device)  # EMAModel takes the loaded (CPU) tensors as they are
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.scaler.load_state_dict(state["scaler"])
