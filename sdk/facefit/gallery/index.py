@@ -409,7 +409,9 @@ class GalleryIndex:
                 if width == n or all(len(f) == k for f in firsts):
                     break
                 width = min(n, 4 * width)
-            records = self._store.records(np.unique(labels).tolist())
+            # metadata only for the faces of the identities returned
+            kept = np.isin(ids, [ids[q, j] for q, first in enumerate(firsts) for j in first])
+            records = self._store.records(np.unique(labels[kept]).tolist())
             results = []
             for q, first in enumerate(firsts):
                 wanted = {int(ids[q, j]): rank for rank, j in enumerate(first, start=1)}
