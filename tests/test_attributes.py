@@ -121,8 +121,12 @@ def test_fs2k_codes_follow_the_dataset():
 def test_fs2k_bad_values_are_errors():
     with pytest.raises(InputError, match="lip_color"):
         fs2k_attributes({**FS2K_RECORD, "lip_color": [1, 2]})
-    with pytest.raises(InputError, match="outside"):
-        fs2k_attributes({**FS2K_RECORD, "skin_color": [99, 5]}, np.zeros((20, 20, 3), np.uint8))
+
+
+def test_fs2k_skin_sample_off_the_photo_leaves_skin_tone_unknown(caplog):
+    attrs = fs2k_attributes({**FS2K_RECORD, "skin_color": [99, 5]}, np.zeros((20, 20, 3), np.uint8))
+    assert "skin_tone" not in attrs and "gender" in attrs
+    assert "outside the 20×20 photo" in caplog.text
 
 
 def test_colour_names():

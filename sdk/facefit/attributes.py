@@ -21,12 +21,15 @@ data README's ``frontal_face (1 yes)`` is reversed): ``hair`` 0 has hair, 1 none
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from facefit.errors import InputError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CELEBA_ATTRIBUTES",
@@ -228,18 +231,26 @@ def fs2k_attributes(record: Mapping[str, Any], photo: np.ndarray | None = None) 
         attrs["eye_color"] = eye_color_name(eyes)
     skin = record.get("skin_color")
     if photo is not None and skin is not None:
-        attrs["skin_tone"] = skin_tone_name(_sample_skin(photo, skin, record.get("id", "?")))
+        sample = _sample_skin(photo, skin, record.get("id", "?"))
+        if sample is not None:
+            attrs["skin_tone"] = skin_tone_name(sample)
     return attrs
 
 
-def _sample_skin(photo: np.ndarray, point: Sequence[float], what: str) -> np.ndarray:
+def _sample_skin(photo: np.ndarray, point: Sequence[float], what: str) -> np.ndarray | None:
+    """Mean colour around the annotated skin point; None when the point is off the photo.
+
+    FS2K has such annotations (photo3_0116's point lies far outside its photo): the
+    skin tone is then unknown, like any other unusable code.
+    """
     image = np.asarray(photo)
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"FS2K {what}: the photo must be RGB (H, W, 3), got {image.shape}")
     x, y = (round(float(v)) for v in point)
     h, w = image.shape[:2]
     if not (0 <= x < w and 0 <= y < h):
-        raise InputError(f"FS2K {what}: skin sample ({x}, {y}) lies outside the {w}×{h} photo")
+        log.warning("FS2K %s: skin sample (%d, %d) lies outside the %d×%d photo", what, x, y, w, h)
+        return None
     patch = image[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].reshape(-1, 3)
     return patch.astype(np.float64).mean(0)
 

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from facefit.errors import InputError
 from facefit.evaluation.manifest import (
     LQ_SIZES,
     GalleryImage,
@@ -112,12 +111,7 @@ def _fs2k_details(folder: Path, pair: Mapping[str, Any], text: bool) -> tuple[di
     from facefit.images import load_image
 
     photo = load_image(folder / pair["photo"]) if (folder / pair["photo"]).is_file() else None
-    try:
-        attrs = fs2k_attributes(pair, photo)
-    except InputError as exc:  # e.g. a skin sample outside the photo: skin tone unknown
-        log.info("%s", exc)
-        photo = None
-        attrs = fs2k_attributes(pair, None)
+    attrs = fs2k_attributes(pair, photo)
     groups = {}
     if "gender" in attrs:
         groups["gender"] = attrs["gender"]
