@@ -8,6 +8,7 @@ plugins implement (:mod:`facefit.interfaces`), the plugin registry
 from importlib.metadata import PackageNotFoundError, version
 
 from facefit.errors import (
+    BackendUnavailableError,
     ConfigError,
     DuplicatePluginError,
     FacefitError,
@@ -27,6 +28,7 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
 __all__ = [
+    "BackendUnavailableError",
     "Candidate",
     "Condition",
     "ConfigError",

@@ -41,3 +41,7 @@ class InputError(FacefitError, ValueError):
 
 class WeightsNotFoundError(FacefitError, FileNotFoundError):
     """A model file is missing; the message says which command installs it."""
+
+
+class BackendUnavailableError(PluginError):
+    """A runtime backend cannot run here (library or device missing); the message names the fallback."""
