@@ -183,6 +183,12 @@ def real_sface():
         pytest.skip(f"SFace not installed ({exc})")
 
 
+@pytest.fixture(scope="module")
+def real_pair(real_sface):
+    """The real model in ONNX Runtime and as a torch module, loaded once."""
+    return SFaceEncoder(weights=real_sface), load_sface_torch(real_sface)
+
+
 def test_real_sface_matches_opencv_on_bgr_convention(real_sface):
     import cv2
 
@@ -196,22 +202,20 @@ def test_real_sface_matches_opencv_on_bgr_convention(real_sface):
     assert _cosine(opencv, ours)[0] > 0.99999
 
 
-def test_real_sface_torch_parity_synthetic(real_sface):
+def test_real_sface_torch_parity_synthetic(real_pair):
+    encoder, module = real_pair
     faces = _faces(6, seed=11)
-    reference = SFaceEncoder(weights=real_sface).embed_aligned(faces)
-    assert _cosine(reference, _torch_embed(load_sface_torch(real_sface), faces)).min() >= 0.9999
+    assert _cosine(encoder.embed_aligned(faces), _torch_embed(module, faces)).min() >= 0.9999
 
 
-def test_real_sface_torch_parity_real_faces(real_sface, shared_data):
+def test_real_sface_torch_parity_real_faces(real_pair, shared_data):
     from facefit import Registry
     from facefit.faces import FaceEmbedder
 
     paths = sorted((shared_data / "celeba-subset" / "faces").glob("*.jpg"))[:8]
     paths += sorted((shared_data / "fs2k-train" / "sketch").glob("*.jpg"))[:4]
-    embedder = FaceEmbedder.from_registry(
-        Registry.load(allow=["yunet", "sface"]), sketch_fallback=True
-    )
+    encoder, module = real_pair
+    detector = Registry.load(allow=["yunet"]).create_face_detector("yunet")
+    embedder = FaceEmbedder(detector, encoder, sketch_fallback=True)
     crops = np.stack([embedder.align_file(p) for p in paths])
-    reference = SFaceEncoder(weights=real_sface).embed_aligned(crops)
-    ours = _torch_embed(load_sface_torch(real_sface), crops)
-    assert _cosine(reference, ours).min() >= 0.9999
+    assert _cosine(encoder.embed_aligned(crops), _torch_embed(module, crops)).min() >= 0.9999
