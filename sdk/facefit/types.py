@@ -180,6 +180,8 @@ class RoundTrace:
     reference: str | None = None
     """Where the round's reference identity came from, e.g. ``"candidate 0/2"``."""
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    """What the loop could not do or did differently this round, and the investigator's choice."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "eval": "eval_command",
     "gallery": "gallery",
     "train": "train",
+    "generate": "generate",
+    "demo": "demo",
 }
 
 

@@ -1,0 +1,237 @@
+"""``facefit generate``: evidence in, candidate faces and ranked identities out.
+
+facefit generate --sketch s.png --text "a man with a beard" -g mugshots.gallery --out run1
+facefit generate --manifest probes.csv -g mugshots.gallery --out runs/   # batch, resumable
+facefit generate --replay run1/provenance.json --out run1-again         # same result.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facefit.errors import InputError
+
+__all__ = ["generate", "parse_choice"]
+
+CHOICE_HELP = (
+    "pick N (steer with candidate N) · reject N M … · accept (stop here) · "
+    "Enter: let the loop decide"
+)
+
+
+def parse_choice(text: str) -> Any:
+    """An investigator's typed answer → :class:`~facefit.pipeline.Choice` (None: no choice)."""
+    from facefit.pipeline import Choice
+
+    words = text.replace(",", " ").split()
+    if not words:
+        return None
+    pick, reject, accept, mode = None, [], False, None
+    for word in words:
+        lower = word.lower()
+        if lower in ("pick", "p", "reject", "r"):
+            mode = lower[0]
+        elif lower in ("accept", "a", "done"):
+            accept = True
+        elif word.isdigit() and mode == "p" and pick is None:
+            pick = int(word)
+        elif word.isdigit() and mode == "r":
+            reject.append(int(word))
+        else:
+            raise InputError(f"cannot read {text!r}; answer with: {CHOICE_HELP}")
+    return Choice(pick=pick, reject=tuple(reject), accept=accept)
+
+
+def _ask(trace: Any) -> Any:
+    click.echo(f"\nround {trace.round} — reference: {trace.reference or 'evidence only'}")
+    for c in trace.candidates:
+        top = f"{c.matches[0].identity} ({c.matches[0].score:.3f})" if c.matches else "-"
+        scores = " ".join(f"{k} {v:.3f}" for k, v in c.evidence_scores.items()) or "unscored"
+        click.echo(f"  candidate {c.index}: consistency {c.consistency:.3f} [{scores}] top {top}")
+    while True:
+        answer = click.prompt(CHOICE_HELP, default="", show_default=False)
+        try:
+            choice = parse_choice(answer)
+            if choice is not None:
+                choice.check(len(trace.candidates))
+            return choice
+        except InputError as exc:
+            click.echo(f"  {exc}", err=True)
+
+
+def _config(config_path: Path | None, replay: dict | None, overrides: dict[str, Any]) -> Any:
+    from facefit.config import PipelineConfig, load_config
+    from facefit.pipeline.provenance import config_from_provenance
+
+    if replay is not None:
+        config = config_from_provenance(replay)
+    elif config_path is not None:
+        config = load_config(config_path)
+    else:
+        config = PipelineConfig()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return config.replace_settings(**changes) if changes else config
+
+
+def _registry() -> Any:
+    """The registry in ``ctx.obj["registry"]`` (tests, embedding apps), else the installed one."""
+    obj = click.get_current_context().find_root().obj
+    if isinstance(obj, dict) and obj.get("registry") is not None:
+        return obj["registry"]
+    from facefit.registry import Registry
+
+    return Registry.load()
+
+
+def _print_result(result: Any, out: Path) -> None:
+    click.echo(f"{result.provenance.get('stopped')}; ranked identities (fused over rounds):")
+    for match in result.top(10):
+        click.echo(f"  {match.rank:>3}. {match.identity}  {match.score:.4f}")
+    if not result.matches:
+        click.echo("  (no gallery given: nothing ranked)")
+    click.echo(f"candidates and contact sheet: {out / 'contact_sheet.png'}")
+
+
+def _load_replay(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read provenance ({exc})") from None
+    if not str(data.get("format", "")).startswith("facefit-provenance/"):
+        raise InputError(f"{path}: not a facefit provenance.json")
+    return data
+
+
+def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None]:
+    from facefit.pipeline.provenance import sha256_file
+
+    paths = {}
+    for modality, item in replay.get("inputs", {}).items():
+        path = item["path"]
+        if not Path(path).is_file() or sha256_file(path) != item["sha256"]:
+            raise InputError(f"replay: input {modality} {path} is missing or changed since the run")
+        paths[modality] = path
+    gallery = (replay.get("gallery") or {}).get("path")
+    return paths, replay.get("text"), gallery
+
+
+@click.command("generate")
+@click.option(
+    "--sketch", type=click.Path(dir_okay=False, exists=True), help="A drawing of the face."
+)
+@click.option(
+    "--lq", type=click.Path(dir_okay=False, exists=True), help="A low-quality image of the face."
+)
+@click.option("--text", help="A description in words.")
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A face photo standing for an identity.",
+)
+@click.option(
+    "-g",
+    "--gallery",
+    envvar="FACEFIT_GALLERY",
+    type=click.Path(file_okay=False),
+    help="Gallery to rank identities in (default: $FACEFIT_GALLERY).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (batch: one subfolder per probe).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Pipeline config (TOML).",
+)
+@click.option(
+    "--model", help="Generator model directory (default: the config's, else the shipped default)."
+)
+@click.option("--rounds", type=int, help="Most rounds of the loop.")
+@click.option("--candidates", type=int, help="Candidates per round.")
+@click.option("--steps", type=int, help="Sampler steps per candidate.")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight.")
+@click.option("--seed", type=int, help="Random seed (rounds derive theirs from it).")
+@click.option("--device", help="cpu, cuda, cuda:N or auto.")
+@click.option("--interactive", is_flag=True, help="Pick or reject candidates after every round.")
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Batch: CSV of probes (id, sketch, lq, text, reference).",
+)
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Re-run a provenance.json's inputs and settings.",
+)
+@click.option("--no-progress", is_flag=True, help="Batch: no progress bar.")
+def generate(
+    sketch,
+    lq,
+    text,
+    reference,
+    gallery,
+    out,
+    config_path,
+    model,
+    rounds,
+    candidates,
+    steps,
+    guidance,
+    seed,
+    device,
+    interactive,
+    manifest,
+    replay,
+    no_progress,
+) -> None:
+    """Generate candidate faces from evidence and rank gallery identities (the IdentiFace loop)."""
+    from facefit.pipeline import Pipeline
+    from facefit.pipeline.batch import read_manifest, run_batch
+    from facefit.pipeline.files import ProbeFiles, run_probe_files
+
+    replay_data = _load_replay(replay) if replay is not None else None
+    if replay_data is not None:
+        paths, text, recorded_gallery = _replay_inputs(replay_data)
+        sketch, lq, reference = paths.get("sketch"), paths.get("lq"), paths.get("reference")
+        gallery = gallery or recorded_gallery
+    overrides = {
+        "model": model,
+        "rounds": rounds,
+        "candidates": candidates,
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+        "device": device,
+    }
+    probes = read_manifest(manifest) if manifest is not None else None
+    if probes is None:
+        probe = ProbeFiles(sketch=sketch, lq=lq, text=text, reference=reference)
+        probe.load()  # no evidence / unreadable file: fail before any model is loaded
+    elif interactive:
+        raise InputError("--interactive runs one probe at a time; leave out --manifest")
+    config = _config(config_path, replay_data, overrides)
+    pipeline = Pipeline(config, registry=_registry(), gallery=gallery)
+    if probes is not None:
+        report = run_batch(pipeline, probes, out, progress=not no_progress)
+        click.echo(
+            f"{out}: {len(report.done)} probes done, {len(report.skipped)} already complete, "
+            f"{len(report.failed)} failed"
+        )
+        for probe_id, why in report.failed:
+            click.echo(f"  {probe_id}: {why}", err=True)
+        if report.failed:
+            sys.exit(1)
+        return
+    result = run_probe_files(
+        pipeline, probe, out, on_round=_ask if interactive else None, command=sys.argv[1:]
+    )
+    _print_result(result, out)

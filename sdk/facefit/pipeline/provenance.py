@@ -1,0 +1,119 @@
+"""Provenance: everything needed to reproduce a result on the same machine.
+
+``provenance.json`` records the sha256 of every input file, of the generator's
+files and of the gallery's manifest; the whole resolved config (settings and the
+plugin chosen for every part, with options); the plugins' packages and versions;
+the seeds; timings; and the facefit, torch and Python versions. A config rebuilt
+from it (:func:`config_from_provenance`) with the same inputs reproduces
+``result.json`` byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from facefit.config import PipelineConfig, parse_config
+
+__all__ = ["config_from_provenance", "config_to_dict", "make_provenance", "sha256_file"]
+
+FORMAT = "facefit-provenance/1"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_to_dict(config: PipelineConfig) -> dict[str, Any]:
+    """The config as a TOML-shaped dict that :func:`facefit.config.parse_config` reads back."""
+    from dataclasses import asdict
+
+    data: dict[str, Any] = {"pipeline": asdict(config.settings)}
+    for kind, spec in config.components.items():
+        data[kind] = {"plugin": spec.plugin, **dict(spec.options)}
+    data["conditioners"] = {
+        m: {"plugin": spec.plugin, **dict(spec.options)} for m, spec in config.conditioners.items()
+    }
+    if config.weights:
+        data["weights"] = dict(config.weights)
+    return data
+
+
+def config_from_provenance(
+    provenance: dict[str, Any], source: str = "<provenance>"
+) -> PipelineConfig:
+    """The exact config a result was made with."""
+    return parse_config(provenance["config"], source)
+
+
+def _plugins(pipeline: Any) -> dict[str, Any]:
+    config, registry = pipeline.config, pipeline.registry
+    parts = [
+        (kind, spec.plugin) for kind, spec in config.components.items() if spec.plugin != "auto"
+    ]
+    parts += [("conditioner", spec.plugin) for spec in config.conditioners.values()]
+    out = {}
+    for kind, name in parts:
+        entry = registry.entry(kind, name)
+        out[f"{kind}:{name}"] = {
+            "plugin": entry.plugin.name,
+            "package": entry.plugin.package,
+            "version": entry.plugin.version,
+        }
+    return out
+
+
+def make_provenance(
+    pipeline: Any,
+    result: Any,
+    *,
+    inputs: dict[str, str],
+    text: str | None,
+    seconds: dict[str, float],
+    command: list[str] | None = None,
+) -> dict[str, Any]:
+    """The provenance record of one run (``inputs``: modality → file path)."""
+    import torch
+
+    from facefit import __version__
+
+    parts = pipeline.parts
+    model_files = {p.name: sha256_file(p) for p in sorted(parts.model_dir.iterdir()) if p.is_file()}
+    gallery = None
+    if parts.gallery is not None:
+        path = parts.gallery.path
+        manifest = path / "manifest.json" if path is not None else None
+        gallery = {
+            "path": str(path) if path else None,
+            "manifest_sha256": sha256_file(manifest) if manifest and manifest.is_file() else None,
+            "encoder": str(parts.gallery.encoder),
+            "faces": len(parts.gallery),
+            "identities": parts.gallery.num_identities,
+        }
+    return {
+        "format": FORMAT,
+        "facefit": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": parts.device,
+        "command": command,
+        "inputs": {
+            m: {"path": str(Path(p).resolve()), "sha256": sha256_file(p)} for m, p in inputs.items()
+        },
+        "text": text,
+        "model": {"path": str(parts.model_dir.resolve()), "files": model_files},
+        "gallery": gallery,
+        "config": config_to_dict(pipeline.config),
+        "plugins": _plugins(pipeline),
+        "seeds": {"seed": pipeline.settings.seed, "rounds": result.provenance.get("round_seeds")},
+        "stopped": result.provenance.get("stopped"),
+        "timings": {**seconds, "rounds": [round(t.seconds, 4) for t in result.rounds]},
+    }
