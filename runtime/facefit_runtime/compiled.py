@@ -75,7 +75,8 @@ class CompiledBackend(DenoiserBackend):
     Options: ``device`` (default: where the model is); ``mode`` (default
     ``reduce-overhead`` on CUDA, ``max-autotune-no-cudagraphs`` on CPU);
     ``precision`` ``fp32``/``fp16``/``bf16`` (default: the model's dtype);
-    ``fullgraph``; ``strict`` raises instead of falling back to eager.
+    ``fullgraph``; ``dynamic`` (default: static shapes with CUDA graphs, PyTorch's
+    automatic dynamic batch on the CPU); ``strict`` raises instead of falling back.
     """
 
     name: ClassVar[str] = "compiled"
@@ -88,6 +89,7 @@ class CompiledBackend(DenoiserBackend):
         mode: str | None = None,
         precision: str | None = None,
         fullgraph: bool = False,
+        dynamic: bool | None = None,
         strict: bool = False,
         backend: str = "inductor",
     ) -> None:
@@ -122,8 +124,12 @@ class CompiledBackend(DenoiserBackend):
         else:
             # mode is Inductor's setting; other dynamo backends (tests use "aot_eager") take none
             mode_arg = {"mode": self.mode} if backend == "inductor" else {}
+            if dynamic is None:
+                # CUDA graphs need static shapes (one graph per batch size); on the CPU let
+                # dynamo make the batch symbolic after the second size: two compiles, not four
+                dynamic = False if self.cuda_graphs else None
             self._compiled = torch.compile(
-                self._eager, dynamic=False, fullgraph=fullgraph, backend=backend, **mode_arg
+                self._eager, dynamic=dynamic, fullgraph=fullgraph, backend=backend, **mode_arg
             )
         self._torch = torch
 

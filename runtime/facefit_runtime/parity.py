@@ -82,13 +82,15 @@ def sampling_parity(
     num_images: int = 1,
     seed: int = 0,
     device: Any = "cpu",
+    input_dtype: Any = None,
     scheduler: Any = None,
 ) -> ParityReport:
     """Compare ``backend`` with ``reference`` (the eager call) over one guided DDIM run.
 
     The denoiser sees ``2 × num_images`` items per step (conditional + null). When
     the model takes more input channels than it predicts (the generator's spatial
-    evidence), fixed random evidence fills the extra channels.
+    evidence), fixed random evidence fills the extra channels. ``input_dtype``
+    (e.g. ``torch.float16``) is what the backend is fed; the reference gets float32.
     """
     from diffusers import DDIMScheduler
 
@@ -127,7 +129,10 @@ def sampling_parity(
     with torch.inference_mode():
         for t in scheduler.timesteps:
             model_input, timestep = inputs(x_backend, t)
-            got = backend(model_input, timestep, tokens).float()
+            if input_dtype is not None:
+                got = backend(model_input.to(input_dtype), timestep, tokens.to(input_dtype)).float()
+            else:
+                got = backend(model_input, timestep, tokens).float()
             same_input = eager(model_input, timestep, tokens).float()
             report.step_errors.append(float((got - same_input).abs().max()))
             # DDIM's step keeps no state, so one scheduler advances both trajectories

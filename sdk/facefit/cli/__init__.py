@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "eval": "eval_command",
     "gallery": "gallery",
     "train": "train",
+    "runtime": "runtime",
     "generate": "generate",
     "demo": "demo",
 }
