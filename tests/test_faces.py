@@ -13,6 +13,7 @@ from facefit.faces import (
     MultipleFacesError,
     NoFaceError,
     align_landmarks,
+    framed_landmarks,
     similarity_transform,
     template,
 )
@@ -147,16 +148,50 @@ def test_no_face_error_and_sketch_fallback():
         embedder.align(image, source="blank.png")
     assert isinstance(NoFaceError("x"), InputError)
     face = embedder.locate(image, sketch_fallback=True)
-    assert face.fallback and face.detection is None and face.crop.shape == (112, 112, 3)
-    np.testing.assert_allclose(face.landmarks, FRAMED_LANDMARKS * 250)
+    assert face.fallback and face.how == "framed" and face.detection is None
+    assert face.crop.shape == (112, 112, 3)
+    np.testing.assert_allclose(face.landmarks, FRAMED_LANDMARKS * 250 + 125)
     framed = FaceEmbedder(BoxDetector([]), MeanColourEncoder(), sketch_fallback=True)
     assert framed.align(image).shape == (112, 112, 3)
+
+
+class SmoothOnlyDetector(BoxDetector):
+    """Finds a face only in images without fine lines, like YuNet on some pencil sketches."""
+
+    def detect(self, image):
+        edges = np.abs(np.diff(image[..., 0].astype(int), axis=1)).mean()
+        found = super().detect(image)  # records the call in self.seen
+        return found if edges < 20 else []
+
+
+def test_sketch_fallback_retries_on_a_blurred_copy_first():
+    stripes = np.zeros((200, 200, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel hatching: "not a face" until softened
+    detector = SmoothOnlyDetector([(40, 40, 120, 120)])
+    embedder = FaceEmbedder(detector, MeanColourEncoder())
+    with pytest.raises(NoFaceError):
+        embedder.align(stripes)  # no fallback: a single detection attempt
+    assert len(detector.seen) == 1
+    face = embedder.locate(stripes, sketch_fallback=True)
+    assert face.how == "detected-blurred" and face.fallback and face.detection is not None
+    assert len(detector.seen) == 3  # the original, then the blurred copy
+
+
+def test_framed_landmarks_were_measured_on_the_current_training_split():
+    from facefit import splits
+    from facefit.faces import FRAMED_LANDMARKS_SPLIT
+
+    # if this fails, re-measure FRAMED_LANDMARKS on the new training side (see faces.md)
+    assert FRAMED_LANDMARKS_SPLIT == splits.FS2K_DEV_FINGERPRINT
 
 
 def test_framed_landmarks_are_a_plausible_face():
     eyes = FRAMED_LANDMARKS[1, 0] - FRAMED_LANDMARKS[0, 0]
     assert 0.15 < eyes < 0.35
     assert FRAMED_LANDMARKS[0, 1] < FRAMED_LANDMARKS[2, 1] < FRAMED_LANDMARKS[3, 1]
+    # oblong frames: placed around the centre, scaled by the shorter side
+    wide = framed_landmarks(340, 475)
+    np.testing.assert_allclose(wide, FRAMED_LANDMARKS * 340 + [237.5, 170], rtol=1e-6)
 
 
 def test_embed_images_batches_and_normalises():
