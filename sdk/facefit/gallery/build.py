@@ -141,7 +141,7 @@ def enrol(
     embedder: FaceEmbedder,
     items: Sequence[Enrolment],
     *,
-    chunk: int = 256,
+    chunk: int = 64,
     progress: bool = True,
     skip_duplicates: bool = True,
 ) -> EnrolReport:

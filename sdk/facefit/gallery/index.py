@@ -19,7 +19,6 @@ one at a time (a readers–writer lock), and a save lets searches go on.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,11 +29,18 @@ import numpy as np
 
 from facefit.gallery import persist
 from facefit.gallery.atomic import directory_lock
+from facefit.gallery.checks import (
+    check_encoder,
+    check_k,
+    checked_names,
+    checked_sha256s,
+    checked_vectors,
+    one_query,
+    per_face,
+)
 from facefit.gallery.choice import choose_retriever, create_retriever
 from facefit.gallery.errors import (
     CorruptGalleryError,
-    EmptyGalleryError,
-    EncoderMismatchError,
     GalleryError,
 )
 from facefit.gallery.hits import FaceHit, IdentityHit, first_identities
@@ -48,8 +54,6 @@ if TYPE_CHECKING:
     from facefit.registry import Registry
 
 log = logging.getLogger(__name__)
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class GalleryIndex:
@@ -151,7 +155,7 @@ class GalleryIndex:
                     "build one with `facefit gallery build`"
                 )
             if encoder is not None:
-                _check_encoder(manifest.encoder, EncoderInfo.of(encoder), path)
+                check_encoder(manifest.encoder, EncoderInfo.of(encoder), path)
             persist.verify_files(path, manifest, checksums=verify)
             index_stem, metadata_stem = persist.stems(manifest.generation)
             retriever = create_retriever(
@@ -194,6 +198,10 @@ class GalleryIndex:
     def path(self) -> Path | None:
         """Where it was last loaded from or saved to (None: never saved)."""
         return self._path
+
+    @property
+    def _where(self) -> str:
+        return str(self._path) if self._path else "(in memory)"
 
     @property
     def retriever(self) -> Retriever:
@@ -243,7 +251,7 @@ class GalleryIndex:
 
     def check_encoder(self, encoder: Any) -> None:
         """Raise :class:`EncoderMismatchError` unless ``encoder`` made this gallery's vectors."""
-        _check_encoder(self._encoder, EncoderInfo.of(encoder), self._path or "the gallery")
+        check_encoder(self._encoder, EncoderInfo.of(encoder), self._where)
 
     # -- changing it ---------------------------------------------------------------------------
 
@@ -263,18 +271,13 @@ class GalleryIndex:
         paths, ``sha256s`` the images' digests and ``metadata`` JSON-able dicts, each
         one per face when given. All-or-nothing: on an error nothing is added.
         """
-        vectors = self._check_vectors(vectors, "vectors to add")
+        vectors = checked_vectors(vectors, self._encoder, "vectors to add")
         n = len(vectors)
         names = [identities] * n if isinstance(identities, str) else list(identities)
-        names = _checked_names(names, n)
-        sources = _per_face(sources, n, "sources")
-        sha256s = _per_face(sha256s, n, "sha256s")
-        for i, digest in enumerate(sha256s):
-            if digest is not None and not _SHA256.match(digest):
-                raise GalleryError(
-                    f"sha256s[{i}]: expected 64 lowercase hex digits, got {digest!r}"
-                )
-        metas = [dict(m) for m in _per_face(metadata, n, "metadata", default={})]
+        names = checked_names(names, n)
+        sources = per_face(sources, n, "sources")
+        sha256s = checked_sha256s(per_face(sha256s, n, "sha256s"))
+        metas = [dict(m) for m in per_face(metadata, n, "metadata", default={})]
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         with self._lock.write():
@@ -393,13 +396,13 @@ class GalleryIndex:
 
     def search(self, query: np.ndarray, k: int = 10) -> list[IdentityHit]:
         """The ``k`` identities closest to one query embedding, best first."""
-        return self.search_many(self._one_query(query), k)[0]
+        return self.search_many(one_query(query, self.dim), k)[0]
 
     def search_many(self, queries: np.ndarray, k: int = 10) -> list[list[IdentityHit]]:
         """:meth:`search` for each row of ``(n, dim)`` queries (one retriever call)."""
-        queries = self._check_vectors(queries, "queries")
+        queries = checked_vectors(queries, self._encoder, "queries")
         with self._lock.read():
-            self._check_k(k, len(self._face_counts), "identities")
+            check_k(k, len(self._face_counts), "identities", self._where)
             n = len(self._retriever)
             width = min(n, max(4 * k, k + 32))
             while True:  # widen until every query has k distinct identities in view
@@ -431,13 +434,13 @@ class GalleryIndex:
 
     def search_faces(self, query: np.ndarray, k: int = 10) -> list[FaceHit]:
         """The ``k`` faces closest to one query embedding, best first (no fusion)."""
-        return self.search_faces_many(self._one_query(query), k)[0]
+        return self.search_faces_many(one_query(query, self.dim), k)[0]
 
     def search_faces_many(self, queries: np.ndarray, k: int = 10) -> list[list[FaceHit]]:
         """:meth:`search_faces` for each row of ``(n, dim)`` queries."""
-        queries = self._check_vectors(queries, "queries")
+        queries = checked_vectors(queries, self._encoder, "queries")
         with self._lock.read():
-            self._check_k(k, len(self._retriever), "faces")
+            check_k(k, len(self._retriever), "faces", self._where)
             scores, labels = self._retriever.search(queries, k)
             records = self._store.records(np.unique(labels).tolist())
             return [
@@ -451,42 +454,6 @@ class GalleryIndex:
     def _hit(self, label: int, score: float, rank: int, records: dict[int, FaceRecord]) -> FaceHit:
         r = records[label]
         return FaceHit(label, r.identity, score, rank, r.source, r.sha256, r.metadata)
-
-    def _one_query(self, query: np.ndarray) -> np.ndarray:
-        query = np.asarray(query)
-        if query.ndim == 2 and len(query) == 1:
-            return query
-        if query.ndim != 1:
-            raise GalleryError(
-                f"query: expected one {self.dim}-d embedding, got shape {query.shape} "
-                "(use search_many for several)"
-            )
-        return query[None]
-
-    def _check_vectors(self, vectors: np.ndarray, what: str) -> np.ndarray:
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise GalleryError(
-                f"{what}: expected shape (n, {self.dim}) — embeddings of this gallery's "
-                f"encoder {self._encoder} — got {np.shape(vectors)}"
-            )
-        norms = np.linalg.norm(array, axis=1)
-        if not np.isfinite(norms).all() or (norms < 1e-12).any():
-            raise GalleryError(f"{what}: a vector is zero or not finite; pass encoder embeddings")
-        return array
-
-    def _check_k(self, k: int, available: int, what: str) -> None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise GalleryError(f"k must be a positive integer, got {k!r}")
-        if available == 0:
-            where = self._path or "this in-memory gallery"
-            raise EmptyGalleryError(
-                f"gallery {where} is empty: add faces (`facefit gallery add`) before searching"
-            )
-        if k > available:
-            raise GalleryError(
-                f"k={k} is larger than the gallery ({available} {what}); ask for at most {available}"
-            )
 
     # -- saving it -----------------------------------------------------------------------------
 
@@ -508,8 +475,8 @@ class GalleryIndex:
             with directory_lock(target, exclusive=True):
                 current = persist.read_manifest_quietly(target)
                 same = self._path is not None and target.resolve() == self._path.resolve()
-                self._check_target(target, current, same, overwrite)
                 loaded = self._manifest.generation if self._manifest else 0
+                persist.check_save_target(target, current, same, loaded, overwrite)
                 generation = max(loaded, current.generation if current else 0) + 1
                 manifest = persist.write_generation(
                     target,
@@ -520,32 +487,6 @@ class GalleryIndex:
                 )
             self._manifest, self._path = manifest, target
         return target
-
-    def _check_target(
-        self, target: Path, current: Manifest | None, same: bool, overwrite: bool
-    ) -> None:
-        if current is None:
-            if (target / MANIFEST_NAME).exists() and not overwrite:
-                raise CorruptGalleryError(
-                    f"{target}: holds a damaged gallery; pass overwrite=True (--force) to replace it"
-                )
-            others = [p.name for p in target.iterdir() if not persist.owned(p.name)]
-            if others and not (target / MANIFEST_NAME).exists():
-                raise GalleryError(
-                    f"{target}: directory is not empty and not a gallery; choose a new directory"
-                )
-        elif same:
-            mine = self._manifest.generation if self._manifest else 0
-            if current.generation != mine:
-                raise GalleryError(
-                    f"{target}: saved by another process since this gallery was loaded "
-                    f"(generation {current.generation}, loaded {mine}); load it again and "
-                    "repeat the changes"
-                )
-        elif not overwrite:
-            raise GalleryError(
-                f"{target}: already holds a gallery; pass overwrite=True (--force) to replace it"
-            )
 
     def _make_manifest(self, files: dict[str, tuple[FileRecord, ...]], generation: int) -> Manifest:
         from facefit import __version__
@@ -565,32 +506,3 @@ class GalleryIndex:
             saved=now,
             facefit_version=__version__,
         )
-
-
-def _check_encoder(stored: EncoderInfo, given: EncoderInfo, where: object) -> None:
-    if stored != given:
-        raise EncoderMismatchError(
-            f"gallery {where} was built with encoder {stored}, not {given}: embeddings of "
-            f"different encoders are not comparable. Search it with {stored.name!r}, or "
-            f"build a new gallery with `facefit gallery build --encoder {given.name}`"
-        )
-
-
-def _checked_names(names: list[Any], n: int) -> list[str]:
-    if len(names) != n:
-        raise GalleryError(f"identities: got {len(names)} names for {n} vectors")
-    out = []
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not name.strip():
-            raise GalleryError(f"identities[{i}]: expected a non-empty name, got {name!r}")
-        out.append(name.strip())
-    return out
-
-
-def _per_face(values: Sequence[Any] | None, n: int, what: str, default: Any = None) -> list[Any]:
-    if values is None:
-        return [default] * n
-    values = list(values)
-    if len(values) != n:
-        raise GalleryError(f"{what}: got {len(values)} values for {n} faces")
-    return values

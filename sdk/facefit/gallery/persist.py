@@ -137,3 +137,33 @@ def verify_files(directory: Path, manifest: Manifest, *, checksums: bool = True)
             raise CorruptGalleryError(
                 f"{directory}: file {f.name} does not match its checksum (corrupt); {advice}"
             )
+
+
+def check_save_target(
+    target: Path, current: Manifest | None, same: bool, loaded: int, overwrite: bool
+) -> None:
+    """Refuse a save that would clobber something (see :meth:`GalleryIndex.save`).
+
+    ``same``: the target is where this gallery was loaded from, at generation ``loaded``.
+    """
+    if current is None:
+        if (target / MANIFEST_NAME).exists() and not overwrite:
+            raise CorruptGalleryError(
+                f"{target}: holds a damaged gallery; pass overwrite=True (--force) to replace it"
+            )
+        others = [p.name for p in target.iterdir() if not owned(p.name)]
+        if others and not (target / MANIFEST_NAME).exists():
+            raise GalleryError(
+                f"{target}: directory is not empty and not a gallery; choose a new directory"
+            )
+    elif same:
+        if current.generation != loaded:
+            raise GalleryError(
+                f"{target}: saved by another process since this gallery was loaded "
+                f"(generation {current.generation}, loaded {loaded}); load it again and "
+                "repeat the changes"
+            )
+    elif not overwrite:
+        raise GalleryError(
+            f"{target}: already holds a gallery; pass overwrite=True (--force) to replace it"
+        )
