@@ -100,7 +100,8 @@ def session_options(threads: int | None = None, optimization: str = "all") -> An
 class OnnxRuntimeBackend(DenoiserBackend):
     """ONNX Runtime (CPU, or CUDA with onnxruntime-gpu) on the exported denoiser graph.
 
-    Options: ``device`` ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"auto"``;
+    Options: ``device`` ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"auto"`` (default:
+    where the model is, else the CPU);
     ``threads`` intra-op threads (default: the CPUs this process may use);
     ``optimization`` graph optimization level; ``precision`` ``fp32`` (or ``fp16``
     on CUDA); ``batch`` the ``(min, opt, max)`` batch range when exporting;
@@ -119,7 +120,7 @@ class OnnxRuntimeBackend(DenoiserBackend):
         contract: Any = None,
         num_tokens: int | None = None,
         batch: tuple[int, int, int] = (1, 2, 8),
-        device: str = "cpu",
+        device: str | None = None,
         threads: int | None = None,
         optimization: str = "all",
         precision: str = "fp32",
@@ -134,6 +135,8 @@ class OnnxRuntimeBackend(DenoiserBackend):
         import onnxruntime as ort
         import torch
 
+        if device is None:  # follow the model: the pipeline has already put it on its device
+            device = str(_module_device(model)) if model is not None else "cpu"
         self.device = _resolve_device(device)
         if self.device.type == "cuda":
             ok, why = cuda_available()
@@ -294,6 +297,13 @@ def _resolve_device(device: Any) -> Any:
     if device == "auto":
         device = "cuda" if cuda_available()[0] else "cpu"
     return torch.device(device)
+
+
+def _module_device(model: Any) -> Any:
+    model = getattr(model, "denoiser", model)
+    for tensor in model.parameters():
+        return tensor.device
+    return "cpu"
 
 
 def _as_numpy(tensor: Any) -> Any:
