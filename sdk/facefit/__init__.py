@@ -47,3 +47,12 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str):
+    # the loop pulls in torch and diffusers: load it on first use, keep `import facefit` light
+    if name in ("Pipeline", "Choice"):
+        import facefit.pipeline
+
+        return getattr(facefit.pipeline, name)
+    raise AttributeError(f"module 'facefit' has no attribute {name!r}")
