@@ -1,0 +1,53 @@
+"""The README's main job: bundled sketches ranked against the bundled gallery, via the CLI."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facefit.cli import main
+from facefit.errors import WeightsNotFoundError
+
+DEMO = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data"
+
+
+@pytest.fixture(scope="module")
+def demo_gallery(tmp_path_factory) -> Path:
+    from facefit import weights
+
+    try:
+        weights.resolve("yunet"), weights.resolve("sface")
+    except WeightsNotFoundError as exc:
+        pytest.skip(f"model files not installed ({exc})")
+    out = tmp_path_factory.mktemp("demo") / "gallery"
+    result = CliRunner().invoke(
+        main,
+        [
+            "gallery", "build", str(DEMO / "gallery"), "--identities", str(DEMO / "gallery.csv"),
+            "--out", str(out), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "added 24 faces of 24 identities" in result.output
+    return out
+
+
+def test_gallery_csv_lists_every_bundled_face():
+    with (DEMO / "gallery.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["image"] for r in rows) == sorted(p.name for p in (DEMO / "gallery").iterdir())
+
+
+@pytest.mark.parametrize("probe", sorted(p.name for p in (DEMO / "probes").glob("*.png")))
+def test_each_bundled_sketch_finds_its_identity_first(demo_gallery, probe):
+    result = CliRunner().invoke(
+        main,
+        ["gallery", "search", "-g", str(demo_gallery), str(DEMO / "probes" / probe), "-k", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    first = result.output.strip().splitlines()[0]
+    assert re.match(rf"\s*1\s+\S+\s+{Path(probe).stem}\b", first), result.output
