@@ -135,3 +135,24 @@ def test_inductor_sampling_parity(unet, contract):
     report = sampling_parity(backend, unet, contract, steps=10)
     assert backend.is_compiled
     assert report.within(TOLERANCES["fp32"]), report.summary()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graphs_parity_and_outputs_survive_the_next_call(precision):
+    unet = tiny_unet().cuda()
+    contract = contract_for(unet, num_tokens=TINY_NUM_TOKENS)
+    backend = CompiledBackend(unet, precision=precision, strict=True)
+    assert backend.cuda_graphs and backend.mode == "reduce-overhead"
+    backend.warmup(contract, (2,))
+    first = contract.sample_inputs(2, device="cuda", seed=1)
+    second = contract.sample_inputs(2, device="cuda", seed=2)
+    out1 = backend(*first)
+    out2 = backend(*second)  # a replay must not overwrite what the first call returned
+    with torch.no_grad():
+        expected1, expected2 = unet(*first).sample, unet(*second).sample
+    tol = TOLERANCES[precision].step
+    assert float((out1 - expected1).abs().max()) <= tol
+    assert float((out2 - expected2).abs().max()) <= tol
+    report = sampling_parity(backend, unet, contract, steps=10, device="cuda")
+    assert report.within(TOLERANCES[precision]), report.summary()

@@ -211,3 +211,22 @@ def test_generator_sampler_gives_the_same_images_as_eager(generator, cache):
     assert (
         diff.max() <= TOLERANCES["fp32"].image_max and diff.mean() <= TOLERANCES["fp32"].image_mean
     )
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available(),
+    reason="needs onnxruntime-gpu and a CUDA GPU",
+)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_execution_provider_with_io_binding(unet, contract, tmp_path, precision):
+    model = tiny_unet().cuda()
+    backend = OnnxRuntimeBackend(model, contract=contract, precision=precision, cache_dir=tmp_path)
+    assert backend.device.type == "cuda"
+    inputs = contract.sample_inputs(2, device="cuda")
+    out = backend(*inputs)
+    assert out.device.type == "cuda"
+    with torch.no_grad():
+        expected = model(*inputs).sample
+    assert float((out - expected).abs().max()) <= TOLERANCES[precision].step
+    report = sampling_parity(backend, model, contract, steps=10, device="cuda")
+    assert report.within(TOLERANCES[precision]), report.summary()
