@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 TINY = {
     "image_size": 16,
     "block_out_channels": (8, 16),
@@ -33,3 +35,15 @@ def toy_registry():
     from tests.plugins import generator_toys
 
     return Registry.load(plugins=[("generator-toys", generator_toys)])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Run tiny models on one thread: for them intra-op threads are pure overhead,
+    and on a busy machine every op would wait for a descheduled thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

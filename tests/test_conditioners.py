@@ -9,7 +9,7 @@ import torch
 from facefit.generator.conditions import degrade, images_to_tensor, lq_tensor, tensor_to_images
 from facefit.testing import ConditionerTests, random_faces
 from facefit.types import Evidence
-from tests.generator_helpers import toy_registry
+from tests.generator_helpers import single_thread, toy_registry  # noqa: F401 (autouse)
 
 
 class TestSketchConditioner(ConditionerTests):

@@ -20,7 +20,7 @@ from facefit.generator.conditions import (
 )
 from facefit.generator.loading import DEFAULT_MODEL_DIR
 from facefit.types import Condition
-from tests.generator_helpers import TINY, tiny_generator
+from tests.generator_helpers import TINY, single_thread, tiny_generator  # noqa: F401 (autouse)
 
 
 def _random_conditions(model, batch: int = 3, seed: int = 0) -> ConditionTensors:

@@ -13,6 +13,7 @@ from facefit.errors import ConfigError, InputError
 from facefit.generator import load_generator
 from facefit.generator.data import Augmentation, TrainingBatches, TrainingPack, synthetic_pack
 from facefit.generator.train import TrainConfig, Trainer, load_train_config
+from tests.generator_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 ARCHITECTURE = {
     "block_out_channels": [8, 16],
@@ -206,6 +207,9 @@ weight = 0.0
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "model" / "config.json").is_file()
     assert list((tmp_path / "run" / "samples").glob("step-*.png"))
+
+    timed = CliRunner().invoke(main, ["train", str(tmp_path / "train.toml"), "--benchmark", "1"])
+    assert timed.exit_code == 0 and "s/step" in timed.output, timed.output
 
     (tmp_path / "bad.toml").write_text('[train]\npack = "p"\nout = "o"\nstep = 3\n')
     bad = CliRunner().invoke(main, ["train", str(tmp_path / "bad.toml")])

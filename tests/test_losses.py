@@ -10,6 +10,7 @@ from torch import nn
 
 from facefit import Registry
 from facefit.interfaces import LossInputs
+from tests.generator_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 
 class MeanColour(nn.Module):

@@ -12,7 +12,7 @@ from facefit.generator import domain_condition
 from facefit.hookspecs import HOOKS
 from facefit.testing import DenoiserBackendTests
 from facefit.types import Condition
-from tests.generator_helpers import tiny_generator, toy_registry
+from tests.generator_helpers import single_thread, tiny_generator, toy_registry  # noqa: F401 (autouse)
 
 SAMPLERS = ["ddim", "ddpm", "dpm-solver"]
 
@@ -143,3 +143,11 @@ def test_evidence_to_images_through_the_conditioners(model, registry):
         backend, conditions, num_images=2, steps=3, guidance=2.0, seed=0
     )
     assert images.shape == (2, 16, 16, 3)
+
+
+def test_each_image_starts_from_its_own_seed():
+    from facefit_plugins.samplers import initial_noise
+
+    batch = initial_noise(3, 8, seed=10, device="cpu")
+    assert torch.equal(batch[2], initial_noise(1, 8, seed=12, device="cpu")[0])
+    assert not torch.equal(batch[0], batch[1])

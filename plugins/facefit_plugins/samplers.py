@@ -32,6 +32,21 @@ def null_conditions(conditions: list[Condition]) -> list[Condition]:
     return [c.null() if c.modality in MODALITIES else c for c in conditions]
 
 
+def initial_noise(num_images: int, size: int, seed: int, device: Any) -> torch.Tensor:
+    """Image ``i`` starts from the noise of seed ``seed + i``, drawn on the CPU.
+
+    So a candidate is known by its own seed (not by its place in a batch), and the
+    same seed gives the same start on any device.
+    """
+    import torch
+
+    noise = torch.empty((num_images, 3, size, size))
+    for i in range(num_images):
+        generator = torch.Generator().manual_seed(seed + i)
+        noise[i] = torch.randn((3, size, size), generator=generator)
+    return noise.to(device)
+
+
 class DiffusersSampler(Sampler):
     """Base of the built-in samplers: subclasses name a diffusers scheduler class."""
 
@@ -77,7 +92,11 @@ class DiffusersSampler(Sampler):
         guidance: float,
         seed: int,
     ) -> np.ndarray:
-        """``num_images`` images ``(N, S, S, 3)`` uint8 from one piece of evidence."""
+        """``num_images`` images ``(N, S, S, 3)`` uint8 from one piece of evidence.
+
+        Image ``i`` starts from the noise of ``seed + i`` (:func:`initial_noise`); the
+        stochastic samplers' step noise comes from ``seed``.
+        """
         import torch
 
         from facefit.generator.conditions import ConditionTensors, tensor_to_images
@@ -98,9 +117,8 @@ class DiffusersSampler(Sampler):
 
             scheduler = self.make_scheduler(model)
             scheduler.set_timesteps(steps, device=device)
-            rng = torch.Generator(device=device).manual_seed(int(seed))
-            x = torch.randn((num_images, 3, size, size), generator=rng, device=device)
-            x = x * scheduler.init_noise_sigma
+            x = initial_noise(num_images, size, int(seed), device) * scheduler.init_noise_sigma
+            rng = torch.Generator(device=device).manual_seed(int(seed))  # stochastic steps
             # buffers reused by every step: the loop allocates nothing the backend keeps
             model_input = torch.empty(
                 (batch, 3 + spatial.shape[1], size, size), device=device, dtype=dtype
@@ -109,11 +127,12 @@ class DiffusersSampler(Sampler):
             timestep = torch.empty(batch, device=device, dtype=torch.float32)
             options = self.step_options(rng)
             weight = float(guidance)
-            for t in scheduler.timesteps:
+            # host copies of the timesteps: filling from them needs no device sync
+            for t, value in zip(scheduler.timesteps, scheduler.timesteps.tolist()):
                 scaled = scheduler.scale_model_input(x, t)
                 for half in range(halves):
                     model_input[half * num_images : (half + 1) * num_images, :3] = scaled
-                timestep.fill_(float(t))
+                timestep.fill_(value)
                 prediction = denoiser(model_input, timestep, tokens).float()
                 if guided:
                     cond, null = prediction.chunk(2)

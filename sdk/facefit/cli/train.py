@@ -45,10 +45,17 @@ def run(config: str, pack, steps, out, device, no_resume: bool, benchmark: int |
     cfg = load_train_config(config, pack=pack, steps=steps, out=out, device=device)
     if benchmark:
         trainer = Trainer(cfg)
-        seconds = seconds_per_step(trainer, steps=benchmark)
+        import os
+
+        import torch
+
+        wall, cpu = seconds_per_step(trainer, steps=benchmark)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         click.echo(
             f"{trainer.model.parameter_count() / 1e6:.2f} M parameters, batch "
-            f"{cfg.batch_size}, {trainer.device}: {seconds:.2f} s/step"
+            f"{cfg.batch_size}, {trainer.device}: {wall:.2f} s/step "
+            f"(CPU time {cpu:.2f} s/step over {torch.get_num_threads()} threads; "
+            f"load average {load:.1f})"
         )
         return
     model_dir = run_training(cfg, resume=not no_resume)
