@@ -106,6 +106,8 @@ def test_fp16_export_keeps_float32_inputs_and_half_weights(unet, contract, tmp_p
     big = [w for w in model.graph.initializer if len(w.dims) >= 2]
     assert big and all(w.data_type == onnx.TensorProto.FLOAT16 for w in big)
     assert next(unet.parameters()).dtype == torch.float32, "the caller's model is not changed"
+    with pytest.raises(InputError, match="is fp16: onnxruntime on the CPU runs fp32 only"):
+        OnnxRuntimeBackend(onnx_path=path)
 
 
 def test_unknown_precision_is_a_clear_error(unet, contract, tmp_path):

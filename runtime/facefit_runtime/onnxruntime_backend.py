@@ -28,6 +28,10 @@ from facefit_runtime.contract import BATCH_AXIS
 log = logging.getLogger(__name__)
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+_CPU_FP32 = (
+    "onnxruntime on the CPU runs fp32 only (its CPU kernels for fp16 convolutions are "
+    "missing or slow); use precision='fp32'"
+)
 
 
 def available() -> tuple[bool, str]:
@@ -145,14 +149,13 @@ class OnnxRuntimeBackend(DenoiserBackend):
                     f"denoiser backend 'onnxruntime' on {device}: {why}; "
                     "use device='cpu', or the 'compiled' or 'eager' backend on the GPU"
                 )
-        elif precision != "fp32":
-            raise InputError(
-                "onnxruntime on the CPU runs fp32 only (its CPU kernels for fp16 convolutions "
-                "are missing or slow); use precision='fp32'"
-            )
+        if self.device.type == "cpu" and precision != "fp32":
+            raise InputError(_CPU_FP32)
         self.onnx_path, self.contract, self.precision = self._graph(
             model, onnx_path, contract, num_tokens, batch, precision, cache_dir
         )
+        if self.device.type == "cpu" and self.precision != "fp32":  # an fp16 file was given
+            raise InputError(f"{self.onnx_path} is {self.precision}: {_CPU_FP32}")
         self._ort = ort
         self._torch = torch
         self._options = (threads, optimization)
