@@ -273,7 +273,7 @@ class Engine:
         if self.engine is None:
             raise RuntimeError(
                 f"TensorRT could not load {self.plan_path} (built by another version or for "
-                "another GPU?); remove it with `facefit runtime cache clear` to rebuild"
+                "another GPU?); remove it with `facefit runtime cache --clear` to rebuild"
             )
 
     def activate(self) -> None:
