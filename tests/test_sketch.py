@@ -252,10 +252,10 @@ def test_hed_missing_pieces_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(hed.ENV_PATH, str(tmp_path / "none.h5"))
     with pytest.raises(WeightsNotFoundError, match="does not exist"):
         hed.HEDSketch().extract(np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "bad.h5").write_bytes(b"nothing")
     monkeypatch.setitem(sys.modules, "h5py", None)  # as if h5py were not installed
     with pytest.raises(PluginError, match="pip install h5py"):
-        hed.HEDSketch(path=str(tmp_path / "none.h5")).extract(np.zeros((8, 8, 3), np.uint8))
-    (tmp_path / "bad.h5").write_bytes(b"nothing")
+        hed.HEDSketch(path=str(tmp_path / "bad.h5")).extract(np.zeros((8, 8, 3), np.uint8))
     monkeypatch.delitem(sys.modules, "h5py")
     pytest.importorskip("h5py")
     from facefit_plugins.hed_net import load_keras_weights

@@ -157,7 +157,8 @@ def test_models_list_command(home):
     _write(home / "models" / MODELS["yunet"].filename)
     result = CliRunner().invoke(main, ["models", "list"])
     assert result.exit_code == 0, result.output
-    assert "yunet        found" in result.output and "sface        missing" in result.output
+    status = {line.split()[0]: line.split()[1] for line in result.output.splitlines()[1:-1]}
+    assert status["yunet"] == "found" and status["sface"] == "missing"
     assert "run: facefit models install" in result.output
     result = CliRunner().invoke(main, ["models", "list", "--json", "--verify"])
     assert '"status": "checksum differs"' in result.output

@@ -67,6 +67,7 @@ class HEDSketch(SketchExtractor):
 
     def _load(self) -> Any:
         if self._model is None:
+            weights = weights_path(self.path)  # the missing file is the first thing to report
             try:
                 import h5py  # noqa: F401
             except ImportError:
@@ -78,7 +79,7 @@ class HEDSketch(SketchExtractor):
 
             from facefit_plugins.hed_net import load_keras_weights
 
-            model = load_keras_weights(weights_path(self.path))
+            model = load_keras_weights(weights)
             self._model = model.to(torch.device(self.device))
         return self._model
 
