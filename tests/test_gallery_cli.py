@@ -152,6 +152,23 @@ def test_build_from_a_csv_with_hnswlib_options(registry, photos, tmp_path):
     info = json.loads(run(registry, "gallery", "info", "-g", gallery, "--json").output)
     assert info["retriever"] == "hnswlib" and info["retriever_params"]["ef"] == 33
     assert info["retriever_params"]["M"] == 8 and info["identities"] == 4
+    tuned_build = run(
+        registry,
+        "gallery",
+        "build",
+        photos,
+        "--out",
+        tmp_path / "g2",
+        "--encoder",
+        "pattern",
+        "--retriever",
+        "hnswlib",
+        "--recall",
+        "0.95",
+        "--no-progress",
+        *TOYS,
+    )
+    assert tuned_build.exit_code == 0 and "recall@10 1.0000" in tuned_build.output
     result = run(registry, "gallery", "tune", "-g", gallery, "--recall", "0.9", "-k", "3")
     assert result.exit_code == 0 and "saved" in result.output, result.output
     tuned = json.loads(run(registry, "gallery", "info", "-g", gallery, "--json").output)

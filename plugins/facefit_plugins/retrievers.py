@@ -254,10 +254,12 @@ class HnswRetriever(Retriever):
     batches of vectors. Removed items are only marked: they stop being returned, and
     their slots are not reused.
 
-    The defaults come from 100,000 SFace-like faces (``benchmarks/results/gallery.md``):
-    for the same query time, M=32 found more of the exact top-10 than M=16, and
-    ef_construction=128 no more than 64 at twice the build time; ef=256 finds ≈0.96
-    of the exact top-10 there (more needs more time: ``GalleryIndex.tune_ef``).
+    The defaults come from a sweep over 100,000 SFace-like faces
+    (``benchmarks/results/gallery_tuning.md``): for the same query time M=32 found more
+    of the exact top-10 than M=16, and ef_construction=128 little more than 64 at
+    twice the build time. ef=256 finds 0.95 of the exact top-10 at 100,000 faces but
+    only 0.76 at a million (``benchmarks/results/gallery.md``): set ``ef`` for your
+    gallery's size and recall target with ``GalleryIndex.tune_ef``.
     """
 
     name = "hnswlib"

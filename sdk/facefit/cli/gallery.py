@@ -107,6 +107,12 @@ def gallery() -> None:
 @click.option(
     "--ef", type=int, help="hnswlib: query-time search breadth (stored with the gallery)."
 )
+@click.option(
+    "--recall",
+    type=float,
+    help="hnswlib: then set ef to the smallest finding this share of the exact top-10 "
+    "(as `facefit gallery tune`).",
+)
 @FALLBACK_OPTION
 @click.option("--force", is_flag=True, help="Replace a gallery already at --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -124,6 +130,7 @@ def build_command(
     m,
     ef_construction,
     ef,
+    recall,
     sketch_fallback,
     force,
     no_progress,
@@ -160,6 +167,9 @@ def build_command(
     if not report.added:
         _report(report, index, out)
         raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
+    if recall is not None and hasattr(index.retriever, "ef"):
+        tuning = index.tune_ef(recall)
+        click.echo(f"ef={tuning.ef}: recall@10 {tuning.recall:.4f} on {tuning.sample} stored faces")
     index.save(out, overwrite=force)
     _report(report, index, out)
 
