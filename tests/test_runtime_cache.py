@@ -47,11 +47,13 @@ def test_contract_is_read_from_the_generator_denoiser():
         image_size=32,
         block_out_channels=(16, 32),
         attention_levels=(False, True),
+        cross_attention_dim=64,
         norm_num_groups=8,
     )
     p = contract_for(generator.denoiser).profile
-    assert (p.channels, p.output_channels, p.height) == (9, 3, 32)
-    assert (p.num_tokens, p.token_dim) == (generator.num_tokens, 128)
+    assert (p.output_channels, p.height) == (3, 32)
+    assert p.channels == generator.denoiser.in_channels > 3  # noisy image + spatial evidence
+    assert (p.num_tokens, p.token_dim) == (generator.num_tokens, 64)
 
 
 def test_contract_without_token_count_names_what_is_missing(unet):
