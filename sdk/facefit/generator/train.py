@@ -302,7 +302,7 @@ class Trainer:
         path = Path(path) if path else self.latest_checkpoint()
         if path is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         mine = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
         theirs = {k: v for k, v in state["model_config"].items() if not k.startswith("_")}
         if json.dumps(mine, default=list, sort_keys=True) != json.dumps(
