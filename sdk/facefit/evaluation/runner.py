@@ -315,24 +315,16 @@ def evaluate(
             for probe_set in manifest.probe_sets:
                 probes = manifest.probes_of(probe_set)
                 base = {"benchmark": manifest.name, "mode": mode.name, "probe_set": probe_set}
-                if reason is not None:
-                    run.results.append(
-                        ModeResult(
-                            **base,
-                            status="unavailable",
-                            reason=reason,
-                            probes=len(probes),
-                            modalities=probes[0].modalities,
-                            lq_made_at=probes[0].lq_size,
-                        )
-                    )
-                    continue
-                why = mode.unsupported(probes[0])
+                status, why = (
+                    ("unavailable", reason)
+                    if reason is not None
+                    else ("unsupported", mode.unsupported(probes[0]))
+                )
                 if why is not None:
                     run.results.append(
                         ModeResult(
                             **base,
-                            status="unsupported",
+                            status=status,
                             reason=why,
                             probes=len(probes),
                             modalities=probes[0].modalities,
