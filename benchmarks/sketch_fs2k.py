@@ -16,6 +16,7 @@ so its derived images may be published with credit.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import time
@@ -55,7 +56,9 @@ def main() -> None:
     ranks = (scores > own[None, :]).sum(0)
     result = {
         "pairs": n,
-        "split": "FS2K development split (facefit.splits, last 200 pairs)",
+        "split": "FS2K development split (facefit.splits: 200 pairs stratified by photo group)",
+        "date": datetime.date.today().isoformat(),
+        "command": "python benchmarks/sketch_fs2k.py",
         "mean_similarity_own_sketch": round(float(own.mean()), 4),
         "mean_similarity_other_sketches": round(float(others.mean()), 4),
         "own_above_mean_of_others": round(float((own > others).mean()), 4),
