@@ -139,9 +139,14 @@ def test_export_loads_samples_and_draws_a_grid(tmp_path, pack):
 def test_pack_round_trip_and_version_check(tmp_path, pack):
     path = pack.save(tmp_path / "p.npz")
     loaded = TrainingPack.load(path)
-    for name in ("photos", "sketches", "embeddings", "text_tokens", "sentences", "sources"):
+    names = ("photos", "sketches", "embeddings", "text_tokens", "sentences", "sources", "styles")
+    for name in names:
         assert np.array_equal(getattr(loaded, name), getattr(pack, name)), name
     assert loaded.meta["synthetic"] is True
+    older = dict(np.load(path))
+    del older["styles"]  # packs from before sketch styles
+    np.savez(tmp_path / "nostyles.npz", **older)
+    assert (TrainingPack.load(tmp_path / "nostyles.npz").styles == -1).all()
     broken = dict(np.load(path))
     broken["meta"] = np.array('{"version": 99}')
     np.savez(tmp_path / "old.npz", **broken)
@@ -163,12 +168,39 @@ def test_batches_are_reproducible_and_drop_to_null(pack):
 
 
 def test_sketch_domain_items_render_the_artist_sketch(pack):
-    aug = Augmentation(sketch_domain=1.0, flip=0.0, drop={})
+    aug = Augmentation(sketch_domain=1.0, flip=0.0, drop={}, style_drop=0.0)
     x0, cond = TrainingBatches(pack, aug)(32, torch.Generator().manual_seed(3))
-    to_sketch = cond.domain == 1
+    to_sketch = cond.domain >= 1
     assert to_sketch.any() and (~to_sketch).any()
     assert not cond.sketch_present[to_sketch].any() and not cond.lq_present[to_sketch].any()
     assert torch.equal(x0[to_sketch][:, 0], x0[to_sketch][:, 1])  # grey target
+    # every artist sketch of the synthetic pack has a style: its token is 2 + style
+    assert (cond.domain[to_sketch] >= 2).all()
+
+
+def test_sketch_style_token_follows_the_pack_and_can_be_dropped(pack):
+    from facefit.generator.conditions import DOMAINS, domain_condition, sketch_domain
+
+    g = torch.Generator().manual_seed(4)
+    batches = TrainingBatches(pack, Augmentation(sketch_domain=1.0, drop={}, style_drop=0.0))
+    seen = set()
+    for _ in range(4):
+        idx_g = g.get_state()
+        _, cond = batches(16, g)
+        g2 = torch.Generator()
+        g2.set_state(idx_g)
+        idx = torch.multinomial(batches._weights, 16, replacement=True, generator=g2)
+        styles = torch.from_numpy(pack.styles.astype(np.int64))[idx]
+        real = torch.from_numpy(pack.real_sketch)[idx]
+        assert torch.equal(cond.domain, torch.where(real, 2 + styles.clamp(min=0), 0))
+        seen |= set(cond.domain.tolist())
+    assert {2, 3, 4} <= seen
+    plain = TrainingBatches(pack, Augmentation(sketch_domain=1.0, drop={}, style_drop=1.0))
+    assert set(plain(16, g)[1].domain.tolist()) <= {0, 1}
+    assert DOMAINS[2 + 1] == sketch_domain(1) == "sketch-style1"
+    assert domain_condition(sketch_domain(2)).tokens[0, 4] == 1
+    with pytest.raises(InputError, match="sketch style"):
+        sketch_domain(3)
 
 
 def test_train_config_file_and_cli(tmp_path, pack):
@@ -248,7 +280,7 @@ def test_example_recipes_parse_and_the_gpu_model_fits_40_mb():
     from facefit.generator import FaceGenerator
 
     recipes = Path(__file__).resolve().parents[1] / "examples" / "train"
-    for name in ("cpu-small", "gpu-64"):
+    for name in ("cpu-small", "cpu-tiny", "gpu-64"):
         config = load_train_config(recipes / f"{name}.toml")
         assert config.pack.endswith("out/pack-64.npz") and config.identity["t_limit"] == 200
     gpu = FaceGenerator(**load_train_config(recipes / "gpu-64.toml").model)

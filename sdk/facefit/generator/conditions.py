@@ -23,8 +23,22 @@ from facefit.types import MODALITIES, Condition
 if TYPE_CHECKING:
     import torch
 
-DOMAINS = ("photo", "sketch")
-"""What the generator can render; the index is the domain token's id."""
+SKETCH_STYLES = 3
+"""FS2K's three artist styles; ``sketch-styleN`` asks for style N."""
+
+DOMAINS = ("photo", "sketch", *(f"sketch-style{n}" for n in range(SKETCH_STYLES)))
+"""What the generator can render; the index is the domain token's id. ``sketch`` is
+a sketch in any style (the model picks), ``sketch-styleN`` one in FS2K's style N."""
+
+
+def sketch_domain(style: int | None = None) -> str:
+    """The domain name of a sketch in FS2K ``style`` (0, 1, 2), or in any style (None)."""
+    if style is None:
+        return "sketch"
+    if not 0 <= int(style) < SKETCH_STYLES:
+        raise InputError(f"sketch style must be 0 to {SKETCH_STYLES - 1} (FS2K's), got {style!r}")
+    return f"sketch-style{int(style)}"
+
 
 DOMAIN_MODALITY = "domain"
 """A :class:`Condition` with this modality picks the target domain; guidance keeps it."""
@@ -109,7 +123,7 @@ def degrade(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def domain_condition(domain: str = "photo") -> Condition:
-    """The condition that makes the generator render ``domain`` (``photo`` or ``sketch``)."""
+    """The condition that makes the generator render ``domain`` (one of :data:`DOMAINS`)."""
     import torch
 
     if domain not in DOMAINS:

@@ -11,6 +11,8 @@ array               shape, dtype                 what
 ``sketches``        (N, S, S) uint8              sketch evidence, dark lines on white
 ``real_sketch``     (N,) bool                    the sketch is an artist's (FS2K), so
                                                  it can also be a target (domain sketch)
+``styles``          (N,) int8                    the artist's sketch style (FS2K's 0/1/2),
+                                                 -1 unknown (optional: older packs lack it)
 ``embeddings``      (N, D) float16               identity embedding of the photo
 ``embeddings_flip`` (N, D) float16               … of the mirrored photo
 ``text_index``      (N,) int32                   row of ``text_tokens``; -1: no text
@@ -76,12 +78,23 @@ class TrainingPack:
     identities: np.ndarray
     sources: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    styles: np.ndarray | None = None
+    """Sketch style per item (-1 unknown); None is read as all unknown."""
 
     def __post_init__(self) -> None:
         n = len(self.photos)
+        if self.styles is None:
+            object.__setattr__(self, "styles", np.full(n, -1, np.int8))
         if self.photos.ndim != 4 or self.photos.shape[1] != self.photos.shape[2]:
             raise InputError(f"training pack: photos must be (N, S, S, 3), got {self.photos.shape}")
-        for name in ("sketches", "real_sketch", "embeddings", "embeddings_flip", "text_index"):
+        for name in (
+            "sketches",
+            "real_sketch",
+            "styles",
+            "embeddings",
+            "embeddings_flip",
+            "text_index",
+        ):
             if len(getattr(self, name)) != n:
                 raise InputError(
                     f"training pack: {name} has {len(getattr(self, name))} rows, photos {n}"
@@ -117,7 +130,9 @@ class TrainingPack:
         meta = {"version": PACK_VERSION, **self.meta}
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(
-            tmp, **{k: getattr(self, k) for k in _ARRAYS}, meta=np.array(json.dumps(meta))
+            tmp,
+            **{k: getattr(self, k) for k in (*_ARRAYS, "styles")},
+            meta=np.array(json.dumps(meta)),
         )
         tmp.replace(path)
         return path
@@ -140,7 +155,8 @@ class TrainingPack:
                     f"{path}: training pack version {meta.get('version')}, this facefit reads "
                     f"version {PACK_VERSION}; rebuild it with `facefit train pack`"
                 )
-            return cls(**{k: data[k] for k in _ARRAYS}, meta=meta)
+            styles = data["styles"] if "styles" in data.files else None
+            return cls(**{k: data[k] for k in _ARRAYS}, meta=meta, styles=styles)
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,9 @@ class Augmentation:
     """Probability of dropping each modality, independently per item."""
     sketch_domain: float = 0.15
     """Probability that an item with an artist sketch is rendered as that sketch."""
+    style_drop: float = 0.3
+    """Probability that a sketch target's style token is replaced by plain ``sketch``
+    (so "a sketch in any style" works), always so when the style is unknown."""
     source_weights: dict[str, float] = field(default_factory=lambda: {"fs2k": 1.0, "celeba": 1.0})
     """Relative sampling weight of each source in the pack (all items of a source share it)."""
 
@@ -164,6 +183,7 @@ class Augmentation:
         for name, p in {
             "flip": self.flip,
             "sketch_domain": self.sketch_domain,
+            "style_drop": self.style_drop,
             **self.drop,
         }.items():
             if not 0.0 <= p <= 1.0:
@@ -189,6 +209,7 @@ class TrainingBatches:
         self._photos = torch.from_numpy(pack.photos)
         self._sketches = torch.from_numpy(pack.sketches)
         self._real = torch.from_numpy(pack.real_sketch.astype(bool))
+        self._styles = torch.from_numpy(pack.styles.astype(np.int64))
         self._emb = torch.from_numpy(pack.embeddings.astype(np.float32))
         self._emb_flip = torch.from_numpy(pack.embeddings_flip.astype(np.float32))
         self._text_index = torch.from_numpy(pack.text_index.astype(np.int64))
@@ -233,6 +254,10 @@ class TrainingBatches:
         # rendering the artist's sketch: the sketch (and a copy of the photo) would give it away
         to_sketch = self._real[idx] & (torch.rand(batch_size, generator=g) < self.aug.sketch_domain)
         x0[to_sketch] = sketch[to_sketch].expand(-1, 3, -1, -1)
+        # domain 0 photo, 1 sketch in any style, 2 + s sketch in FS2K style s
+        style = self._styles[idx]
+        styled = (style >= 0) & (torch.rand(batch_size, generator=g) >= self.aug.style_drop)
+        domain = torch.where(to_sketch, torch.where(styled, 2 + style.clamp(min=0), 1), 0)
 
         ones = torch.ones(batch_size)
         cond = ConditionTensors(
@@ -244,7 +269,7 @@ class TrainingBatches:
             reference_present=ones.clone(),
             text=text,
             text_present=has_text.float(),
-            domain=to_sketch.long(),
+            domain=domain,
         )
         cond = cond.drop("sketch", to_sketch).drop("lq", to_sketch)
         for modality in ("sketch", "lq", "text", "reference"):
@@ -288,10 +313,12 @@ def synthetic_pack(
     tokens = rng.normal(size=(identities, text_tokens, text_dim)).astype(np.float16)
     tokens[:, -1] = 0  # padding, as a text encoder leaves it
     text_index = np.where(rng.random(n) < 0.75, ident, -1).astype(np.int32)
+    real = rng.random(n) < 0.5
     return TrainingPack(
         photos=photos,
         sketches=sketches,
-        real_sketch=rng.random(n) < 0.5,
+        real_sketch=real,
+        styles=np.where(real, rng.integers(0, 3, n), -1).astype(np.int8),
         embeddings=emb.astype(np.float16),
         embeddings_flip=flip.astype(np.float16),
         text_index=text_index,

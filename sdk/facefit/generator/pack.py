@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.generator.conditions import SKETCH_STYLES
 from facefit.generator.data import TrainingPack
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class _Item:
     crop: np.ndarray  # aligned, encoder input size
     sketch: np.ndarray  # grey, image_size
     real_sketch: bool
+    style: int  # FS2K sketch style 0/1/2; -1: not an artist's sketch
     sentence: str | None
     identity: str
     source: str
@@ -67,10 +69,20 @@ def _fs2k_items(data_dir: Path, embedder: Any, size: int, limit: int | None, ski
             crop=face.crop,
             sketch=normalize_sketch(sketch64),
             real_sketch=True,
+            style=_fs2k_style(record),
             sentence=fs2k_sentence(record, photo),
             identity=f"fs2k/{pair_id}",
             source="fs2k",
         )
+
+
+def _fs2k_style(record: dict) -> int:
+    """FS2K's sketch style (0, 1 or 2), or -1 when the annotation lacks a valid one."""
+    try:
+        style = int(record.get("style", -1))
+    except (TypeError, ValueError):
+        return -1
+    return style if 0 <= style < SKETCH_STYLES else -1
 
 
 def _celeba_items(
@@ -101,6 +113,7 @@ def _celeba_items(
             crop=face.crop,
             sketch=drawing,
             real_sketch=False,
+            style=-1,
             sentence=celeba_sentence(row) if has_attrs else None,
             identity=f"celeba/{row['celeba_identity']}",
             source="celeba",
@@ -183,6 +196,7 @@ def build_pack(
         photos=np.stack([item.photo for item in items]),
         sketches=np.stack([item.sketch for item in items]),
         real_sketch=np.array([item.real_sketch for item in items]),
+        styles=np.array([item.style for item in items], np.int8),
         embeddings=embeddings.astype(np.float16),
         embeddings_flip=embeddings_flip.astype(np.float16),
         text_index=np.array([row.get(item.sentence, -1) for item in items], np.int32),
