@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "train": "train",
     "runtime": "runtime",
     "generate": "generate",
+    "augment": "augment_command",
     "demo": "demo",
 }
 

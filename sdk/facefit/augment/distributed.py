@@ -1,0 +1,194 @@
+"""Running a job on a Ray cluster: one idempotent task per shard, merged by the driver.
+
+    >>> from facefit.augment import AugmentSettings, augment_ray
+    >>> augment_ray("/shared/mugshots", "/shared/out/sketches", AugmentSettings(),
+    ...             address="auto", num_gpus=1)
+
+The driver (the process that calls :func:`augment_ray`) reads the inputs, plans the
+job and opens the output folder exactly as a local run does; each unfinished shard
+becomes a Ray task that writes its images and commits its unit file in the same
+format, so local runs and Ray runs of one job can follow each other in any order
+and each skips what the other finished. A task whose shard is already committed
+returns at once; a task that dies is retried (``max_retries``) and, being
+deterministic, writes the same bytes. The driver then merges ``annotations.json``
+and ``manifest.json``.
+
+The mugshots, the generator directory and the output folder are passed as paths:
+every worker must see them at the same paths (a shared filesystem). Each worker
+process loads the models once and keeps them for the shards it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from facefit.augment.inputs import Mugshot
+from facefit.augment.plan import AugmentSettings, Job
+from facefit.augment.run import AugmentReport, check_any_kept, prepare_job
+from facefit.augment.store import OutputFolder
+from facefit.errors import FacefitError, InputError
+
+__all__ = ["augment_ray", "make_shard"]
+
+_RUNNERS: dict[str, Any] = {}
+"""Per worker process: the loaded :class:`ShardRunner` of each job fingerprint."""
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "Ray is not installed; install it with: pip install 'facefit[ray]' "
+            "(or run without --ray)"
+        ) from None
+    return ray
+
+
+def make_shard(job: Job, index: int, out: str, threads: int = 0) -> dict[str, Any]:
+    """Make shard ``index`` of ``job`` into ``out`` unless it is committed; a Ray task body.
+
+    Returns a small summary: shard, whether it was made here, kept/dropped counts,
+    device and host.
+    """
+    from facefit.augment.worker import ShardRunner
+
+    folder = OutputFolder(out)
+    shard = job.shards[index]
+    unit = folder.read_unit(shard, job.fingerprint)
+    made = unit is None
+    if made:
+        runner = _RUNNERS.get(job.fingerprint)
+        if runner is None:
+            _RUNNERS.clear()
+            runner = _RUNNERS[job.fingerprint] = ShardRunner(job, threads=threads)
+        unit = runner.run(shard, folder)
+    return {
+        "shard": index,
+        "made": made,
+        "mugshots": len(shard.mugshots),
+        "kept": len(unit["records"]),
+        "dropped": len(unit["dropped"]),
+        "device": unit.get("device"),
+        "host": unit.get("host"),
+    }
+
+
+def _task_error(exc: BaseException) -> BaseException:
+    """The user-facing error inside a Ray task failure, when there is one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, FacefitError) else exc
+
+
+def augment_ray(
+    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    out: str | os.PathLike[str],
+    settings: AugmentSettings | None = None,
+    *,
+    address: str | None = None,
+    identities: str | os.PathLike[str] | None = None,
+    image_column: str | None = None,
+    identity_column: str | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    max_retries: int = 2,
+    init_options: dict[str, Any] | None = None,
+    progress: bool = True,
+    registry: Any = None,
+) -> AugmentReport:
+    """Run an augmentation job as Ray tasks, one per unfinished shard; then merge.
+
+    ``address`` is a Ray cluster address (``"auto"``, ``"HOST:6379"``,
+    ``"ray://HOST:10001"``); None connects to the cluster of ``RAY_ADDRESS`` or
+    starts a local one. A Ray connection made here is closed at the end; one the
+    caller made (``ray.is_initialized()``) is used and left open. Each task asks
+    Ray for ``num_cpus`` CPUs (also its torch threads) and ``num_gpus`` GPUs;
+    with ``num_gpus`` > 0 and ``device="auto"`` the workers use their GPU.
+    ``registry`` serves the driver's planning only: workers load the installed
+    plugins.
+    """
+    ray = _ray()
+    settings = settings or AugmentSettings()
+    start = time.perf_counter()
+    job, folder, _ = prepare_job(
+        mugshots,
+        out,
+        settings,
+        identities=identities,
+        image_column=image_column,
+        identity_column=identity_column,
+        registry=registry,
+    )
+    pending = folder.pending(job)
+    out_path = str(Path(out).resolve())
+    devices: list[str] = []
+    if pending:
+        started_here = not ray.is_initialized()
+        if started_here:
+            options = {"include_dashboard": False, "log_to_driver": False, **(init_options or {})}
+            ray.init(address=address, **options)
+        try:
+            devices = _run_tasks(
+                ray, job, pending, out_path, num_cpus, num_gpus, max_retries, progress
+            )
+        finally:
+            if started_here:
+                ray.shutdown()
+    manifest = folder.merge(job, seconds=time.perf_counter() - start, devices=devices)
+    check_any_kept(job, manifest)
+    return AugmentReport(Path(out), job, len(pending), len(job.shards) - len(pending), manifest)
+
+
+def _run_tasks(
+    ray: Any,
+    job: Job,
+    pending: list,
+    out: str,
+    num_cpus: float,
+    num_gpus: float,
+    max_retries: int,
+    progress: bool,
+) -> list[str]:
+    task = ray.remote(make_shard).options(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries
+    )
+    job_ref = ray.put(job)
+    threads = max(1, int(num_cpus))
+    waiting = {task.remote(job_ref, shard.index, out, threads): shard for shard in pending}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        total = sum(len(s.mugshots) for s in job.shards)
+        bar = tqdm(total=total, desc="augmenting (ray)", unit="mugshot")
+        bar.update(total - sum(len(s.mugshots) for s in pending))
+    devices: set[str] = set()
+    kept = dropped = 0
+    try:
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1)
+            for ref in ready:
+                shard = waiting.pop(ref)
+                try:
+                    summary = ray.get(ref)
+                except Exception as exc:
+                    error = _task_error(exc)
+                    if isinstance(error, FacefitError):
+                        raise type(error)(f"{shard.name}: {error}") from None
+                    raise
+                devices.add(str(summary["device"]))
+                kept += summary["kept"]
+                dropped += summary["dropped"]
+                if bar is not None:
+                    bar.set_postfix(kept=kept, dropped=dropped)
+                    bar.update(summary["mugshots"])
+    finally:
+        if bar is not None:
+            bar.close()
+        for ref in waiting:
+            ray.cancel(ref)
+    return sorted(devices)

@@ -1,0 +1,158 @@
+"""Running a job on this machine: plan, skip finished shards, make the rest, merge."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facefit.augment.inputs import Mugshot, read_mugshots
+from facefit.augment.plan import AugmentSettings, Job, plan_job
+from facefit.augment.store import OutputFolder
+from facefit.errors import InputError
+
+__all__ = ["AugmentReport", "augment", "prepare_job"]
+
+
+@dataclass
+class AugmentReport:
+    """What a run did: shards made and skipped, and the merged manifest."""
+
+    out: Path
+    job: Job
+    made: int
+    already_done: int
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return self.manifest["counts"]
+
+    @property
+    def dropped_by_identity(self) -> dict[str, int]:
+        """Identities with at least one sketch dropped by the quality filter."""
+        return {i: e["dropped"] for i, e in self.manifest["per_identity"].items() if e["dropped"]}
+
+
+def prepare_job(
+    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    out: str | os.PathLike[str],
+    settings: AugmentSettings,
+    *,
+    identities: str | os.PathLike[str] | None = None,
+    image_column: str | None = None,
+    identity_column: str | None = None,
+    registry: Any = None,
+) -> tuple[Job, OutputFolder, bool]:
+    """Read the inputs, plan the job and open ``out`` for it (started or resumed).
+
+    Returns the job, the output folder and whether the job had been started there before.
+    """
+    if registry is None:
+        from facefit.registry import Registry
+
+        registry = Registry.load()
+    if isinstance(mugshots, (str, os.PathLike)):
+        listed, kind = read_mugshots(
+            mugshots,
+            identities=identities,
+            image_column=image_column,
+            identity_column=identity_column,
+            registry=registry,
+        )
+        source = {"kind": kind, "path": str(Path(mugshots).resolve())}
+        if identities is not None:
+            source["identities"] = str(Path(identities).resolve())
+    else:
+        listed, source = list(mugshots), {"kind": "list"}
+        if not listed:
+            raise InputError("no mugshots given")
+    job = plan_job(listed, settings, registry=registry, source=source)
+    folder = OutputFolder(out)
+    resumed = folder.open(job)
+    return job, folder, resumed
+
+
+def augment(
+    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    out: str | os.PathLike[str],
+    settings: AugmentSettings | None = None,
+    *,
+    identities: str | os.PathLike[str] | None = None,
+    image_column: str | None = None,
+    identity_column: str | None = None,
+    registry: Any = None,
+    progress: bool = True,
+    max_shards: int | None = None,
+    on_shard: Callable[[dict[str, Any]], None] | None = None,
+) -> AugmentReport:
+    """Mugshots → an FS2K-format folder of synthetic sketches at ``out`` (resumable).
+
+    ``mugshots`` is a folder (``DIR/<identity>/<image>``, or with ``identities`` a
+    CSV of image and identity), a gallery directory, or a list of
+    :class:`~facefit.augment.inputs.Mugshot`. Shards already committed in ``out``
+    are skipped. ``max_shards`` stops after making that many (the job stays
+    unfinished, to be resumed; the report's manifest is then the running one).
+    ``on_shard`` is called with each unit as it is committed.
+    """
+    settings = settings or AugmentSettings()
+    start = time.perf_counter()
+    job, folder, _ = prepare_job(
+        mugshots,
+        out,
+        settings,
+        identities=identities,
+        image_column=image_column,
+        identity_column=identity_column,
+        registry=registry,
+    )
+    pending = folder.pending(job)
+    done_before = len(job.shards) - len(pending)
+    todo = pending if max_shards is None else pending[: max(0, max_shards)]
+    made = 0
+    devices: list[str] = []
+    if todo:
+        from facefit.augment.worker import ShardRunner
+
+        runner = ShardRunner(job, registry=registry)
+        devices.append(runner.device)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            total = sum(len(s.mugshots) for s in job.shards)
+            bar = tqdm(total=total, desc="augmenting", unit="mugshot")
+            bar.update(total - sum(len(s.mugshots) for s in pending))
+        kept = dropped = 0
+        try:
+            for shard in todo:
+                unit = runner.run(shard, folder)
+                made += 1
+                kept += len(unit["records"])
+                dropped += len(unit["dropped"])
+                if bar is not None:
+                    bar.set_postfix(kept=kept, dropped=dropped)
+                    bar.update(len(shard.mugshots))
+                if on_shard is not None:
+                    on_shard(unit)
+        finally:
+            if bar is not None:
+                bar.close()
+    if len(todo) < len(pending):
+        return AugmentReport(Path(out), job, made, done_before, folder.manifest())
+    manifest = folder.merge(job, seconds=time.perf_counter() - start, devices=devices)
+    check_any_kept(job, manifest)
+    return AugmentReport(Path(out), job, made, done_before, manifest)
+
+
+def check_any_kept(job: Job, manifest: dict[str, Any]) -> None:
+    """Raise a clear error when the whole job made nothing usable."""
+    counts = manifest["counts"]
+    if counts["generated"] == 0:
+        raise InputError(
+            f"no face found in any of the {counts['mugshots']} mugshots "
+            f"(detector {job.settings.detector!r}); give photos with a visible face"
+        )
