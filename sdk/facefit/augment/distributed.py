@@ -103,8 +103,9 @@ def augment_ray(
     """Run an augmentation job as Ray tasks, one per unfinished shard; then merge.
 
     ``address`` is a Ray cluster address (``"auto"``, ``"HOST:6379"``,
-    ``"ray://HOST:10001"``); None connects to the cluster of ``RAY_ADDRESS`` or
-    starts a local one. A Ray connection made here is closed at the end; one the
+    ``"ray://HOST:10001"``, ``"local"`` for a new instance on this machine); None
+    connects to ``RAY_ADDRESS``, else to the last cluster started on this machine,
+    else starts a local instance (Ray's own rule). A Ray connection made here is closed at the end; one the
     caller made (``ray.is_initialized()``) is used and left open. Each task asks
     Ray for ``num_cpus`` CPUs (also its torch threads) and ``num_gpus`` GPUs;
     with ``num_gpus`` > 0 and ``device="auto"`` the workers use their GPU.
@@ -130,7 +131,15 @@ def augment_ray(
         started_here = not ray.is_initialized()
         if started_here:
             options = {"include_dashboard": False, "log_to_driver": False, **(init_options or {})}
-            ray.init(address=address, **options)
+            try:
+                ray.init(address=address, **options)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                where = address or "RAY_ADDRESS / the last cluster started here"
+                why = str(exc).split(". ")[0]
+                raise InputError(
+                    f"cannot connect to Ray at {where} ({why}); start a cluster with "
+                    "`ray start --head`, or use --ray local"
+                ) from None
         try:
             devices = _run_tasks(
                 ray, job, pending, out_path, num_cpus, num_gpus, max_retries, progress

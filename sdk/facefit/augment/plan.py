@@ -121,7 +121,7 @@ class AugmentSettings:
     model: str = "default"
     steps: int = 25
     guidance: float = 3.0
-    min_identity_cosine: float = 0.3
+    min_identity_cosine: float = 0.25
     seed: int = 0
     batch_size: int = 32
     shard_size: int = 16

@@ -231,7 +231,7 @@ class OutputFolder:
                     "dropped": len(dropped),
                     "min_identity_cosine": settings.min_identity_cosine,
                 },
-                "per_identity": per_identity,
+                "per_identity": dict(sorted(per_identity.items())),
                 "dropped": dropped,
                 "skipped": skipped,
                 "seeds": {

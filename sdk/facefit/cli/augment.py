@@ -90,7 +90,7 @@ def _summary(report: Any) -> None:
 @click.option("--guidance", default=3.0, show_default=True, help="Classifier-free guidance.")
 @click.option(
     "--min-identity-cosine",
-    default=0.3,
+    default=0.25,
     show_default=True,
     help="Quality filter: drop a sketch whose SFace cosine to its mugshot is lower.",
 )
