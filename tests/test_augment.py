@@ -287,11 +287,24 @@ def test_an_interrupted_run_resumes_and_gives_the_same_files(
     assert (out / "units" / "shard-000000.json").read_bytes() == first_unit  # not redone
     assert dataset_files(out) == dataset_files(reference)
 
-    # a damaged file of a committed shard makes that shard be made again, identically
+    # a truncated file of a committed shard makes that shard be made again, identically
     damaged = out / annotations(reference)[0]["sketch"]
     damaged.write_bytes(b"damaged")
+    leftover = out / "sketch" / ".x.png.tmp-123-abcd"  # a killed writer's temporary file
+    leftover.write_bytes(b"partial")
     again = augment(mugshots, out, settings(model_dir), registry=registry, progress=False)
     assert (again.made, again.already_done) == (1, 1)
+    assert dataset_files(out) == dataset_files(reference) and not leftover.exists()
+
+    # a changed byte (same size) is found by verify, which reads every file
+    size = damaged.stat().st_size
+    damaged.write_bytes(bytes(size))
+    kept = augment(mugshots, out, settings(model_dir), registry=registry, progress=False)
+    assert kept.made == 0
+    fixed = augment(
+        mugshots, out, settings(model_dir), registry=registry, progress=False, verify=True
+    )
+    assert (fixed.made, fixed.already_done) == (1, 1)
     assert dataset_files(out) == dataset_files(reference)
 
     # a finished job is merged again without making anything

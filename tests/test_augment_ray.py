@@ -58,10 +58,12 @@ def test_a_shard_task_is_idempotent(setup):
     out = root / "tasks"
     job, folder, resumed = prepare_job(mugshots, out, settings)
     assert not resumed and len(job.shards) == 3
-    first = make_shard(job, 1, str(out))
+    first = make_shard(job.for_worker(), job.shards[1], str(out))
     assert first["made"] and first["kept"] == 2 and first["device"] == "cpu"
     unit = folder.unit_path(job.shards[1]).read_bytes()
-    again = make_shard(job, 1, str(out))  # a retried task: nothing made, nothing changed
+    again = make_shard(
+        job.for_worker(), job.shards[1], str(out)
+    )  # a retried task: nothing made, nothing changed
     assert not again["made"] and again["kept"] == 2
     assert folder.unit_path(job.shards[1]).read_bytes() == unit
     # the rest locally: the local run skips the shard the task made

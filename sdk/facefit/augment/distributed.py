@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from facefit.augment.inputs import Mugshot
-from facefit.augment.plan import AugmentSettings, Job
+from facefit.augment.plan import AugmentSettings, Job, Shard
 from facefit.augment.run import AugmentReport, check_any_kept, prepare_job
 from facefit.augment.store import OutputFolder
 from facefit.errors import FacefitError, InputError
@@ -49,16 +49,15 @@ def _ray() -> Any:
     return ray
 
 
-def make_shard(job: Job, index: int, out: str, threads: int = 0) -> dict[str, Any]:
-    """Make shard ``index`` of ``job`` into ``out`` unless it is committed; a Ray task body.
+def make_shard(job: Job, shard: Shard, out: str, threads: int = 0) -> dict[str, Any]:
+    """Make ``shard`` of ``job`` into ``out`` unless it is committed; a Ray task body.
 
-    Returns a small summary: shard, whether it was made here, kept/dropped counts,
-    device and host.
+    ``job`` may be :meth:`Job.for_worker` (what the tasks are sent). Returns a small
+    summary: shard, whether it was made here, kept/dropped counts, device and host.
     """
     from facefit.augment.worker import ShardRunner
 
     folder = OutputFolder(out)
-    shard = job.shards[index]
     unit = folder.read_unit(shard, job.fingerprint)
     made = unit is None
     if made:
@@ -68,7 +67,7 @@ def make_shard(job: Job, index: int, out: str, threads: int = 0) -> dict[str, An
             runner = _RUNNERS[job.fingerprint] = ShardRunner(job, threads=threads)
         unit = runner.run(shard, folder)
     return {
-        "shard": index,
+        "shard": shard.index,
         "made": made,
         "mugshots": len(shard.mugshots),
         "kept": len(unit["records"]),
@@ -99,6 +98,7 @@ def augment_ray(
     init_options: dict[str, Any] | None = None,
     progress: bool = True,
     registry: Any = None,
+    verify: bool = False,
 ) -> AugmentReport:
     """Run an augmentation job as Ray tasks, one per unfinished shard; then merge.
 
@@ -110,7 +110,7 @@ def augment_ray(
     Ray for ``num_cpus`` CPUs (also its torch threads) and ``num_gpus`` GPUs;
     with ``num_gpus`` > 0 and ``device="auto"`` the workers use their GPU.
     ``registry`` serves the driver's planning only: workers load the installed
-    plugins.
+    plugins. ``verify`` as for :func:`~facefit.augment.run.augment`.
     """
     ray = _ray()
     settings = settings or AugmentSettings()
@@ -124,7 +124,7 @@ def augment_ray(
         identity_column=identity_column,
         registry=registry,
     )
-    pending = folder.pending(job)
+    pending = folder.pending(job, verify=verify)
     out_path = str(Path(out).resolve())
     devices: list[str] = []
     if pending:
@@ -165,9 +165,9 @@ def _run_tasks(
     task = ray.remote(make_shard).options(
         num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries
     )
-    job_ref = ray.put(job)
+    job_ref = ray.put(job.for_worker())
     threads = max(1, int(num_cpus))
-    waiting = {task.remote(job_ref, shard.index, out, threads): shard for shard in pending}
+    waiting = {task.remote(job_ref, shard, out, threads): shard for shard in pending}
     bar = None
     if progress:
         from tqdm import tqdm

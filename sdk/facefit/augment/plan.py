@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,7 @@ class Job:
     """A planned job: settings, the resolved generator, the inputs and their shards.
 
     :attr:`description` is what ``manifest.json`` records as ``job``;
-    :attr:`fingerprint` is its sha256.
+    :attr:`fingerprint` is its sha256 (computed once, kept by :meth:`for_worker`).
     """
 
     settings: AugmentSettings
@@ -203,17 +203,32 @@ class Job:
     description: dict[str, Any]
     skipped: tuple[dict[str, str], ...] = ()
     """Input files that could not be read at planning (missing, unreadable)."""
+    fingerprint: str = ""
 
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.description)
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", job_fingerprint(self.description))
 
     @property
     def mugshots(self) -> list[Mugshot]:
         return [m for s in self.shards for m in s.mugshots]
 
+    @property
+    def identity_encoder(self) -> str:
+        """The face encoder plugin whose embeddings the generator takes."""
+        return str(self.description["model"]["identity_encoder"])
 
-def fingerprint(description: dict[str, Any]) -> str:
+    def for_worker(self) -> Job:
+        """What a shard worker needs: no input list, no shards (each task gets its own)."""
+        return replace(
+            self,
+            shards=(),
+            skipped=(),
+            description={"model": {"identity_encoder": self.identity_encoder}},
+        )
+
+
+def job_fingerprint(description: dict[str, Any]) -> str:
     """sha256 of a job description in canonical JSON."""
     text = json.dumps(description, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -88,6 +88,7 @@ def augment(
     progress: bool = True,
     max_shards: int | None = None,
     on_shard: Callable[[dict[str, Any]], None] | None = None,
+    verify: bool = False,
 ) -> AugmentReport:
     """Mugshots → an FS2K-format folder of synthetic sketches at ``out`` (resumable).
 
@@ -96,7 +97,9 @@ def augment(
     :class:`~facefit.augment.inputs.Mugshot`. Shards already committed in ``out``
     are skipped. ``max_shards`` stops after making that many (the job stays
     unfinished, to be resumed; the report's manifest is then the running one).
-    ``on_shard`` is called with each unit as it is committed.
+    ``on_shard`` is called with each unit as it is committed. A committed shard
+    is made again when one of its files is missing or has the wrong size; with
+    ``verify``, also when its sha256 differs (every file is read).
     """
     settings = settings or AugmentSettings()
     start = time.perf_counter()
@@ -109,7 +112,7 @@ def augment(
         identity_column=identity_column,
         registry=registry,
     )
-    pending = folder.pending(job)
+    pending = folder.pending(job, verify=verify)
     done_before = len(job.shards) - len(pending)
     todo = pending if max_shards is None else pending[: max(0, max_shards)]
     made = 0

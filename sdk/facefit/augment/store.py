@@ -124,27 +124,42 @@ class OutputFolder:
 
     # -- files ----------------------------------------------------------------------------
 
-    def write_bytes(self, relative: str, data: bytes) -> str:
-        """Write ``data`` to ``OUT/relative`` atomically and durably; returns its sha256."""
+    def write_bytes(self, relative: str, data: bytes) -> dict[str, Any]:
+        """Write ``data`` to ``OUT/relative`` atomically and durably; returns its sha256 and size."""
         from facefit.gallery.atomic import atomic_write_bytes
 
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, data)
-        return hashlib.sha256(data).hexdigest()
+        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
-    def write_image(self, relative: str, image: np.ndarray) -> str:
+    def write_image(self, relative: str, image: np.ndarray) -> dict[str, Any]:
         return self.write_bytes(relative, png_bytes(image))
+
+    def remove_leftovers(self) -> int:
+        """Delete temporary files of writes that a killed process left; returns how many."""
+        from facefit.gallery.atomic import TEMP_MARK
+
+        removed = 0
+        for folder in (self.path, *(self.path / d for d in ("photo", "sketch", UNITS))):
+            if folder.is_dir():
+                for path in folder.glob(f".*{TEMP_MARK}*"):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     # -- units ----------------------------------------------------------------------------
 
     def unit_path(self, shard: Shard) -> Path:
         return self.path / UNITS / f"{shard.name}.json"
 
-    def read_unit(self, shard: Shard, fingerprint: str, *, check_files: bool = True):
+    def read_unit(
+        self, shard: Shard, fingerprint: str, *, check_files: bool = True, verify: bool = False
+    ):
         """The committed unit of ``shard`` for this job, or None when it must be made.
 
-        With ``check_files`` every file the unit lists must be there with its sha256.
+        With ``check_files`` every file the unit lists must be there with its size;
+        with ``verify`` also with its sha256 (reads every file).
         """
         unit = _read_json(self.unit_path(shard))
         if not isinstance(unit, dict) or unit.get("format") != UNIT_FORMAT:
@@ -153,13 +168,15 @@ class OutputFolder:
             m.key for m in shard.mugshots
         ]:
             return None
-        if check_files:
-            for relative, digest in unit.get("files", {}).items():
+        if check_files or verify:
+            for relative, info in unit.get("files", {}).items():
+                path = self.path / relative
                 try:
-                    data = (self.path / relative).read_bytes()
+                    if path.stat().st_size != info["bytes"]:
+                        return None
+                    if verify and hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
+                        return None
                 except OSError:
-                    return None
-                if hashlib.sha256(data).hexdigest() != digest:
                     return None
         return unit
 
@@ -175,17 +192,18 @@ class OutputFolder:
         self.write_bytes(f"{UNITS}/{shard.name}.json", json_bytes(unit))
         return unit
 
-    def pending(self, job: Job, shards: Iterable[Shard] | None = None) -> list[Shard]:
-        """The shards of ``job`` not committed yet (or whose files are damaged)."""
-        shards = job.shards if shards is None else shards
-        return [s for s in shards if self.read_unit(s, job.fingerprint) is None]
+    def pending(self, job: Job, *, verify: bool = False) -> list[Shard]:
+        """The shards of ``job`` not committed yet, or whose files are missing or of
+        the wrong size (with ``verify``: of the wrong sha256)."""
+        return [s for s in job.shards if self.read_unit(s, job.fingerprint, verify=verify) is None]
 
     # -- the merge ------------------------------------------------------------------------
 
     def merge(self, job: Job, *, seconds: float, devices: Iterable[str] = ()) -> dict[str, Any]:
         """Write ``annotations.json`` and the complete ``manifest.json`` from the units.
 
-        Returns the manifest. Fails when a shard has no committed unit.
+        Returns the manifest. Fails when a shard has no committed unit. Temporary
+        files left by killed writers are removed (every shard is finished by then).
         """
         units = []
         for shard in job.shards:
@@ -211,6 +229,7 @@ class OutputFolder:
             per_identity[drop["identity"]]["dropped"] += 1
         for entry in per_identity.values():
             entry["generated"] = entry["kept"] + entry["dropped"]
+        self.remove_leftovers()
         self.write_bytes(ANNOTATIONS, json_bytes(records))
         manifest = self.manifest()
         settings = job.settings

@@ -191,7 +191,7 @@ class ShardRunner:
         self.embedder = FaceEmbedder.from_registry(
             registry, detector=settings.detector, encoder=settings.filter_encoder
         )
-        name = job.description["model"]["identity_encoder"]
+        name = job.identity_encoder
         if name == settings.filter_encoder:
             self.identity_encoder = self.embedder.encoder
         elif name == "clip":

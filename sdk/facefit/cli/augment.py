@@ -117,6 +117,11 @@ def _summary(report: Any) -> None:
 )
 @click.option("--ray-cpus", default=1.0, show_default=True, help="CPUs per Ray task.")
 @click.option("--ray-gpus", default=0.0, show_default=True, help="GPUs per Ray task.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="On resuming, check the sha256 of every finished file (default: its size).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def augment_command(
@@ -144,6 +149,7 @@ def augment_command(
     ray_address,
     ray_cpus,
     ray_gpus,
+    verify,
     no_progress,
 ) -> None:
     """Make synthetic sketches of the mugshots in MUGSHOTS (a folder or a gallery).
@@ -177,6 +183,7 @@ def augment_command(
         "identities": identities,
         "image_column": image_column,
         "identity_column": identity_column,
+        "verify": verify,
     }
     registry = _registry(ctx)
     if ray_address is not None:
