@@ -1,0 +1,151 @@
+"""``facefit train-matcher``: fine-tune SFace into a sketch-to-mugshot matcher.
+
+facefit train-matcher --data ../shared/data --out models/sketch-matcher
+facefit train-matcher --data ../shared/data --synthetic out/aug-celeba --out models/sm-b
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from facefit.errors import InputError
+
+
+def _command() -> str:
+    if Path(sys.argv[0]).name in ("facefit", "__main__.py") and "train-matcher" in sys.argv[1:]:
+        return shlex.join(["facefit", *sys.argv[1:]])
+    return "facefit train-matcher (called from Python)"
+
+
+@click.command("train-matcher")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Data folder with fs2k-train/: its training split is used, never the dev split.",
+)
+@click.option(
+    "--synthetic",
+    "synthetic",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="FS2K-format folder of synthetic sketches (facefit augment); repeatable.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the matcher to (config.json, model.onnx, model.safetensors).",
+)
+@click.option("--epochs", type=click.IntRange(min=0), default=12, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto (training)."
+)
+@click.option(
+    "--val-pairs",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="FS2K training pairs held out to choose the epoch (0: keep the last epoch).",
+)
+@click.option(
+    "--split",
+    default=None,
+    help="SFace tensor after which the network trains (default conv_13_relu).",
+)
+@click.option(
+    "--base",
+    "base_weights",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="SFace ONNX file to start from (default: as the sface plugin finds it).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for cached crops and features (default $FACEFIT_HOME/matcher-cache).",
+)
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
+@click.option("--force", is_flag=True, help="Overwrite a matcher already in --out.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_matcher(
+    data_dir,
+    synthetic,
+    out,
+    epochs,
+    lr,
+    batch_size,
+    seed,
+    device,
+    val_pairs,
+    split,
+    base_weights,
+    cache_dir,
+    threads,
+    force,
+    progress,
+) -> None:
+    """Train the sketch matcher: SFace's last layers fine-tuned with AdaFace's loss.
+
+    Photos and sketches of each training identity are classified against the identity's
+    photo embedding (AdaFace's adaptive margin); the result is the face encoder
+    ``sketch-matcher`` (eval: --modes matcher --matcher sketch-matcher --matcher-path OUT).
+    """
+    from facefit.matcher.files import CONFIG_FILE
+    from facefit.matcher.train import TrainSettings, train_matcher
+
+    if data_dir is None and not synthetic:
+        raise InputError("train-matcher: give --data DATA_DIR and/or --synthetic DIR")
+    if data_dir is not None and not (data_dir / "fs2k-train" / "annotations.json").is_file():
+        raise InputError(
+            f"--data {data_dir}: no fs2k-train/annotations.json; give the shared data folder"
+        )
+    if (out / CONFIG_FILE).exists() and not force:
+        raise InputError(f"--out {out}: a matcher is already there; pass --force to replace it")
+    settings = TrainSettings(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        val_pairs=val_pairs,
+        threads=threads,
+    )
+    if split:
+        settings.split = split
+
+    def report(row: dict) -> None:
+        if "val_rank1" in row:
+            loss = "" if row["epoch"] == 0 else f"loss {row['loss']:.3f}, "
+            click.echo(
+                f"epoch {row['epoch']}: {loss}validation rank-1 {100 * row['val_rank1']:.1f}%, "
+                f"MRR {row['val_mrr']:.3f}",
+                err=True,
+            )
+
+    written = train_matcher(
+        out,
+        data_dir=data_dir,
+        synthetic=synthetic,
+        settings=settings,
+        base_weights=base_weights,
+        cache_dir=cache_dir,
+        progress=progress,
+        command=_command(),
+        on_epoch=report,
+    )
+    click.echo(f"matcher written to {written}")
+    click.echo(
+        f"evaluate: facefit eval DATA --split dev --modes direct,matcher "
+        f"--matcher sketch-matcher --matcher-path {written} --out OUT"
+    )

@@ -1,0 +1,352 @@
+"""Training pairs for the sketch matcher, and their aligned crops (cached).
+
+Two kinds of sources, both *photo + sketch of the same person* pairs:
+
+- the FS2K training split of a data folder (:func:`fs2k_training_pairs`): the pairs
+  :func:`facefit.splits.fs2k_split` puts on the training side — the development pairs are
+  never read;
+- FS2K-format folders of synthetic sketches (:func:`synthetic_pairs`), as ``facefit
+  augment`` writes them: ``annotations.json`` listing ``id``, ``photo``, ``sketch`` (paths
+  relative to the folder) and optionally ``identity`` (photos of one identity share a
+  class) and ``aligned`` (true: the images are already aligned crops, only resized; the
+  default for a folder whose ``manifest.json`` says ``facefit-augment``, since augment
+  writes the generator's aligned crops). Entries that belong to the development split (an
+  FS2K development id, a CelebA development identity, or a photo or ``source`` file that
+  is a CelebA development image) are dropped and counted.
+
+Faces are aligned as the evaluation harness aligns them (:func:`align_pairs`): photos by
+detection (a photo without a face drops its pair), sketches by detection with the
+framed-drawing fallback. Crops are cached per source in ``cache_dir``, keyed by the file
+list, file sizes and times, and the detector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facefit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AlignedPairs",
+    "Pair",
+    "align_pairs",
+    "default_cache_dir",
+    "dev_exclusions",
+    "fs2k_training_pairs",
+    "synthetic_pairs",
+]
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One photo and one sketch of the same person."""
+
+    key: str
+    """Unique item name, ``source/id``."""
+    identity: str
+    """Class name; pairs of one identity share it."""
+    photo: Path
+    sketch: Path
+    source: str
+    aligned: bool = False
+    """True when both images are already aligned square crops (resized, not detected)."""
+
+
+@dataclass
+class AlignedPairs:
+    """Pairs whose photo had a face, with their aligned crops."""
+
+    pairs: list[Pair]
+    photos: np.ndarray
+    """``(n, S, S, 3)`` uint8 RGB photo crops."""
+    sketches: np.ndarray
+    """``(n, S, S, 3)`` uint8 RGB sketch crops."""
+    sketch_how: list[str]
+    """Per sketch: ``detected``, ``detected-blurred``, ``framed`` or ``aligned``."""
+    skipped: list[str] = field(default_factory=list)
+    """``key: reason`` for each pair left out."""
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @staticmethod
+    def concat(parts: Sequence[AlignedPairs], size: int) -> AlignedPairs:
+        """One :class:`AlignedPairs` holding ``parts`` in order."""
+        empty = np.zeros((0, size, size, 3), np.uint8)
+        return AlignedPairs(
+            [p for part in parts for p in part.pairs],
+            np.concatenate([empty, *(p.photos for p in parts)]),
+            np.concatenate([empty, *(p.sketches for p in parts)]),
+            [h for part in parts for h in part.sketch_how],
+            [s for part in parts for s in part.skipped],
+        )
+
+
+def default_cache_dir() -> Path:
+    """``$FACEFIT_HOME/matcher-cache`` (default ``~/.cache/facefit/matcher-cache``)."""
+    from facefit.weights import cache_dir
+
+    return cache_dir().parent / "matcher-cache"
+
+
+def fs2k_training_pairs(data_dir: str | Path) -> list[Pair]:
+    """The FS2K pairs on the training side of :func:`facefit.splits.fs2k_split`."""
+    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+
+    data_dir = Path(data_dir)
+    folder = data_dir / FS2K_DIR
+    records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
+    pairs = []
+    for pair_id in fs2k_split(data_dir).train:
+        record = records[pair_id]
+        pairs.append(
+            Pair(
+                key=f"fs2k/{pair_id}",
+                identity=f"fs2k/{pair_id}",
+                photo=folder / record["photo"],
+                sketch=folder / record["sketch"],
+                source="fs2k",
+            )
+        )
+    return pairs
+
+
+@dataclass(frozen=True)
+class DevExclusions:
+    """What synthetic data may not contain: the development split's ids and images."""
+
+    fs2k_ids: frozenset[str] = frozenset()
+    celeba_identities: frozenset[str] = frozenset()
+    celeba_images: frozenset[str] = frozenset()
+
+    def reason(self, record: dict[str, Any]) -> str | None:
+        """Why ``record`` (an annotations entry) belongs to the development split, or None."""
+        photo_name = Path(str(record.get("photo", ""))).name
+        ids = {str(record.get("id", "")), Path(photo_name).stem}
+        if ids & self.fs2k_ids:
+            return "an FS2K development pair"
+        identity = record.get("identity")
+        if identity is not None:
+            text = str(identity)
+            variants = {text, text.rsplit(":", 1)[-1], text.rsplit("/", 1)[-1]}
+            if variants & self.celeba_identities:
+                return f"CelebA development identity {text}"
+        for name in (photo_name, str(record.get("source", ""))):
+            if name and Path(name).name in self.celeba_images:
+                return f"CelebA development image {Path(name).name}"
+        return None
+
+
+def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
+    """The development split of ``data_dir`` (whichever of FS2K and CelebA it holds)."""
+    if data_dir is None:
+        return DevExclusions()
+    from facefit.splits import (
+        CELEBA_DIR,
+        FS2K_DIR,
+        celeba_split,
+        dev_celeba_identities,
+        fs2k_split,
+        load_celeba_rows,
+    )
+
+    data_dir = Path(data_dir)
+    fs2k_ids: frozenset[str] = frozenset()
+    identities: frozenset[str] = frozenset()
+    images: frozenset[str] = frozenset()
+    if (data_dir / FS2K_DIR / "annotations.json").is_file():
+        fs2k_ids = frozenset(fs2k_split(data_dir).dev)
+    if (data_dir / CELEBA_DIR / "identities.csv").is_file():
+        rows = load_celeba_rows(data_dir)
+        identities = frozenset(dev_celeba_identities([r["celeba_identity"] for r in rows]))
+        images = frozenset(celeba_split(data_dir).dev)
+    return DevExclusions(fs2k_ids, identities, images)
+
+
+def synthetic_pairs(
+    folder: str | Path, exclusions: DevExclusions | None = None, *, source: str | None = None
+) -> tuple[list[Pair], list[str]]:
+    """The pairs of an FS2K-format folder of synthetic sketches, and the entries dropped.
+
+    Identities (the optional ``identity`` field) become classes named
+    ``synthetic/<identity>``, shared by every synthetic folder; an entry without one is its
+    own class. Missing fields or files are an error naming the entry.
+    """
+    folder = Path(folder)
+    path = folder / "annotations.json"
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: not found; a synthetic folder holds annotations.json with id, photo, "
+            "sketch (as written by facefit augment)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(records, dict):  # {"pairs": [...]} is accepted too
+        records = records.get("pairs", records.get("annotations"))
+    if not isinstance(records, list) or not records:
+        raise InputError(f"{path}: expected a non-empty list of {{id, photo, sketch}} entries")
+    source = source or folder.name
+    exclusions = exclusions or DevExclusions()
+    aligned_folder = _is_augment_output(folder)
+    pairs, dropped, problems, seen = [], [], [], set()
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not all(k in record for k in ("id", "photo", "sketch")):
+            problems.append(f"entry {index}: needs id, photo and sketch")
+            continue
+        key = f"{source}/{record['id']}"
+        if key in seen:
+            problems.append(f"entry {index}: id {record['id']!r} appears twice")
+            continue
+        seen.add(key)
+        reason = exclusions.reason(record)
+        if reason is not None:
+            dropped.append(f"{key}: {reason}")
+            continue
+        photo, sketch = folder / str(record["photo"]), folder / str(record["sketch"])
+        missing = [str(p) for p in (photo, sketch) if not p.is_file()]
+        if missing:
+            problems.append(f"entry {index} ({record['id']}): missing {', '.join(missing)}")
+            continue
+        identity = record.get("identity")
+        pairs.append(
+            Pair(
+                key=key,
+                identity=f"synthetic/{identity}" if identity is not None else key,
+                photo=photo,
+                sketch=sketch,
+                source=source,
+                aligned=bool(record.get("aligned", aligned_folder)),
+            )
+        )
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputError(f"{path}: {shown}{more}")
+    if dropped:
+        log.warning("%s: %d entries of the development split dropped", folder, len(dropped))
+    return pairs, dropped
+
+
+def _is_augment_output(folder: Path) -> bool:
+    """True for a ``facefit augment`` folder: its photos and sketches are aligned crops."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("format", "")).startswith(
+        "facefit-augment"
+    )
+
+
+def _cache_key(pairs: Sequence[Pair], detector: str, size: int) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION} {detector} {size}\n".encode())
+    for pair in pairs:
+        stats = []
+        for path in (pair.photo, pair.sketch):
+            st = os.stat(path)
+            stats.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+        digest.update(f"{pair.key}|{pair.identity}|{pair.aligned}|{'|'.join(stats)}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.shape[:2] == (size, size):
+        return image
+    shrinking = image.shape[0] > size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interpolation)
+
+
+def align_pairs(
+    pairs: Sequence[Pair],
+    embedder: Any,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    desc: str = "aligning",
+    on_progress: Callable[[int], None] | None = None,
+) -> AlignedPairs:
+    """Detect and align every pair as the evaluation harness does; cached in ``cache_dir``.
+
+    ``embedder`` is a :class:`facefit.faces.FaceEmbedder` (only its detector is used).
+    """
+    from tqdm import tqdm
+
+    from facefit.faces import NoFaceError
+    from facefit.images import load_image
+
+    size = embedder.encoder.input_size
+    cache_file = None
+    if cache_dir is not None and pairs:
+        detector = getattr(embedder.detector, "name", type(embedder.detector).__name__)
+        cache_file = Path(cache_dir) / f"crops-{_cache_key(pairs, detector, size)}.npz"
+        if cache_file.is_file():
+            with np.load(cache_file, allow_pickle=False) as cached:
+                keys = [str(k) for k in cached["keys"]]
+                by_key = {p.key: p for p in pairs}
+                return AlignedPairs(
+                    [by_key[k] for k in keys],
+                    cached["photos"],
+                    cached["sketches"],
+                    [str(h) for h in cached["how"]],
+                    json.loads(str(cached["skipped"])),
+                )
+    kept, photos, sketches, hows, skipped = [], [], [], [], []
+    for pair in tqdm(pairs, desc=desc, unit="pair", disable=not progress):
+        photo, sketch = load_image(pair.photo), load_image(pair.sketch)
+        if pair.aligned:
+            photo_crop, sketch_crop, how = _resize(photo, size), _resize(sketch, size), "aligned"
+        else:
+            try:
+                photo_crop = embedder.align(photo, source=str(pair.photo))
+            except NoFaceError:
+                skipped.append(f"{pair.key}: no face found on the photo")
+                continue
+            face = embedder.locate(sketch, source=str(pair.sketch), sketch_fallback=True)
+            sketch_crop, how = face.crop, face.how
+        kept.append(pair)
+        photos.append(photo_crop)
+        sketches.append(sketch_crop)
+        hows.append(how)
+        if on_progress is not None:
+            on_progress(1)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    result = AlignedPairs(
+        kept,
+        np.stack(photos) if photos else empty,
+        np.stack(sketches) if sketches else empty,
+        hows,
+        skipped,
+    )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
+        np.savez(
+            partial,
+            keys=np.array([p.key for p in kept]),
+            photos=result.photos,
+            sketches=result.sketches,
+            how=np.array(hows),
+            skipped=np.array(json.dumps(skipped)),
+        )
+        partial.replace(cache_file)
+    return result

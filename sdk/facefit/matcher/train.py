@@ -1,0 +1,569 @@
+"""Fine-tuning SFace into a sketch-to-mugshot matcher with AdaFace's adaptive margin.
+
+FS2K has one photo and one artist's sketch per person, so each training identity is
+one class whose *proxy* is the mean SFace embedding of its photos (and their mirror
+images). Sketches and photos are both classified against all proxies by
+AdaFace's head (:func:`facefit_plugins.adaface.adaface_loss`, via the registry's
+``adaface`` loss): sketches are pulled to their photo's proxy, photos are held at
+theirs, and AdaFace sets each sample's margin from its feature norm (faint, low-quality
+drawings get a gentler margin). The proxies stay fixed by default — they are the
+gallery's own embeddings before training.
+
+Only the tail of SFace trains (from :data:`~facefit.matcher.model.DEFAULT_SPLIT`:
+``conv_14``, ``bn1`` and the embedding layer); the trunk's features are computed once
+with ONNX Runtime (photos and sketches, each also mirrored) and cached. A slice of the
+training pairs (``val_pairs``, FS2K only — never the development split) picks the best
+epoch; epoch 0 is the unchanged SFace, so a run that does not help keeps SFace's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facefit.errors import InputError
+from facefit.matcher.data import AlignedPairs
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FitResult", "TrainSettings", "fit", "rank_metrics", "split_validation"]
+
+
+@dataclass
+class TrainSettings:
+    """Everything that decides a training run (recorded in the model's ``config.json``)."""
+
+    epochs: int = 12
+    lr: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    split: str = "conv_13_relu"
+    """ONNX tensor where the trainable tail starts."""
+    val_pairs: int = 100
+    """FS2K training pairs held out to choose the epoch (0: keep the last epoch)."""
+    weight_decay: float = 0.0
+    anchor: float = 0.0
+    """L2-SP weight: pulls the tail's weights towards SFace's (0: off)."""
+    train_proxies: bool = False
+    """Let the class proxies move (default: fixed at the photos' SFace embeddings)."""
+    photo_samples: bool = True
+    """Classify the photos too (holds them at their proxies); else only sketches."""
+    m: float = 0.4
+    h: float = 0.333
+    s: float = 64.0
+    t_alpha: float = 0.01
+    threads: int = 0
+    """Threads for feature extraction and torch (0: library default)."""
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for values that cannot train."""
+        problems = []
+        if self.epochs < 0:
+            problems.append(f"epochs must be >= 0, got {self.epochs}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 2:
+            problems.append(f"batch size must be >= 2, got {self.batch_size}")
+        if self.val_pairs < 0:
+            problems.append(f"val pairs must be >= 0, got {self.val_pairs}")
+        if problems:
+            raise InputError("train-matcher: " + "; ".join(problems))
+
+
+@dataclass
+class FitResult:
+    """A trained tail and what happened while training it."""
+
+    tail: Any
+    """The :class:`~facefit.matcher.model.GraphTail` with the chosen epoch's weights."""
+    best_epoch: int
+    history: list[dict[str, float]]
+    """Per epoch (0 = before training): train loss and validation metrics."""
+    classes: int
+    samples: int
+    steps: int
+    seconds: float
+    feature_seconds: float
+    dim: int = 0
+    """Length of the embeddings."""
+    train_pairs: int = 0
+    val_pairs: int = 0
+    norm_stats: dict[str, float] = field(default_factory=dict)
+
+
+def rank_metrics(sketches: np.ndarray, photos: np.ndarray) -> dict[str, float]:
+    """Sketch ``i`` against photos (its own is photo ``i``): rank-1, rank-5, MRR.
+
+    Embeddings are L2-normalised here. Ties count against the sketch, as in the eval
+    harness (rank = 1 + photos scoring at least as high as the true one).
+    """
+    s = sketches / np.maximum(np.linalg.norm(sketches, axis=1, keepdims=True), 1e-12)
+    p = photos / np.maximum(np.linalg.norm(photos, axis=1, keepdims=True), 1e-12)
+    scores = s @ p.T
+    true = np.diag(scores)[:, None]
+    others = scores >= true
+    np.fill_diagonal(others, False)
+    ranks = 1 + others.sum(axis=1)
+    return {
+        "rank1": float((ranks == 1).mean()),
+        "rank5": float((ranks <= 5).mean()),
+        "mrr": float((1.0 / ranks).mean()),
+    }
+
+
+def split_validation(data: AlignedPairs, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)``: ``count`` FS2K pairs for validation, chosen with ``seed``.
+
+    Only FS2K pairs (real artists' sketches, the target domain) are validated on; an
+    identity is never on both sides.
+    """
+    candidates = sorted({p.identity for p in data.pairs if p.source == "fs2k"})
+    if count == 0:
+        return np.arange(len(data)), np.zeros(0, np.int64)
+    if count > len(candidates) // 2:
+        raise InputError(
+            f"train-matcher: {count} validation pairs asked, but only {len(candidates)} FS2K "
+            f"training identities; use --val-pairs {len(candidates) // 4} or fewer"
+        )
+    rng = np.random.default_rng(seed)
+    chosen = {candidates[i] for i in rng.choice(len(candidates), count, replace=False)}
+    val = np.array([i for i, p in enumerate(data.pairs) if p.identity in chosen], np.int64)
+    train = np.array([i for i, p in enumerate(data.pairs) if p.identity not in chosen], np.int64)
+    return train, val
+
+
+def _digest(*parts: bytes | np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.tobytes() if isinstance(part, np.ndarray) else part)
+    return digest.hexdigest()[:24]
+
+
+def trunk_features(
+    prefix: Any,
+    crops: np.ndarray,
+    *,
+    flips: bool,
+    cache_dir: str | Path | None = None,
+    threads: int = 0,
+    progress: bool = False,
+    desc: str = "features",
+) -> np.ndarray:
+    """Trunk features of ``crops`` (float16); with ``flips``, ``(N, 2, ...)``: as is, mirrored.
+
+    Cached in ``cache_dir`` under a hash of the trunk model and the crops.
+    """
+    from tqdm import tqdm
+
+    from facefit.matcher.model import run_prefix
+
+    cache = None
+    if cache_dir is not None:
+        key = _digest(prefix.SerializeToString(), np.array([flips]), crops)
+        cache = Path(cache_dir) / f"features-{key}.npy"
+        if cache.is_file():
+            return np.load(cache)
+    views = [crops, crops[:, :, ::-1]] if flips else [crops]
+    with tqdm(total=len(crops) * len(views), desc=desc, unit="crop", disable=not progress) as bar:
+        outs = [
+            run_prefix(prefix, np.ascontiguousarray(v), threads=threads, progress=bar.update)
+            for v in views
+        ]
+    features = np.stack(outs, axis=1) if flips else outs[0]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(cache.stem + ".partial.npy")
+        np.save(partial, features)
+        partial.replace(cache)
+    return features
+
+
+def _embed(tail: Any, features: np.ndarray, device: Any, batch: int = 128) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch):
+            x = torch.from_numpy(np.asarray(features[start : start + batch], np.float32))
+            out.append(tail(x.to(device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def fit(
+    base: Any,
+    data: AlignedPairs,
+    settings: TrainSettings,
+    *,
+    registry: Any = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Fine-tune the tail of ``base`` (an SFace-like ONNX model) on ``data``.
+
+    Returns the tail at the epoch with the best validation mean reciprocal rank (it
+    moves with rank-1 but is less noisy on a hundred pairs), epoch 0 (SFace unchanged)
+    included; with ``val_pairs`` = 0, the last epoch.
+    """
+    import torch
+
+    settings.check()
+    if registry is None:
+        from facefit.registry import Registry
+
+        registry = Registry.load()
+    threads = torch.get_num_threads()
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _fit(base, data, settings, registry, cache_dir, progress, on_epoch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(base, data, settings, registry, cache_dir, progress, on_epoch) -> FitResult:
+    import torch
+    from tqdm import tqdm
+
+    from facefit.interfaces import LossInputs
+    from facefit.matcher.model import GraphTail, graph_prefix
+
+    start_time = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    device = torch.device(_device(settings.device))
+
+    train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
+    identities = sorted({data.pairs[i].identity for i in train_idx})
+    if len(identities) < 2:
+        raise InputError(f"train-matcher: {len(identities)} training identities; need at least 2")
+    class_of = {name: c for c, name in enumerate(identities)}
+    labels = np.array([class_of[data.pairs[i].identity] for i in train_idx], np.int64)
+
+    prefix = graph_prefix(base, settings.split)
+    feature_start = time.perf_counter()
+    common = {"cache_dir": cache_dir, "threads": settings.threads, "progress": progress}
+    photos = trunk_features(prefix, data.photos, flips=True, desc="photo features", **common)
+    sketches = trunk_features(prefix, data.sketches, flips=True, desc="sketch features", **common)
+    feature_seconds = time.perf_counter() - feature_start
+
+    tail = GraphTail(base, settings.split).to(device)
+    initial = {k: v.detach().clone() for k, v in tail.params.items()}
+
+    tail.eval()
+    flat = photos[train_idx].reshape(-1, *photos.shape[2:])
+    photo_raw = _embed(tail, flat, device).reshape(len(train_idx), 2, -1)
+    dim = photo_raw.shape[-1]
+    unit = photo_raw / np.linalg.norm(photo_raw, axis=-1, keepdims=True)
+    proxies = np.zeros((len(identities), dim), np.float32)
+    np.add.at(proxies, labels, unit.mean(axis=1))
+    proxies /= np.linalg.norm(proxies, axis=1, keepdims=True)
+    sketch_raw = _embed(tail, sketches[train_idx, 0], device)
+    norms = np.concatenate(
+        [np.linalg.norm(photo_raw[:, 0], axis=1), np.linalg.norm(sketch_raw, axis=1)]
+    )
+    norm_stats = {
+        "mean": float(norms.mean()),
+        "std": float(norms.std()),
+        "photo_mean": float(np.linalg.norm(photo_raw[:, 0], axis=1).mean()),
+        "sketch_mean": float(np.linalg.norm(sketch_raw, axis=1).mean()),
+    }
+
+    loss_fn = registry.create_loss(
+        "adaface",
+        num_classes=len(identities),
+        embedding_size=dim,
+        m=settings.m,
+        h=settings.h,
+        s=settings.s,
+        t_alpha=settings.t_alpha,
+    ).to(device)
+    head = loss_fn.head
+    with torch.no_grad():
+        head.kernel.copy_(torch.from_numpy(proxies.T.copy()))
+        # start the running norm statistics at this data's, not at ImageNet-scale defaults
+        head.batch_mean.fill_(norm_stats["mean"])
+        head.batch_std.fill_(max(norm_stats["std"], 1e-3))
+    head.kernel.requires_grad_(settings.train_proxies)
+    params = tail.trainable() + ([head.kernel] if settings.train_proxies else [])
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+    # samples: (pair row in train_idx, domain 0 photo / 1 sketch)
+    rows = np.arange(len(train_idx))
+    domains = [1] + ([0] if settings.photo_samples else [])
+    samples = np.array([(r, d) for d in domains for r in rows], np.int64)
+    steps_per_epoch = math.ceil(len(samples) / settings.batch_size)
+    total_steps = max(1, steps_per_epoch * settings.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
+    rng = np.random.default_rng(settings.seed)
+    train_photos, train_sketches = photos[train_idx], sketches[train_idx]
+    val_photos, val_sketches = photos[val_idx, 0], sketches[val_idx, 0]
+
+    def validate(epoch: int, loss: float) -> dict[str, float]:
+        row: dict[str, float] = {"epoch": epoch, "loss": loss}
+        if len(val_idx):
+            tail.eval()
+            metrics = rank_metrics(
+                _embed(tail, val_sketches, device), _embed(tail, val_photos, device)
+            )
+            row.update({f"val_{k}": v for k, v in metrics.items()})
+        return row
+
+    history = [validate(0, float("nan"))]
+    best_state, best_epoch = copy.deepcopy(tail.state_dict()), 0
+    best_key = history[0].get("val_mrr", -1.0)
+    if on_epoch is not None:
+        on_epoch(history[0])
+    step = 0
+    bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress)
+    for epoch in range(1, settings.epochs + 1):
+        tail.train()
+        head.train()
+        order = samples[rng.permutation(len(samples))]
+        flips = rng.integers(0, 2, len(order))
+        losses = []
+        for b in range(steps_per_epoch):
+            chunk = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+            flip = flips[b * settings.batch_size : (b + 1) * settings.batch_size]
+            feats = np.where(
+                (chunk[:, 1] == 0)[:, None, None, None],
+                train_photos[chunk[:, 0], flip],
+                train_sketches[chunk[:, 0], flip],
+            )
+            x = torch.from_numpy(feats.astype(np.float32)).to(device)
+            y = torch.from_numpy(labels[chunk[:, 0]]).to(device)
+            loss = loss_fn(LossInputs(prediction=tail(x), target=y))
+            if settings.anchor > 0:
+                drift = sum(((p - initial[k]) ** 2).sum() for k, p in tail.params.items())
+                loss = loss + settings.anchor * drift
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}")
+        row = validate(epoch, float(np.mean(losses)))
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        key = row.get("val_mrr", float(epoch))
+        if not len(val_idx) or key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = copy.deepcopy(tail.state_dict())
+    bar.close()
+    tail.load_state_dict(best_state)
+    tail.eval()
+    return FitResult(
+        tail=tail,
+        best_epoch=best_epoch,
+        history=history,
+        classes=len(identities),
+        samples=len(samples),
+        steps=step,
+        seconds=time.perf_counter() - start_time,
+        feature_seconds=feature_seconds,
+        dim=int(dim),
+        train_pairs=len(train_idx),
+        val_pairs=len(val_idx),
+        norm_stats=norm_stats,
+    )
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"train-matcher: device {name!r} asked, but CUDA is not available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise InputError(f"train-matcher: unknown device {name!r}; use cpu, cuda, cuda:N or auto")
+    return name
+
+
+def settings_dict(settings: TrainSettings) -> dict[str, Any]:
+    """The settings as JSON-ready values."""
+    return json.loads(json.dumps(asdict(settings)))
+
+
+def train_matcher(
+    out: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    synthetic: Sequence[str | Path] = (),
+    settings: TrainSettings | None = None,
+    base_weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    registry: Any = None,
+    detector: str = "yunet",
+    progress: bool = False,
+    command: str | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> Path:
+    """Train a sketch matcher and write it to ``out`` (see :mod:`facefit.matcher.files`).
+
+    ``data_dir`` is the shared data folder (its FS2K training split is used; the
+    development split never is); ``synthetic`` lists FS2K-format folders of synthetic
+    sketches (their development-split entries are dropped). At least one source is needed.
+    ``base_weights`` is the SFace ONNX file (default: resolved like the ``sface`` plugin's).
+    """
+    from facefit.faces import FaceEmbedder
+    from facefit.matcher.card import model_card
+    from facefit.matcher.data import (
+        align_pairs,
+        default_cache_dir,
+        dev_exclusions,
+        fs2k_training_pairs,
+        synthetic_pairs,
+    )
+    from facefit.matcher.files import MATCHER_NAME, export_onnx, save_matcher
+    from facefit.matcher.model import load_base, model_digest
+    from facefit.weights import resolve, sha256_of
+
+    settings = settings or TrainSettings()
+    settings.check()
+    if data_dir is None and not synthetic:
+        raise InputError("train-matcher: give --data (FS2K training pairs) and/or --synthetic DIR")
+    if registry is None:
+        from facefit.registry import Registry
+
+        registry = Registry.load()
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    base_path = resolve("sface", base_weights)
+    base = load_base(base_path)
+    # only the detector runs here (the sface encoder loads its weights on first use)
+    embedder = FaceEmbedder.from_registry(registry, detector=detector)
+
+    parts, sources = [], []
+    exclusions = dev_exclusions(data_dir)
+    if data_dir is not None:
+        pairs = fs2k_training_pairs(data_dir)
+        aligned = align_pairs(
+            pairs, embedder, cache_dir=cache_dir, progress=progress, desc="aligning fs2k"
+        )
+        parts.append(aligned)
+        sources.append(_source_row("fs2k", "fs2k", str(data_dir), pairs, aligned, []))
+    names = set()
+    for folder in synthetic:
+        name = Path(folder).resolve().name
+        while name in names or name == "fs2k":
+            name += "+"
+        names.add(name)
+        pairs, dropped = synthetic_pairs(folder, exclusions, source=name)
+        aligned = align_pairs(
+            pairs, embedder, cache_dir=cache_dir, progress=progress, desc=f"aligning {name}"
+        )
+        parts.append(aligned)
+        sources.append(_source_row(name, "synthetic", str(folder), pairs, aligned, dropped))
+    data = AlignedPairs.concat(parts, embedder.encoder.input_size)
+    if not len(data):
+        raise InputError("train-matcher: no usable pair (no photo had a face)")
+    if settings.val_pairs and not any(p.source == "fs2k" for p in data.pairs):
+        raise InputError(
+            "train-matcher: validation pairs come from FS2K; without --data use --val-pairs 0"
+        )
+
+    result = fit(
+        base,
+        data,
+        settings,
+        registry=registry,
+        cache_dir=cache_dir,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    weights = result.tail.onnx_weights()
+    model = export_onnx(base, weights)
+    history = result.history
+    best = history[result.best_epoch]
+    config = {
+        "name": MATCHER_NAME,
+        "dim": result.dim,
+        "input_size": int(_input_size(base)),
+        "input": "aligned RGB crops, NCHW float32 in [0, 255]",
+        "base": {
+            "encoder": "sface",
+            "version": "sface-2021dec",
+            "file": base_path.name,
+            "sha256": sha256_of(base_path),
+        },
+        "split": settings.split,
+        "trained": result.tail.trainable_names(),
+        "loss": {
+            "name": "adaface",
+            "m": settings.m,
+            "h": settings.h,
+            "s": settings.s,
+            "t_alpha": settings.t_alpha,
+            "proxies": "mean SFace embedding of each identity's photos (and mirror images)"
+            + (", trained" if settings.train_proxies else ", fixed"),
+            "samples": "sketches and photos" if settings.photo_samples else "sketches",
+            "initial_norms": result.norm_stats,
+        },
+        "data": {
+            "sources": sources,
+            "train_pairs": result.train_pairs,
+            "val_pairs": result.val_pairs,
+            "classes": result.classes,
+            "detector": detector,
+            "alignment": "photos: detected; sketches: detected, framed-drawing fallback",
+        },
+        "settings": settings_dict(settings),
+        "training": {
+            "epochs": settings.epochs,
+            "best_epoch": result.best_epoch,
+            "steps": result.steps,
+            "samples_per_epoch": result.samples,
+            "seconds": round(result.seconds, 1),
+            "feature_seconds": round(result.feature_seconds, 1),
+            "device": settings.device,
+            "command": command,
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "metrics": {
+            "val_baseline": history[0],
+            "val_best": best,
+            "history": history,
+        },
+        "onnx_sha256": model_digest(model),
+    }
+    rng = np.random.default_rng(0)
+    faces = [data.sketches[: min(4, len(data))], data.photos[: min(4, len(data))]]
+    faces.append(rng.integers(0, 256, (2, *data.photos.shape[1:]), dtype=np.uint8))
+    save_matcher(out, model, config, card=model_card(config), parity_faces=np.concatenate(faces))
+    return Path(out)
+
+
+def _input_size(base: Any) -> int:
+    dims = base.graph.input[0].type.tensor_type.shape.dim
+    return int(dims[-1].dim_value) if len(dims) == 4 and dims[-1].dim_value else 112
+
+
+def _source_row(name, kind, path, pairs, aligned, dropped) -> dict[str, Any]:
+    hows: dict[str, int] = {}
+    for how in aligned.sketch_how:
+        hows[how] = hows.get(how, 0) + 1
+    return {
+        "name": name,
+        "kind": kind,
+        "path": path,
+        "pairs": len(aligned),
+        "listed": len(pairs) + len(dropped),
+        "dropped_dev": len(dropped),
+        "skipped": aligned.skipped,
+        "sketch_alignment": hows,
+    }

@@ -1,0 +1,455 @@
+"""The sketch matcher: graph split, training, export, the plugin and the eval mode.
+
+Everything runs on a tiny SFace-shaped ONNX graph and small generated faces; the one
+test on real data skips when ``../shared/data`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from facefit import Registry
+from facefit.errors import InputError, WeightsNotFoundError
+from facefit.matcher.card import model_card
+from facefit.matcher.data import (
+    AlignedPairs,
+    DevExclusions,
+    Pair,
+    fs2k_training_pairs,
+    synthetic_pairs,
+)
+from facefit.matcher.files import (
+    export_onnx,
+    load_matcher_onnx,
+    load_matcher_torch,
+    read_config,
+    resolve_matcher_dir,
+    save_matcher,
+)
+from facefit.matcher.model import GraphTail, graph_prefix, load_base, run_prefix
+from facefit.matcher.train import TrainSettings, fit, rank_metrics, split_validation
+from facefit.testing import FaceEncoderTests, random_faces
+from facefit_plugins.matcher import SketchMatcherEncoder
+
+DIM = 32
+SPLIT = "p"
+
+
+def write_tiny_sface(path, seed: int = 0) -> None:
+    """An SFace-shaped graph: normalise, conv/BN/PReLU | depthwise, pointwise, FC + BN."""
+    rng = np.random.default_rng(seed)
+
+    def init(name, *shape, scale=0.1, positive=False):
+        value = rng.normal(0, scale, shape).astype(np.float32)
+        return numpy_helper.from_array(np.abs(value) + 0.5 if positive else value, name)
+
+    weights = [
+        numpy_helper.from_array(np.array([127.5], np.float32), "scalar_op1"),
+        numpy_helper.from_array(np.array([0.0078125], np.float32), "scalar_op2"),
+        init("c1_w", 8, 3, 3, 3, scale=0.3),
+        init("bn_g", 8, positive=True),
+        init("bn_b", 8),
+        init("bn_m", 8),
+        init("bn_v", 8, positive=True),
+        init("pr", 8, 1, 1),
+        init("dw_w", 8, 1, 3, 3, scale=0.3),
+        init("c2_w", 4, 8, 1, 1, scale=0.3),
+        init("c2_b", 4),
+        init("fc_w", DIM, 4 * 7 * 7, scale=0.05),
+        init("fc_b", DIM),
+        init("f_g", DIM, positive=True),
+        init("f_b", DIM),
+        init("f_m", DIM),
+        init("f_v", DIM, positive=True),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["data", "scalar_op1"], ["s"]),
+        helper.make_node("Mul", ["s", "scalar_op2"], ["m"]),
+        helper.make_node(
+            "Conv", ["m", "c1_w"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[4, 4]
+        ),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn_g", "bn_b", "bn_m", "bn_v"], ["bn"], epsilon=1e-3
+        ),
+        helper.make_node("PRelu", ["bn", "pr"], [SPLIT]),
+        helper.make_node(
+            "Conv",
+            [SPLIT, "dw_w"],
+            ["dw"],
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+            group=8,
+        ),
+        helper.make_node(
+            "Conv", ["dw", "c2_w", "c2_b"], ["c2"], kernel_shape=[1, 1], strides=[2, 2]
+        ),
+        helper.make_node("Dropout", ["c2"], ["d"], ratio=0.4),
+        helper.make_node("Flatten", ["d"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["g"], transB=1),
+        helper.make_node(
+            "BatchNormalization", ["g", "f_g", "f_b", "f_m", "f_v"], ["fc1"], epsilon=2e-5
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny-sface",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, DIM])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 6
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _ort(model, faces: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    blob = np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32)
+    return session.run(None, {session.get_inputs()[0].name: blob})[0]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_base_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("base") / "tiny_sface.onnx"
+    write_tiny_sface(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_matcher(tiny_base_path, tmp_path_factory):
+    """A saved matcher whose tail weights differ from the base's."""
+    base = load_base(tiny_base_path)
+    tail = GraphTail(base, SPLIT)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in tail.trainable():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator))
+    config = {
+        "name": "sketch-matcher",
+        "dim": DIM,
+        "input_size": 112,
+        "split": SPLIT,
+        "trained": tail.trainable_names(),
+    }
+    directory = tmp_path_factory.mktemp("matcher") / "tiny"
+    save_matcher(directory, export_onnx(base, tail.onnx_weights()), config, card=model_card(config))
+    return directory
+
+
+def _face_data(n: int, seed: int = 0, source: str = "fs2k") -> AlignedPairs:
+    """``n`` identities: a smooth random photo and a "sketch" (grey, inverted, noisy)."""
+    rng = np.random.default_rng(seed)
+    photos = random_faces(n, 112, seed=seed)
+    grey = photos.mean(axis=3, keepdims=True).repeat(3, axis=3)
+    sketches = np.clip(255 - grey + rng.normal(0, 12, grey.shape), 0, 255).astype(np.uint8)
+    pairs = [Pair(f"{source}/{i}", f"{source}/{i}", None, None, source) for i in range(n)]
+    return AlignedPairs(pairs, photos, sketches, ["detected"] * n)
+
+
+# -- the graph split -------------------------------------------------------------------------
+
+
+def test_trunk_plus_tail_is_the_whole_graph(tiny_base_path):
+    base = load_base(tiny_base_path)
+    faces = random_faces(5, 112, seed=4)
+    features = run_prefix(graph_prefix(base, SPLIT), faces, batch_size=2)
+    assert features.shape == (5, 8, 28, 28) and features.dtype == np.float16
+    tail = GraphTail(base, SPLIT).eval()
+    with torch.no_grad():
+        got = tail(torch.from_numpy(features.astype(np.float32))).numpy()
+    expected = _ort(base, faces)
+    # the trunk's output is stored as float16: compare directions, not digits
+    assert (np.sum(_unit(got) * _unit(expected), axis=1) > 0.999).all()
+    # BatchNormalization's statistics (f_m, f_v) stay fixed; everything else after the split trains
+    assert set(tail.trainable_names()) == {"dw_w", "c2_w", "c2_b", "fc_w", "fc_b", "f_g", "f_b"}
+
+
+def test_split_errors_name_the_problem(tiny_base_path):
+    base = load_base(tiny_base_path)
+    with pytest.raises(InputError, match="not an inner node output"):
+        GraphTail(base, "no_such_tensor")
+    with pytest.raises(InputError, match="not an inner node output"):
+        GraphTail(base, "fc1")  # the output itself leaves nothing to train
+    skip = onnx.ModelProto()
+    skip.CopyFrom(base)
+    skip.graph.node[-4].input[0] = "m"  # Dropout ← a tensor from before the split
+    with pytest.raises(InputError, match="skip connection"):
+        GraphTail(skip, "dw")
+
+
+def test_rank_metrics_count_ties_against_the_sketch():
+    photos = np.eye(3, dtype=np.float32)
+    sketches = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1]], np.float32)
+    m = rank_metrics(sketches, photos)
+    assert m["rank1"] == pytest.approx(2 / 3) and m["mrr"] == pytest.approx((1 + 1 / 3 + 1) / 3)
+    tied = rank_metrics(np.ones((3, 3), np.float32), photos + 1)  # all equal: last rank
+    assert tied["rank1"] == 0.0
+
+
+def test_validation_pairs_are_fs2k_identities_held_out():
+    data = AlignedPairs.concat([_face_data(10), _face_data(6, seed=1, source="syn")], 112)
+    train, val = split_validation(data, 3, seed=0)
+    assert len(val) == 3 and all(data.pairs[i].source == "fs2k" for i in val)
+    assert not {data.pairs[i].identity for i in train} & {data.pairs[i].identity for i in val}
+    with pytest.raises(InputError, match="validation pairs"):
+        split_validation(data, 8, seed=0)
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def test_adaface_training_loss_falls_and_sketches_find_their_photos(tiny_base_path, tmp_path):
+    base = load_base(tiny_base_path)
+    data = _face_data(16)
+    settings = TrainSettings(
+        epochs=20, lr=1e-2, batch_size=16, val_pairs=0, split=SPLIT, m=0.2, s=16.0, threads=1
+    )
+    result = fit(base, data, settings, cache_dir=tmp_path)
+    losses = [row["loss"] for row in result.history[1:]]
+    assert losses[-1] < 0.7 * losses[0]
+    assert result.best_epoch == settings.epochs and result.classes == 16
+    # the sketches find their photos better after training than before
+    prefix = graph_prefix(base, SPLIT)
+    before = GraphTail(base, SPLIT).eval()
+    after = result.tail.eval()
+    feats_p = torch.from_numpy(run_prefix(prefix, data.photos).astype(np.float32))
+    feats_s = torch.from_numpy(run_prefix(prefix, data.sketches).astype(np.float32))
+    with torch.no_grad():
+        mrr_before = rank_metrics(before(feats_s).numpy(), before(feats_p).numpy())["mrr"]
+        mrr_after = rank_metrics(after(feats_s).numpy(), after(feats_p).numpy())["mrr"]
+    assert mrr_after > mrr_before
+    # features were cached: a second run reads them and gives the same first-epoch loss
+    assert len(list(tmp_path.glob("features-*.npy"))) == 2
+    again = fit(base, data, TrainSettings(**{**settings.__dict__, "epochs": 1}), cache_dir=tmp_path)
+    assert again.history[1]["loss"] == pytest.approx(result.history[1]["loss"], rel=1e-5)
+
+
+def test_settings_are_checked():
+    with pytest.raises(InputError, match="lr must be > 0"):
+        TrainSettings(lr=0).check()
+
+
+# -- saved matchers --------------------------------------------------------------------------
+
+
+def test_saved_matcher_onnx_and_torch_agree(tiny_matcher, tiny_base_path):
+    config = read_config(tiny_matcher)
+    assert config["parity"]["min_cosine"] > 0.99999
+    assert set(config["files"]) == {"model.onnx", "model.safetensors"}
+    assert (tiny_matcher / "README.md").read_text().startswith("---")
+    model = load_matcher_onnx(tiny_matcher)
+    onnx.checker.check_model(model)
+    faces = random_faces(6, 112, seed=9)
+    onnx_out = _ort(model, faces)
+    module = load_matcher_torch(tiny_matcher)
+    blob = torch.from_numpy(faces.transpose(0, 3, 1, 2).astype(np.float32))
+    with torch.no_grad():
+        torch_out = module(blob).numpy()
+    np.testing.assert_allclose(torch_out, onnx_out, rtol=1e-4, atol=1e-4)
+    # the weights really changed: not the base network
+    assert np.abs(onnx_out - _ort(load_base(tiny_base_path), faces)).max() > 1e-3
+    # the torch form also loads from the safetensors alone, on the base graph's structure
+    alone = load_matcher_torch(tiny_matcher, load_base(tiny_base_path))
+    with torch.no_grad():
+        np.testing.assert_allclose(alone(blob).numpy(), torch_out, rtol=1e-5, atol=1e-5)
+    # gradients reach the input (identity losses can use it)
+    x = blob[:1].clone().requires_grad_(True)
+    module(x).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def test_plugin_backends_agree_and_version_names_the_weights(tiny_matcher):
+    faces = random_faces(3, 112, seed=5)
+    by_onnx = SketchMatcherEncoder(weights=tiny_matcher)
+    by_torch = SketchMatcherEncoder(weights=tiny_matcher, backend="torch")
+    np.testing.assert_allclose(by_onnx.embed(faces), by_torch.embed(faces), atol=1e-5)
+    assert by_onnx.dim == DIM and by_onnx.version.startswith("sketch-matcher-")
+    assert (
+        by_onnx.version[len("sketch-matcher-") :]
+        == read_config(tiny_matcher)["files"]["model.onnx"][:16]
+    )
+    with pytest.raises(InputError, match="unknown backend"):
+        SketchMatcherEncoder(weights=tiny_matcher, backend="tf")
+
+
+def test_matcher_directory_resolution(tiny_matcher, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEFIT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FACEFIT_SKETCH_MATCHER_PATH", raising=False)
+    with pytest.raises(WeightsNotFoundError, match="facefit train-matcher"):
+        resolve_matcher_dir()
+    monkeypatch.setenv("FACEFIT_SKETCH_MATCHER_PATH", str(tiny_matcher))
+    assert resolve_matcher_dir() == tiny_matcher
+    assert resolve_matcher_dir(config={"sketch-matcher": str(tiny_matcher)}) == tiny_matcher
+    with pytest.raises(WeightsNotFoundError, match=r"has no config\.json"):
+        resolve_matcher_dir(tmp_path)  # explicit and wrong: never replaced by another
+
+
+class TestSketchMatcherConformance(FaceEncoderTests):
+    plugin_name = "sketch-matcher"
+
+    @pytest.fixture
+    def impl(self, tiny_matcher):
+        return SketchMatcherEncoder(weights=tiny_matcher)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+def test_eval_matcher_mode_ranks_with_the_trained_matcher(tiny_matcher, tmp_path):
+    import facefit_plugins.matcher as matcher_plugin
+    from facefit.evaluation import evaluate, read_fs2k
+    from tests.plugins import eval_codes
+    from tests.test_eval_harness import SKETCHES, N, make_fs2k
+
+    registry = Registry.load(
+        entry_points=False, plugins=[("codes", eval_codes), ("matcher", matcher_plugin)]
+    )
+    bench = read_fs2k(make_fs2k(tmp_path / "fs2k"), probe_sets=["sketch"])
+    run = evaluate(
+        [bench],
+        ["direct", "matcher"],
+        registry=registry,
+        detector="code",
+        encoder="code",
+        matcher="sketch-matcher",
+        matcher_options={"weights": str(tiny_matcher)},
+        progress=False,
+    )
+    result = next(r for r in run.results if r.mode == "matcher")
+    assert result.encoder == "sketch-matcher" and result.metrics.failed == 0
+    # the code detector aligns a solid image to a solid crop: rank by hand with the encoder
+    encoder = SketchMatcherEncoder(weights=tiny_matcher)
+    solid = [np.full((112, 112, 3), c, np.uint8) for c in [(i, i, 0) for i in range(1, N + 1)]]
+    photos = encoder.embed(np.stack(solid))
+    sketch_codes = [SKETCHES[i] for i in range(1, N + 1)]
+    sketches = encoder.embed(np.stack([np.full((112, 112, 3), c, np.uint8) for c in sketch_codes]))
+    scores = sketches @ photos.T
+    expected = (scores >= np.diag(scores)[:, None]).sum(axis=1)  # ties against; self counts 1
+    assert result.metrics.ranks.tolist() == expected.tolist()
+    assert run.settings["matcher_options"] == {"weights": str(tiny_matcher)}
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _synthetic_folder(root, n=6, augment_manifest=True):
+    faces = random_faces(n, 64, seed=11)
+    records = []
+    for i, face in enumerate(faces):
+        _save(root / "photo" / f"p{i}.png", face)
+        _save(root / "sketch" / f"p{i}_0.png", 255 - face.mean(axis=2).astype(np.uint8))
+        records.append(
+            {
+                "id": f"p{i}_0",
+                "photo": f"photo/p{i}.png",
+                "sketch": f"sketch/p{i}_0.png",
+                "identity": str(100 + i // 2),
+                "source": f"{100 + i // 2}/img{i}.jpg",
+            }
+        )
+    (root / "annotations.json").write_text(json.dumps(records))
+    if augment_manifest:
+        (root / "manifest.json").write_text(json.dumps({"format": "facefit-augment/1"}))
+    return root
+
+
+def test_synthetic_folders_drop_development_identities(tmp_path):
+    folder = _synthetic_folder(tmp_path / "aug")
+    exclusions = DevExclusions(
+        celeba_identities=frozenset({"101"}), celeba_images=frozenset({"img5.jpg"})
+    )
+    pairs, dropped = synthetic_pairs(folder, exclusions)
+    assert [p.key for p in pairs] == ["aug/p0_0", "aug/p1_0", "aug/p4_0"]
+    assert len(dropped) == 3 and "CelebA development identity 101" in dropped[0]
+    assert pairs[0].identity == pairs[1].identity == "synthetic/100"
+    assert all(p.aligned for p in pairs)  # facefit augment writes aligned crops
+    assert DevExclusions(fs2k_ids=frozenset({"photo1_0001"})).reason(
+        {"id": "x", "photo": "photo/photo1_0001.jpg"}
+    )
+    (folder / "annotations.json").write_text(json.dumps([{"id": "a", "photo": "photo/p0.png"}]))
+    with pytest.raises(InputError, match="needs id, photo and sketch"):
+        synthetic_pairs(folder)
+
+
+def test_fs2k_training_pairs_never_include_the_development_split(shared_data):
+    from facefit.splits import fs2k_split
+
+    pairs = fs2k_training_pairs(shared_data)
+    split = fs2k_split(shared_data)
+    ids = {p.key.split("/", 1)[1] for p in pairs}
+    assert ids == set(split.train) and not ids & set(split.dev)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_train_matcher_cli_writes_a_matcher_the_plugin_loads(tiny_base_path, tmp_path):
+    from facefit.cli import main
+
+    folder = _synthetic_folder(tmp_path / "aug", n=8)
+    out = tmp_path / "matcher"
+    args = [
+        "train-matcher",
+        "--synthetic",
+        str(folder),
+        "--base",
+        str(tiny_base_path),
+        "--split",
+        SPLIT,
+        "--val-pairs",
+        "0",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    config = read_config(out)
+    assert config["data"]["sources"][0]["pairs"] == 8
+    assert config["data"]["classes"] == 4  # two pairs per identity
+    assert config["data"]["sources"][0]["sketch_alignment"] == {"aligned": 8}
+    assert config["training"]["steps"] == 2 * 4 and config["settings"]["seed"] == 0
+    assert config["base"]["sha256"] and config["trained"]
+    encoder = Registry.load().create("face_encoder", "sketch-matcher", weights=str(out))
+    assert encoder.embed(random_faces(2, 112)).shape == (2, DIM)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "--force" in again.output
+    none = CliRunner().invoke(main, ["train-matcher", "--out", str(tmp_path / "x")])
+    assert none.exit_code == 2 and "--data" in none.output
+
+
+def test_eval_cli_matcher_path_needs_a_matcher_name(tiny_matcher, tmp_path):
+    from facefit.cli import main
+
+    result = CliRunner().invoke(
+        main, ["eval", str(tmp_path), "--matcher-path", str(tiny_matcher), "--out", "x"]
+    )
+    assert result.exit_code == 2 and "--matcher-path needs --matcher" in result.output
