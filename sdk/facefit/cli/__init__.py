@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "eval": "eval_command",
     "gallery": "gallery",
     "train": "train",
+    "matcher": "train_matcher",
     "runtime": "runtime",
     "generate": "generate",
     "augment": "augment_command",

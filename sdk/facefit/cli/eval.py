@@ -30,7 +30,7 @@ def _command(params: dict) -> str:
     if Path(sys.argv[0]).name in ("facefit", "__main__.py") and "eval" in sys.argv[1:]:
         return shlex.join(["facefit", *sys.argv[1:]])
     parts = ["facefit", "eval", *[str(b) for b in params["benchmarks"]]]
-    for key in ("split", "modes", "probe_sets", "limit", "matcher", "out"):
+    for key in ("split", "modes", "probe_sets", "limit", "matcher", "matcher_path", "out"):
         if params.get(key) not in (None, ""):
             parts += [f"--{key.replace('_', '-')}", str(params[key])]
     if params.get("large_gallery"):
@@ -103,6 +103,12 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
 )
 @click.option("--matcher", default=None, help="Face-encoder name of the trained sketch matcher.")
 @click.option(
+    "--matcher-path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The matcher's weights (its `weights` option): the folder train-matcher wrote.",
+)
+@click.option(
     "--graders",
     default="dlib,sface",
     show_default=True,
@@ -144,6 +150,7 @@ def eval_command(
     detector,
     encoder,
     matcher,
+    matcher_path,
     graders,
     rounds,
     config_path,
@@ -168,8 +175,11 @@ def eval_command(
         probe_sets=probe_sets,
         limit=limit,
         matcher=matcher,
+        matcher_path=matcher_path,
         out=out,
     )
+    if matcher_path is not None and not matcher:
+        raise InputError("--matcher-path needs --matcher NAME (e.g. --matcher sketch-matcher)")
     mode_names = _names(modes)
     create_modes(mode_names)  # an unknown mode fails before anything is read
     manifests = _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery)
@@ -184,6 +194,7 @@ def eval_command(
         detector=detector,
         encoder=encoder,
         matcher=matcher,
+        matcher_options={"weights": str(matcher_path)} if matcher_path is not None else None,
         graders=_names(graders),
         rounds=rounds,
         config=config,

@@ -99,6 +99,7 @@ class EvalContext:
         detector: str = "yunet",
         encoder: str = "sface",
         matcher: str | None = None,
+        matcher_options: Mapping[str, Any] | None = None,
         graders: Sequence[str] = DEFAULT_GRADERS,
         rounds: int = 3,
         generator_factory: GeneratorFactory | None = None,
@@ -111,6 +112,7 @@ class EvalContext:
         self.detector = detector
         self.encoder = encoder
         self.matcher = matcher
+        self.matcher_options = dict(matcher_options or {})  # e.g. {"weights": matcher dir}
         self.grader_names = tuple(graders)
         self.rounds = rounds
         self.generator_factory = generator_factory or pipeline_generator
@@ -125,8 +127,9 @@ class EvalContext:
     def embedder(self, encoder: str) -> FaceEmbedder:
         """A detector + ``encoder`` embedder, created once and warmed up (weights loaded)."""
         if encoder not in self._embedders:
+            options = self.matcher_options if encoder == self.matcher else None
             embedder = FaceEmbedder.from_registry(
-                self.registry, detector=self.detector, encoder=encoder
+                self.registry, detector=self.detector, encoder=encoder, encoder_options=options
             )
             size = embedder.encoder.input_size
             embedder.embed_aligned(np.zeros((1, size, size, 3), np.uint8))
@@ -262,7 +265,7 @@ class MatcherMode(DirectMode):
         if not context.matcher:
             return (
                 "no sketch matcher given: train one with `facefit train-matcher` (issue 9) "
-                "and pass its face-encoder name with --matcher NAME"
+                "and pass --matcher sketch-matcher --matcher-path DIR"
             )
         try:
             context.registry.entry("face_encoder", context.matcher)

@@ -244,6 +244,7 @@ def evaluate(
     detector: str = "yunet",
     encoder: str = "sface",
     matcher: str | None = None,
+    matcher_options: dict[str, Any] | None = None,
     graders: Sequence[str] = ("dlib", "sface"),
     rounds: int = 3,
     generator_factory: GeneratorFactory | None = None,
@@ -256,6 +257,7 @@ def evaluate(
 
     The evidence and generated images of the first ``keep_images`` probes of each
     set are kept for the contact sheet; the others are dropped as the run goes.
+    ``matcher_options`` go to the matcher's face encoder (e.g. ``{"weights": DIR}``).
     """
     if registry is None:
         from facefit.registry import Registry
@@ -277,6 +279,8 @@ def evaluate(
         "graders": list(graders),
         "rounds": rounds,
     }
+    if matcher_options:
+        settings["matcher_options"] = {k: str(v) for k, v in matcher_options.items()}
     embedders: dict = {}  # detector + encoder models, shared by the benchmarks
     contexts = [
         EvalContext(
@@ -285,6 +289,7 @@ def evaluate(
             detector=detector,
             encoder=encoder,
             matcher=matcher,
+            matcher_options=matcher_options,
             graders=graders,
             rounds=rounds,
             generator_factory=generator_factory,
