@@ -32,7 +32,7 @@ from facefit.pipeline.choice import Choice
 from facefit.pipeline.components import Components, build_components
 from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
 from facefit.pipeline.fusion import RoundScores, fuse_rounds, round_scores, top_identity_streak
-from facefit.pipeline.scoring import TEXT_UNSCORED, evidence_scores
+from facefit.pipeline.scoring import evidence_scores, text_scorer
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
 
 __all__ = ["OnRound", "Pipeline", "round_seed"]
@@ -194,8 +194,10 @@ class Pipeline:
         if prepared.evidence.reference is not None:
             evidence_reference = base["reference"].tokens[0].numpy().astype(np.float32)
         first_notes = list(prepared.notes)
+        text = None
         if prepared.evidence.text is not None:
-            first_notes.append(TEXT_UNSCORED)
+            text, note = text_scorer(prepared.evidence.text, parts.identity_encoder)
+            first_notes.append(note)
         if parts.gallery is None:
             first_notes.append("no gallery: candidates are generated and scored, nothing is ranked")
 
@@ -236,6 +238,7 @@ class Pipeline:
                 sketch_extractor=parts.sketch_extractor,
                 reference_vector=evidence_reference,
                 identity_vectors=identity,
+                text=text,
             )
             hits = self._search(retrieval)
             matches = [tuple(h.to_match() for h in row) for row in hits]

@@ -10,12 +10,16 @@ Each present modality that can be checked honestly gets a score:
                low-quality image's size and that image, in [0, 1]
 ``reference``  cosine of the candidate's and the reference face's identity
                embeddings (the generator's identity encoder), in [-1, 1]
+``text``       mean probability, from attribute probes on the candidate's identity
+               embedding, that it shows the attributes the text states (gender,
+               baldness, hair colour: :mod:`facefit.text_agreement`), in [0, 1]
 =============  ===================================================================
 
-Text is not scored: judging whether a face fits "a young woman with long black
-hair" needs an image–text model (CLIP), and no such weights are available to
-facefit; a word-matching guess would look like a measurement and is not one. The
-round's trace says so (:data:`TEXT_UNSCORED`).
+Text is scored only for what can be checked honestly: attributes the text states
+in words :func:`~facefit.text_agreement.parse_description` knows, with a probe
+for the identity encoder that was accurate on held-out faces. When nothing in the
+text can be checked, the round's trace says why and the text is not scored
+(it still conditions the generator).
 
 A candidate's evidence consistency is the mean of its scores
 (:attr:`facefit.types.Candidate.consistency`).
@@ -29,12 +33,42 @@ import numpy as np
 
 from facefit.pipeline.evidence import PreparedEvidence
 
-__all__ = ["TEXT_UNSCORED", "evidence_scores"]
+__all__ = ["TEXT_UNSCORED", "TextScorer", "evidence_scores", "text_scorer"]
 
-TEXT_UNSCORED = (
-    "text: not scored (no image-text model is available to judge attributes honestly; "
-    "the text still conditions the generator)"
-)
+TEXT_UNSCORED = "text: not scored ({why}; the text still conditions the generator)"
+
+
+class TextScorer:
+    """Scores identity embeddings against the attributes a description states."""
+
+    def __init__(self, probes: Any, attributes: dict[str, Any]) -> None:
+        self.probes = probes
+        self.attributes = attributes
+        self.checked = sorted(probes.scorable(attributes))
+
+    def __call__(self, identity_vectors: np.ndarray) -> np.ndarray:
+        return self.probes.agreement(identity_vectors, self.attributes)
+
+    @property
+    def note(self) -> str:
+        return f"text: scored on {', '.join(self.checked)} (attribute probes on the identity embedding)"
+
+
+def text_scorer(text: str, encoder: Any) -> tuple[TextScorer | None, str]:
+    """A scorer for ``text`` with ``encoder``'s embeddings, or None; and a note for the trace."""
+    from facefit.text_agreement import AttributeProbes, parse_description
+
+    name = getattr(encoder, "name", None)
+    probes = AttributeProbes.for_encoder(name) if name else None
+    if probes is None or int(probes.dim) != int(getattr(encoder, "dim", -1)):
+        return None, TEXT_UNSCORED.format(why=f"no attribute probes for encoder {name!r}")
+    attributes = parse_description(text)
+    scorer = TextScorer(probes, attributes)
+    if not scorer.checked:
+        return None, TEXT_UNSCORED.format(
+            why="it states no attribute facefit can check (gender, baldness, hair colour)"
+        )
+    return scorer, scorer.note
 
 
 def evidence_scores(
@@ -44,11 +78,15 @@ def evidence_scores(
     sketch_extractor: Any,
     reference_vector: np.ndarray | None = None,
     identity_vectors: np.ndarray | None = None,
+    text: TextScorer | None = None,
 ) -> list[dict[str, float]]:
     """Per candidate ``(N, S, S, 3)``, its agreement with each checkable modality."""
     from facefit.degrade import lq_similarity
     from facefit.sketch import sketch_similarity
 
+    text_scores = None
+    if text is not None and identity_vectors is not None:
+        text_scores = text(identity_vectors)
     out: list[dict[str, float]] = []
     for i, face in enumerate(candidates):
         scores: dict[str, float] = {}
@@ -60,5 +98,7 @@ def evidence_scores(
             scores["lq"] = round(lq_similarity(face, prepared.lq), 6)
         if reference_vector is not None and identity_vectors is not None:
             scores["reference"] = round(float(identity_vectors[i] @ reference_vector), 6)
+        if text_scores is not None:
+            scores["text"] = round(float(text_scores[i]), 6)
         out.append(scores)
     return out
