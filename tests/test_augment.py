@@ -155,7 +155,7 @@ def test_manifest_records_provenance(full_run, mugshots, model_dir):
         p.relative_to(mugshots).as_posix(): sha256_file(p) for p in mugshots.rglob("*.png")
     }
     assert job["model"]["files"]["config.json"] == sha256_file(model_dir / "config.json")
-    assert {p["name"] for p in job["plugins"]} >= {"fixed-landmarks", "pattern", "ddim", "eager"}
+    assert {p["name"] for p in job["plugins"]} >= {"fixed-landmarks", "pattern", "ddpm", "eager"}
     assert all(p["version"] is not None for p in job["plugins"])
     assert job["settings"]["steps"] == 2 and "device" not in job["settings"]
     assert manifest["timings"]["generation_seconds_total"] > 0

@@ -33,7 +33,7 @@ def test_settings_and_plugin_options_are_read(tmp_path):
     assert config.components["retriever"].plugin == "hnswlib"
     assert dict(config.components["retriever"].options) == {"ef": 128}
     assert dict(config.conditioners["text"].options) == {"num_tokens": 16}
-    assert config.components["sampler"].plugin == "ddim"  # untouched default
+    assert config.components["sampler"].plugin == "ddpm"  # untouched default
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_outputs_and_provenance_reproduce_the_result(registry, setup, tmp_path):
     assert prov["inputs"]["sketch"]["sha256"] == sha256_file(setup / "sketch.png")
     assert prov["gallery"]["manifest_sha256"] == sha256_file(setup / "gallery" / "manifest.json")
     assert "config.json" in prov["model"]["files"]
-    assert prov["plugins"]["sampler:ddim"]["package"] == "facefit"
+    assert prov["plugins"]["sampler:ddpm"]["package"] == "facefit"
     assert prov["seeds"]["seed"] == 5 and len(prov["seeds"]["rounds"]) == 3
     assert prov["timings"]["loop"] > 0 and prov["facefit"]
     assert prov["text"] == "a man with a beard"

@@ -82,7 +82,7 @@ DEFAULT_COMPONENTS: dict[str, ComponentSpec] = {
     "face_encoder": ComponentSpec("sface"),
     "text_encoder": ComponentSpec("minilm"),
     "sketch_extractor": ComponentSpec("simple-sketch"),
-    "sampler": ComponentSpec("ddim"),
+    "sampler": ComponentSpec("ddpm"),
     "retriever": ComponentSpec("auto"),
     "denoiser_backend": ComponentSpec("eager"),
 }

@@ -125,7 +125,7 @@ class AugmentSettings:
     seed: int = 0
     batch_size: int = 32
     shard_size: int = 16
-    sampler: str = "ddim"
+    sampler: str = "ddpm"
     detector: str = "yunet"
     filter_encoder: str = "sface"
     clip: str | None = None

@@ -98,7 +98,7 @@ def _summary(report: Any) -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--batch-size", default=32, show_default=True, help="Sketches per sampler call.")
 @click.option("--shard-size", default=16, show_default=True, help="Identities per shard.")
-@click.option("--sampler", default="ddim", show_default=True, help="ddim, ddpm or dpm-solver.")
+@click.option("--sampler", default="ddpm", show_default=True, help="ddpm, ddim or dpm-solver.")
 @click.option(
     "--clip",
     type=click.Path(exists=True, path_type=Path),

@@ -52,7 +52,7 @@ def evidence_grid(
     steps: int = 25,
     guidance: float = 2.0,
     seed: int = 0,
-    sampler: str = "ddim",
+    sampler: str = "ddpm",
     scale: int = 2,
 ) -> Path:
     """Write a PNG with one row per item: sketch | low-quality copy | generated | photo.
