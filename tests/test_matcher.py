@@ -436,7 +436,7 @@ def test_train_matcher_cli_writes_a_matcher_the_plugin_loads(tiny_base_path, tmp
     assert config["data"]["sources"][0]["pairs"] == 8
     assert config["data"]["classes"] == 4  # two pairs per identity
     assert config["data"]["sources"][0]["sketch_alignment"] == {"aligned": 8}
-    assert config["training"]["steps"] == 2 * 4 and config["settings"]["seed"] == 0
+    assert config["training"]["steps"] == 2 * 2 and config["settings"]["seed"] == 0
     assert config["base"]["sha256"] and config["trained"]
     encoder = Registry.load().create("face_encoder", "sketch-matcher", weights=str(out))
     assert encoder.embed(random_faces(2, 112)).shape == (2, DIM)

@@ -42,7 +42,7 @@ def _command() -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the matcher to (config.json, model.onnx, model.safetensors).",
 )
-@click.option("--epochs", type=click.IntRange(min=0), default=12, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=0), default=8, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -75,6 +75,12 @@ def _command() -> str:
     default=None,
     help="Folder for cached crops and features (default $FACEFIT_HOME/matcher-cache).",
 )
+@click.option(
+    "--photo-samples/--no-photo-samples",
+    default=False,
+    show_default=True,
+    help="Also classify photos against their own proxies (holds the gallery side in place).",
+)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
 @click.option("--force", is_flag=True, help="Overwrite a matcher already in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -91,14 +97,15 @@ def train_matcher(
     split,
     base_weights,
     cache_dir,
+    photo_samples,
     threads,
     force,
     progress,
 ) -> None:
     """Train the sketch matcher: SFace's last layers fine-tuned with AdaFace's loss.
 
-    Photos and sketches of each training identity are classified against the identity's
-    photo embedding (AdaFace's adaptive margin); the result is the face encoder
+    Each training sketch is classified against every identity's photo embedding (AdaFace's
+    adaptive margin); photos and sketches share the network. The result is the face encoder
     ``sketch-matcher`` (eval: --modes matcher --matcher sketch-matcher --matcher-path OUT).
     """
     from facefit.matcher.files import CONFIG_FILE
@@ -119,6 +126,7 @@ def train_matcher(
         seed=seed,
         device=device,
         val_pairs=val_pairs,
+        photo_samples=photo_samples,
         threads=threads,
     )
     if split:

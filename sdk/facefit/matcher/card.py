@@ -80,6 +80,17 @@ def model_card(config: dict[str, Any]) -> str:
         f"| this matcher | {_pct(best.get('val_rank1'))} | {_pct(best.get('val_rank5'))} | "
         f"{best.get('val_mrr', float('nan')):.3f} |",
         "",
+        *(
+            [
+                "Photo check (CelebA training identities, first photo → second; watched, "
+                "not used to choose the epoch): rank-1 "
+                f"{_pct(baseline.get('val_photo_rank1'))} with SFace, "
+                f"{_pct(best.get('val_photo_rank1'))} with this matcher.",
+                "",
+            ]
+            if data.get("photo_check")
+            else []
+        ),
         "These pairs choose the epoch, so they flatter the matcher a little; development-split "
         "numbers come from `facefit eval DATA --split dev --modes direct,matcher …`.",
         "",

@@ -41,6 +41,7 @@ __all__ = [
     "AlignedPairs",
     "Pair",
     "align_pairs",
+    "celeba_photo_pairs",
     "default_cache_dir",
     "dev_exclusions",
     "fs2k_training_pairs",
@@ -242,6 +243,29 @@ def synthetic_pairs(
     return pairs, dropped
 
 
+def celeba_photo_pairs(data_dir: str | Path, identities: int = 100) -> list[Pair]:
+    """Two photos each of the first ``identities`` CelebA *training* identities.
+
+    Used to watch what fine-tuning does to photo-to-photo matching (the gallery side of
+    the shared network); ``photo`` and ``sketch`` are the identity's first two images by
+    file name. The development identities of :func:`facefit.splits.celeba_split` are
+    never read.
+    """
+    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+
+    data_dir = Path(data_dir)
+    identity_of = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(data_dir)}
+    images: dict[str, list[str]] = {}
+    for name in celeba_split(data_dir).train:
+        images.setdefault(identity_of[name], []).append(name)
+    folder = data_dir / CELEBA_DIR / "faces"
+    ordered = sorted((i for i in images if len(images[i]) >= 2), key=lambda i: (len(i), i))
+    return [
+        Pair(f"celeba/{i}", f"celeba/{i}", folder / images[i][0], folder / images[i][1], "celeba")
+        for i in ordered[:identities]
+    ]
+
+
 def _is_augment_output(folder: Path) -> bool:
     """True for a ``facefit augment`` folder: its photos and sketches are aligned crops."""
     try:
@@ -284,10 +308,13 @@ def align_pairs(
     progress: bool = False,
     desc: str = "aligning",
     on_progress: Callable[[int], None] | None = None,
+    sketch_fallback: bool = True,
 ) -> AlignedPairs:
     """Detect and align every pair as the evaluation harness does; cached in ``cache_dir``.
 
     ``embedder`` is a :class:`facefit.faces.FaceEmbedder` (only its detector is used).
+    ``sketch_fallback=False`` treats the second image as a photo too (no face: the pair
+    is skipped), for photo–photo pairs.
     """
     from tqdm import tqdm
 
@@ -298,7 +325,8 @@ def align_pairs(
     cache_file = None
     if cache_dir is not None and pairs:
         detector = getattr(embedder.detector, "name", type(embedder.detector).__name__)
-        cache_file = Path(cache_dir) / f"crops-{_cache_key(pairs, detector, size)}.npz"
+        key = _cache_key(pairs, f"{detector} fallback={sketch_fallback}", size)
+        cache_file = Path(cache_dir) / f"crops-{key}.npz"
         if cache_file.is_file():
             with np.load(cache_file, allow_pickle=False) as cached:
                 keys = [str(k) for k in cached["keys"]]
@@ -321,7 +349,13 @@ def align_pairs(
             except NoFaceError:
                 skipped.append(f"{pair.key}: no face found on the photo")
                 continue
-            face = embedder.locate(sketch, source=str(pair.sketch), sketch_fallback=True)
+            try:
+                face = embedder.locate(
+                    sketch, source=str(pair.sketch), sketch_fallback=sketch_fallback
+                )
+            except NoFaceError:
+                skipped.append(f"{pair.key}: no face found on the second photo")
+                continue
             sketch_crop, how = face.crop, face.how
         kept.append(pair)
         photos.append(photo_crop)
