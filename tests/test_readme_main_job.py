@@ -51,3 +51,28 @@ def test_each_bundled_sketch_finds_its_identity_first(demo_gallery, probe):
     assert result.exit_code == 0, result.output
     first = result.output.strip().splitlines()[0]
     assert re.match(rf"\s*1\s+\S+\s+{Path(probe).stem}\b", first), result.output
+
+
+def test_readme_demo_runs_offline_with_the_shipped_model(tmp_path):
+    """The README's first command ends in `facefit demo`: the loop on bundled evidence."""
+    import json
+
+    from facefit import weights
+    from facefit.generator.loading import DEFAULT_MODEL_DIR
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip(f"no default generator in {DEFAULT_MODEL_DIR}")
+    try:
+        weights.resolve("yunet"), weights.resolve("sface"), weights.resolve("minilm-weights")
+    except WeightsNotFoundError as exc:
+        pytest.skip(f"model files not installed ({exc})")
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "ranked identities (fused over rounds):" in result.output
+    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+(-?[0-9.]+)$", result.output, re.M)
+    assert [int(r[0]) for r in ranked] == [1, 2, 3, 4, 5]
+    assert (out / "contact_sheet.png").is_file()
+    saved = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert [m["identity"] for m in saved["matches"][:5]] == [r[1] for r in ranked]
+    assert (out / "provenance.json").is_file()

@@ -48,6 +48,8 @@ def load_generator(
     from facefit.generator.model import FaceGenerator
 
     path = resolve_model_dir(name)
-    model = FaceGenerator.from_pretrained(path, torch_dtype=dtype or torch.float32)
+    model = FaceGenerator.from_pretrained(
+        path, torch_dtype=dtype or torch.float32, low_cpu_mem_usage=False
+    )
     log.info("loaded generator from %s (%.2f M parameters)", path, model.parameter_count() / 1e6)
     return model.to(device).eval().requires_grad_(False)
