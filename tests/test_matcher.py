@@ -239,6 +239,21 @@ def test_adaface_training_loss_falls_and_sketches_find_their_photos(tiny_base_pa
     assert again.history[1]["loss"] == pytest.approx(result.history[1]["loss"], rel=1e-5)
 
 
+def test_anchor_holds_the_tail_near_sface(tiny_base_path, tmp_path):
+    base = load_base(tiny_base_path)
+    data = _face_data(8)
+    start = GraphTail(base, SPLIT).onnx_weights()
+
+    def drift(anchor: float) -> float:
+        settings = TrainSettings(
+            epochs=3, lr=1e-2, batch_size=8, val_pairs=0, split=SPLIT, anchor=anchor, threads=1
+        )
+        weights = fit(base, data, settings, cache_dir=tmp_path).tail.onnx_weights()
+        return sum(float(((weights[k] - start[k]) ** 2).sum()) for k in start)
+
+    assert drift(100.0) < 0.5 * drift(0.0)
+
+
 def test_settings_are_checked():
     with pytest.raises(InputError, match="lr must be > 0"):
         TrainSettings(lr=0).check()
@@ -389,6 +404,21 @@ def test_synthetic_folders_drop_development_identities(tmp_path):
     (folder / "annotations.json").write_text(json.dumps([{"id": "a", "photo": "photo/p0.png"}]))
     with pytest.raises(InputError, match="needs id, photo and sketch"):
         synthetic_pairs(folder)
+
+
+def test_photo_check_pairs_skip_development_and_trained_identities(tmp_path):
+    from facefit.matcher.data import celeba_photo_pairs
+
+    folder = tmp_path / "celeba-subset"
+    folder.mkdir()
+    lines = ["image,celeba_identity"]
+    lines += [f"{i:03d}{j}.jpg,{i}" for i in range(1, 51) for j in range(2)]
+    (folder / "identities.csv").write_text("\n".join(lines) + "\n")
+    pairs = celeba_photo_pairs(tmp_path, identities=100, exclude={"3"})
+    names = [p.key for p in pairs]
+    assert len(names) == 50 - 40 - 1  # the last 40 identities are the development split
+    assert "celeba/3" not in names and "celeba/50" not in names
+    assert pairs[0].photo.name == "0010.jpg" and pairs[0].sketch.name == "0011.jpg"
 
 
 def test_fs2k_training_pairs_never_include_the_development_split(shared_data):

@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,13 +243,15 @@ def synthetic_pairs(
     return pairs, dropped
 
 
-def celeba_photo_pairs(data_dir: str | Path, identities: int = 100) -> list[Pair]:
+def celeba_photo_pairs(
+    data_dir: str | Path, identities: int = 100, exclude: Collection[str] = ()
+) -> list[Pair]:
     """Two photos each of the first ``identities`` CelebA *training* identities.
 
     Used to watch what fine-tuning does to photo-to-photo matching (the gallery side of
     the shared network); ``photo`` and ``sketch`` are the identity's first two images by
     file name. The development identities of :func:`facefit.splits.celeba_split` are
-    never read.
+    never read, nor the identities in ``exclude`` (those a run trains on).
     """
     from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
 
@@ -259,7 +261,9 @@ def celeba_photo_pairs(data_dir: str | Path, identities: int = 100) -> list[Pair
     for name in celeba_split(data_dir).train:
         images.setdefault(identity_of[name], []).append(name)
     folder = data_dir / CELEBA_DIR / "faces"
-    ordered = sorted((i for i in images if len(images[i]) >= 2), key=lambda i: (len(i), i))
+    excluded = set(exclude)
+    usable = [i for i in images if len(images[i]) >= 2 and i not in excluded]
+    ordered = sorted(usable, key=lambda i: (len(i), i))
     return [
         Pair(f"celeba/{i}", f"celeba/{i}", folder / images[i][0], folder / images[i][1], "celeba")
         for i in ordered[:identities]

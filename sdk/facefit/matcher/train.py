@@ -489,8 +489,9 @@ def train_matcher(
     data = AlignedPairs.concat(parts, embedder.encoder.input_size)
     photo_check = None
     if data_dir is not None and (Path(data_dir) / "celeba-subset" / "identities.csv").is_file():
+        trained = {p.identity.removeprefix("synthetic/") for p in data.pairs}
         photo_check = align_pairs(
-            celeba_photo_pairs(data_dir),
+            celeba_photo_pairs(data_dir, exclude=trained),
             embedder,
             cache_dir=cache_dir,
             progress=progress,
