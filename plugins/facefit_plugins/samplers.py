@@ -104,41 +104,72 @@ class DiffusersSampler(Sampler):
         if num_images < 1 or steps < 1:
             raise InputError(f"need num_images >= 1 and steps >= 1, got {num_images}, {steps}")
         model = self._model()
-        device, dtype, size = model.device, model.dtype, model.image_size
         guided = float(guidance) != 1.0
         with torch.inference_mode():
             parts = [model.conditions_to_tensors(conditions)]
             if guided:
                 parts.append(model.conditions_to_tensors(null_conditions(conditions)))
             spatial, tokens = model.encode_conditions(ConditionTensors.cat(parts))
-            halves = len(parts)
-            batch = halves * num_images
-            tokens = tokens.repeat_interleave(num_images, dim=0).contiguous()
-
-            scheduler = self.make_scheduler(model)
-            scheduler.set_timesteps(steps, device=device)
-            x = initial_noise(num_images, size, int(seed), device) * scheduler.init_noise_sigma
-            rng = torch.Generator(device=device).manual_seed(int(seed))  # stochastic steps
-            # buffers reused by every step: the loop allocates nothing the backend keeps
-            model_input = torch.empty(
-                (batch, 3 + spatial.shape[1], size, size), device=device, dtype=dtype
+            noise = initial_noise(num_images, model.image_size, int(seed), model.device)
+            x = self.denoise(
+                denoiser,
+                spatial.repeat_interleave(num_images, dim=0),
+                tokens.repeat_interleave(num_images, dim=0).contiguous(),
+                noise,
+                steps=steps,
+                guidance=guidance,
+                seed=seed,
             )
-            model_input[:, 3:] = spatial.repeat_interleave(num_images, dim=0)
-            timestep = torch.empty(batch, device=device, dtype=torch.float32)
-            options = self.step_options(rng)
-            weight = float(guidance)
-            # host copies of the timesteps: filling from them needs no device sync
-            for t, value in zip(scheduler.timesteps, scheduler.timesteps.tolist()):
-                scaled = scheduler.scale_model_input(x, t)
-                for half in range(halves):
-                    model_input[half * num_images : (half + 1) * num_images, :3] = scaled
-                timestep.fill_(value)
-                prediction = denoiser(model_input, timestep, tokens).float()
-                if guided:
-                    cond, null = prediction.chunk(2)
-                    prediction = torch.lerp(null, cond, weight)
-                x = scheduler.step(prediction, t, x, **options, return_dict=False)[0]
         return tensor_to_images(x)
+
+    def denoise(
+        self,
+        denoiser: DenoiserBackend,
+        spatial: torch.Tensor,
+        tokens: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        steps: int,
+        guidance: float,
+        seed: int,
+    ) -> torch.Tensor:
+        """The guided step loop over a batch of ``N = len(noise)`` images → x₀ in [-1, 1].
+
+        ``spatial`` and ``tokens`` hold one row per image — the conditional rows,
+        then (when ``guidance`` is not 1) the null rows in the same order. Stochastic
+        steps draw their noise from ``seed``. Call under ``torch.inference_mode``.
+        """
+        import torch
+
+        model = self._model()
+        device, dtype, size = model.device, model.dtype, model.image_size
+        n = len(noise)
+        guided = float(guidance) != 1.0
+        halves = 2 if guided else 1
+        scheduler = self.make_scheduler(model)
+        scheduler.set_timesteps(steps, device=device)
+        x = noise * scheduler.init_noise_sigma
+        rng = torch.Generator(device=device).manual_seed(int(seed))  # stochastic steps
+        # buffers reused by every step: the loop allocates nothing the backend keeps
+        model_input = torch.empty(
+            (halves * n, 3 + spatial.shape[1], size, size), device=device, dtype=dtype
+        )
+        model_input[:, 3:] = spatial
+        timestep = torch.empty(halves * n, device=device, dtype=torch.float32)
+        options = self.step_options(rng)
+        weight = float(guidance)
+        # host copies of the timesteps: filling from them needs no device sync
+        for t, value in zip(scheduler.timesteps, scheduler.timesteps.tolist()):
+            scaled = scheduler.scale_model_input(x, t)
+            for half in range(halves):
+                model_input[half * n : (half + 1) * n, :3] = scaled
+            timestep.fill_(value)
+            prediction = denoiser(model_input, timestep, tokens).float()
+            if guided:
+                cond, null = prediction.chunk(2)
+                prediction = torch.lerp(null, cond, weight)
+            x = scheduler.step(prediction, t, x, **options, return_dict=False)[0]
+        return x
 
 
 class DDIMSampler(DiffusersSampler):

@@ -49,7 +49,7 @@ def sample_batch(
 
     ``null`` is the guidance baseline of every item (None when ``guidance`` is 1).
     ``sampler`` is a diffusers-based sampler plugin (``ddim``, ``ddpm``,
-    ``dpm-solver``): its scheduler and step options are used. Stochastic samplers
+    ``dpm-solver``): its step loop (``denoise``) runs the batch. Stochastic samplers
     draw their step noise from ``seeds[0]``, so a batch is reproducible as a whole.
     Gives the same images as ``sampler.sample`` for one piece of evidence repeated
     (an image's tokens never depend on the batch; the denoiser's arithmetic may, in
@@ -59,7 +59,7 @@ def sample_batch(
 
     from facefit.generator.conditions import ConditionTensors, tensor_to_images
 
-    if not hasattr(sampler, "make_scheduler") or not hasattr(sampler, "step_options"):
+    if not hasattr(sampler, "denoise"):
         raise InputError(
             f"sampler {getattr(sampler, 'name', sampler)!r} cannot run batches of different "
             "evidence; use ddim, ddpm or dpm-solver"
@@ -70,7 +70,7 @@ def sample_batch(
     guided = float(guidance) != 1.0
     if guided and (null is None or null.batch_size != n):
         raise ValueError("guidance needs a null condition for every item")
-    device, dtype, size = model.device, model.dtype, model.image_size
+    size = model.image_size
     with torch.inference_mode():
         halves = 2 if guided else 1
         # each item's evidence is encoded as the sampler encodes one piece of evidence
@@ -85,30 +85,18 @@ def sample_batch(
         ]
         spatial = torch.cat([e[0][h : h + 1] for h in range(halves) for e in encoded])
         tokens = torch.cat([e[1][h : h + 1] for h in range(halves) for e in encoded])
-        scheduler = sampler.make_scheduler(model)
-        scheduler.set_timesteps(steps, device=device)
         noise = torch.empty((n, 3, size, size))
         for i, seed in enumerate(seeds):
             noise[i] = torch.randn((3, size, size), generator=torch.Generator().manual_seed(seed))
-        x = noise.to(device) * scheduler.init_noise_sigma
-        rng = torch.Generator(device=device).manual_seed(int(seeds[0]))
-        model_input = torch.empty(
-            (halves * n, 3 + spatial.shape[1], size, size), device=device, dtype=dtype
+        x = sampler.denoise(
+            backend,
+            spatial,
+            tokens,
+            noise.to(model.device),
+            steps=steps,
+            guidance=guidance,
+            seed=int(seeds[0]),
         )
-        model_input[:, 3:] = spatial
-        timestep = torch.empty(halves * n, device=device, dtype=torch.float32)
-        options = sampler.step_options(rng)
-        weight = float(guidance)
-        for t, value in zip(scheduler.timesteps, scheduler.timesteps.tolist()):
-            scaled = scheduler.scale_model_input(x, t)
-            for half in range(halves):
-                model_input[half * n : (half + 1) * n, :3] = scaled
-            timestep.fill_(value)
-            prediction = backend(model_input, timestep, tokens).float()
-            if guided:
-                conditional, baseline = prediction.chunk(2)
-                prediction = torch.lerp(baseline, conditional, weight)
-            x = scheduler.step(prediction, t, x, **options, return_dict=False)[0]
     return tensor_to_images(x)
 
 
