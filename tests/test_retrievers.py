@@ -1,4 +1,4 @@
-"""The built-in retrievers ``exact`` and ``hnswlib``."""
+"""The built-in retrievers ``exact``, ``hnswlib`` and ``scann``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,17 @@ from facefit.errors import InputError
 from facefit.gallery.synthetic import clustered_faces
 from facefit.testing import RetrieverTests
 from facefit_plugins.retrievers import ExactRetriever, HnswRetriever
+from facefit_plugins.scann_retriever import ScannRetriever
+
+try:
+    import scann  # noqa: F401
+
+    HAVE_SCANN = True
+except ImportError:
+    HAVE_SCANN = False
+needs_scann = pytest.mark.skipif(
+    not HAVE_SCANN, reason="ScaNN is not installed (pip install scann; Linux only)"
+)
 
 
 class TestExactConformance(RetrieverTests):
@@ -25,15 +36,30 @@ class TestHnswConformance(RetrieverTests):
         return HnswRetriever(self.dim, capacity=8)
 
 
+@needs_scann
+class TestScannConformance(RetrieverTests):
+    plugin_name = "scann"
+
+    def make(self):
+        return ScannRetriever(self.dim, train_at=100, leaves_to_search=1.0, recall_target=None)
+
+
 def unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=["exact", "hnswlib"])
+@pytest.fixture(params=["exact", "hnswlib", pytest.param("scann", marks=needs_scann)])
 def make(request):
     if request.param == "exact":
         return lambda dim=16, **kw: ExactRetriever(dim, device="cpu", **kw)
+    if request.param == "scann":
+        # trained from 100 faces on (exact below); all leaves scanned: these tests check
+        # bookkeeping, and on a few hundred random 16-d vectors ScaNN's leaf choice can
+        # miss a face's own leaf (recall is tested in test_scann_retriever.py)
+        return lambda dim=16, **kw: ScannRetriever(
+            dim, train_at=100, leaves_to_search=1.0, recall_target=None, **kw
+        )
     return lambda dim=16, **kw: HnswRetriever(dim, **kw)
 
 

@@ -1,5 +1,7 @@
 """Retrievers ``exact`` and ``hnswlib``: cosine nearest neighbours over face embeddings.
 
+(``scann``, for galleries of hundreds of thousands of faces, is in :mod:`facefit_plugins.scann_retriever`.)
+
 - :class:`ExactRetriever` compares a query with every stored vector (one matrix
   product): always right, linear in the gallery size. numpy on the CPU; torch when a
   CUDA device is there (``device="auto"``) or asked for.
@@ -405,5 +407,8 @@ class HnswRetriever(Retriever):
 
 @hookimpl
 def register_retrievers(register) -> None:
+    from facefit_plugins.scann_retriever import ScannRetriever  # scann itself loads on use
+
     register(ExactRetriever)
     register(HnswRetriever)
+    register(ScannRetriever)
