@@ -30,7 +30,26 @@ def registry():
     return Registry.load(allow=["retrievers"])
 
 
-@pytest.fixture(params=["exact", "hnswlib"])
+try:
+    import scann  # noqa: F401
+
+    HAVE_SCANN = True
+except ImportError:
+    HAVE_SCANN = False
+
+
+@pytest.fixture(
+    params=[
+        "exact",
+        "hnswlib",
+        pytest.param(
+            "scann",
+            marks=pytest.mark.skipif(
+                not HAVE_SCANN, reason="ScaNN is not installed (pip install scann; Linux only)"
+            ),
+        ),
+    ]
+)
 def retriever(request):
     return request.param
 
@@ -286,19 +305,37 @@ def test_a_save_never_loses_another_process_changes(registry, tmp_path):
     ]
 
 
-def test_auto_picks_exact_for_small_galleries_and_moves_to_hnswlib(registry, monkeypatch):
+@pytest.mark.parametrize("have_scann", [True, False])
+def test_auto_picks_exact_for_small_galleries_and_moves_to_an_index(
+    registry, monkeypatch, have_scann
+):
+    if have_scann and not choice_module.scann_available():
+        pytest.skip("ScaNN is not installed (pip install scann; Linux only)")
+    monkeypatch.setattr(choice_module, "scann_available", lambda: have_scann)
+    index = "scann" if have_scann else "hnswlib"
     assert choose_retriever(1000, 128) == "exact"
-    assert choose_retriever(1_000_000, 128) == "hnswlib"
+    assert choose_retriever(1_000_000, 128) == index
     monkeypatch.setattr(choice_module, "EXACT_MAX_VALUES", 100 * 16)
     g = GalleryIndex.create(ENCODER, registry=registry)
     data = clustered_faces(150, 16, n_probes=5, seed=1)
     g.add(data.vectors[:100], [str(i) for i in data.identities[:100]])
     assert g.retriever.name == "exact"
     g.add(data.vectors[100:], [str(i) for i in data.identities[100:]])
-    assert g.retriever.name == "hnswlib" and len(g) == 150
+    assert g.retriever.name == index and len(g) == 150
     assert g.search_faces(data.vectors[120], 1)[0].label == 120
     big = GalleryIndex.create(ENCODER, expected_faces=1000, registry=registry)
-    assert big.retriever.name == "hnswlib"
+    assert big.retriever.name == index
+
+
+def test_an_auto_gallery_on_hnswlib_stays_there(registry, monkeypatch):
+    monkeypatch.setattr(choice_module, "EXACT_MAX_VALUES", 100 * 16)
+    monkeypatch.setattr(choice_module, "scann_available", lambda: False)
+    g = GalleryIndex.create(ENCODER, expected_faces=1000, registry=registry)
+    assert g.retriever.name == "hnswlib"
+    monkeypatch.setattr(choice_module, "scann_available", lambda: True)  # installed later
+    data = clustered_faces(150, 16, n_probes=5, seed=1)
+    g.add(data.vectors, [str(i) for i in data.identities])
+    assert g.retriever.name == "hnswlib"  # not rebuilt behind the user's back
 
 
 def test_rebuild_switches_retriever_and_keeps_faces(registry):
@@ -311,7 +348,10 @@ def test_rebuild_switches_retriever_and_keeps_faces(registry):
 
 def test_searches_run_safely_while_faces_are_added(registry, retriever):
     data = clustered_faces(1500, 16, per_identity=3, n_probes=30, seed=2)
-    g = GalleryIndex.create(ENCODER, retriever=retriever, registry=registry, capacity=8)
+    # scann: trained from 200 faces (retrained at 400 and 800), every leaf scanned
+    options = {"train_at": 200, "leaves_to_search": 1.0, "recall_target": None}
+    options = options if retriever == "scann" else {}
+    g = GalleryIndex.create(ENCODER, retriever=retriever, registry=registry, capacity=8, **options)
     g.add(data.vectors[:100], [str(i) for i in data.identities[:100]])
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -342,6 +382,7 @@ def test_searches_run_safely_while_faces_are_added(registry, retriever):
             t.join()
     assert not errors, errors[0]
     assert len(g) == 1500 - 5 * 2
+    assert retriever != "scann" or g.retriever.trained
     probe = data.vectors[1499]
     assert g.search_faces(probe, 1)[0].label == 1499
 
@@ -368,3 +409,24 @@ def test_tune_ef_finds_the_breadth_for_a_recall_target(registry):
     assert np.mean([len(f & t) / 10 for f, t in zip(found, truth)]) >= 0.95
     with pytest.raises(GalleryError, match="no ef to tune"):
         exact.tune_ef()
+    with pytest.raises(GalleryError, match="exact already"):
+        exact.tune()
+
+
+def test_tune_sets_scanns_leaves_for_a_recall_target(registry):
+    pytest.importorskip("scann", reason="ScaNN is not installed (pip install scann; Linux only)")
+    data = clustered_faces(4000, 32, per_identity=5, n_probes=100, seed=4)
+    g = GalleryIndex.create(
+        EncoderInfo("toy", "1", 32),
+        retriever="scann",
+        registry=registry,
+        train_at=1000,
+        leaves_to_search=0.05,
+        recall_target=None,
+    )
+    g.add(data.vectors, [str(i) for i in data.identities])
+    tuning = g.tune(0.97, k=10, sample=100)
+    assert tuning.option == "leaves_to_search" and tuning.recall >= 0.97
+    assert g.retriever.leaves_to_search == tuning.value > 0.05
+    assert all(r < 0.97 for share, r in tuning.curve if share < tuning.value)
+    assert g.info()["retriever_params"]["leaves_to_search"] == tuning.value  # saved with it

@@ -175,10 +175,36 @@ def test_build_from_a_csv_with_hnswlib_options(registry, photos, tmp_path):
     assert tuned["retriever_params"]["ef"] == int(result.output.split("ef=")[-1].split()[0])
 
 
+def test_build_on_scann_stores_its_options(registry, photos, tmp_path):
+    pytest.importorskip("scann", reason="ScaNN is not installed (pip install scann; Linux only)")
+    gallery = tmp_path / "g"
+    args = ["--encoder", "pattern", "--retriever", "scann", "--leaves-to-search", "0.4"]
+    result = run(
+        registry,
+        "gallery",
+        "build",
+        photos,
+        "--out",
+        gallery,
+        *args,
+        "--recall",
+        "0.99",
+        "--no-progress",
+        *TOYS,
+    )
+    assert result.exit_code == 0, result.output
+    assert "searched exactly; nothing to tune" in result.output  # a few faces: below train_at
+    info = json.loads(run(registry, "gallery", "info", "-g", gallery, "--json").output)
+    assert info["retriever"] == "scann" and info["retriever_params"]["leaves_to_search"] == 0.4
+    tuned = run(registry, "gallery", "tune", "-g", gallery)
+    assert tuned.exit_code != 0 and "not trained yet" in tuned.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--retriever", "exact", "--ef", "5"], "hnswlib options"),
+        (["--leaves-to-search", "0.5"], "scann option"),
         (["--identities", "{tmp}/columns.csv"], "cannot tell which column holds the image"),
         (["--identities", "{photos}/person0/0.png"], "cannot read the identities CSV"),
         (["--encoder", "nope"], "unknown face encoder 'nope'"),

@@ -100,7 +100,8 @@ def gallery() -> None:
     "--retriever",
     default="auto",
     show_default=True,
-    help="Retriever plugin: exact, hnswlib, or auto (exact for small galleries).",
+    help="Retriever plugin: exact, hnswlib, scann, or auto (exact for small galleries, "
+    "then scann where installed, else hnswlib).",
 )
 @click.option("--M", "m", type=int, help="hnswlib: links per node.")
 @click.option("--ef-construction", type=int, help="hnswlib: build-time search breadth.")
@@ -108,10 +109,16 @@ def gallery() -> None:
     "--ef", type=int, help="hnswlib: query-time search breadth (stored with the gallery)."
 )
 @click.option(
+    "--leaves-to-search",
+    type=float,
+    help="scann: share of the index's leaves scanned per query, kept as given (default: "
+    "tuned for recall@10 0.99 each time the index trains).",
+)
+@click.option(
     "--recall",
     type=float,
-    help="hnswlib: then set ef to the smallest finding this share of the exact top-10 "
-    "(as `facefit gallery tune`).",
+    help="hnswlib or scann: then set ef (leaves-to-search) to the smallest finding this "
+    "share of the exact top-10 (as `facefit gallery tune`).",
 )
 @FALLBACK_OPTION
 @click.option("--force", is_flag=True, help="Replace a gallery already at --out.")
@@ -130,6 +137,7 @@ def build_command(
     m,
     ef_construction,
     ef,
+    leaves_to_search,
     recall,
     sketch_fallback,
     force,
@@ -153,6 +161,11 @@ def build_command(
         raise GalleryError(
             "--M, --ef-construction and --ef are hnswlib options: add --retriever hnswlib"
         )
+    if leaves_to_search is not None:
+        if retriever != "scann":
+            raise GalleryError("--leaves-to-search is a scann option: add --retriever scann")
+        options["leaves_to_search"] = leaves_to_search
+        options["recall_target"] = None  # as given, not re-tuned when the index trains
     items = _items(directory, csv_path, image_column, identity_column)
     registry = _registry(ctx)
     embedder = _embedder(registry, detector, encoder, sketch_fallback)
@@ -167,9 +180,15 @@ def build_command(
     if not report.added:
         _report(report, index, out)
         raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
-    if recall is not None and hasattr(index.retriever, "ef"):
-        tuning = index.tune_ef(recall)
-        click.echo(f"ef={tuning.ef}: recall@10 {tuning.recall:.4f} on {tuning.sample} stored faces")
+    if recall is not None:
+        if index.retriever.name == "exact" or not getattr(index.retriever, "trained", True):
+            click.echo(f"--recall: {len(index)} faces are searched exactly; nothing to tune")
+        else:
+            tuning = index.tune(recall)
+            click.echo(
+                f"{tuning.option}={tuning.value}: recall@10 {tuning.recall:.4f} "
+                f"on {tuning.sample} stored faces"
+            )
     index.save(out, overwrite=force)
     _report(report, index, out)
 
@@ -339,17 +358,19 @@ def search_command(
 @click.option("--sample", default=200, show_default=True, help="Stored faces used as queries.")
 @click.pass_context
 def tune_command(ctx, gallery_path, recall, k, sample) -> None:
-    """Set hnswlib's ef to the smallest that finds --recall of the exact top-k, and save it."""
+    """Set the search breadth (hnswlib's ef, scann's leaves-to-search) to the smallest
+    that finds --recall of the exact top-k, and save it."""
     from facefit.gallery import GalleryIndex
 
     index = GalleryIndex.load(gallery_path, registry=_registry(ctx))
-    tuning = index.tune_ef(recall, k=k, sample=sample)
-    for ef, measured in tuning.curve:
-        click.echo(f"  ef={ef:<5} recall@{k}={measured:.4f}")
+    tuning = index.tune(recall, k=k, sample=sample)
+    for value, measured in tuning.curve:
+        click.echo(f"  {tuning.option}={value:<5} recall@{k}={measured:.4f}")
     index.save()
     reached = "reaches" if tuning.recall >= recall else "falls short of"
     click.echo(
-        f"{gallery_path}: ef={tuning.ef} ({reached} {recall} with {tuning.recall:.4f}); saved"
+        f"{gallery_path}: {tuning.option}={tuning.value} ({reached} {recall} "
+        f"with {tuning.recall:.4f}); saved"
     )
 
 

@@ -2,7 +2,7 @@
 
 - :class:`GalleryIndex` — add, remove, search (by identity, max-fused over each
   identity's faces, or by face), save and load a gallery directory;
-- :func:`choose_retriever` — ``exact`` for small galleries, ``hnswlib`` beyond;
+- :func:`choose_retriever` — ``exact`` for small galleries, ``scann`` (or ``hnswlib``) beyond;
 - :meth:`GalleryIndex.tune_ef` — hnswlib's breadth for a recall target, measured;
 - :mod:`facefit.gallery.build` — enrol image folders (what ``facefit gallery`` runs).
 

@@ -1,14 +1,18 @@
 """Which retriever a gallery uses, and making one from its plugin name.
 
 Exact search is always right, needs no tuning, and its cost grows with the
-gallery: for 10,000 faces of 128 dimensions it takes about as long as hnswlib at
-its default breadth (≈0.5–1 ms per query on one core of this project's 2-core
-machine, see ``benchmarks/results/gallery.md``), and twice as long at 20,000. So
-``auto`` picks exact up to that size and hnswlib beyond.
+gallery: for 10,000 faces of 128 dimensions it takes about as long as an
+approximate index (≈0.5 ms per query on one core of this project's 2-core
+machine), and ten times as long at 100,000. So ``auto`` picks exact up to that
+size and an approximate index beyond: ``scann`` where ScaNN is installed (it is on
+Linux: at 100,000 SFace-like faces it finds 0.996 of the exact top-10 in 0.46 ms
+per query, where hnswlib needs ≈5 ms for 0.995; see
+``benchmarks/results/gallery_scann.md`` and ``gallery.md``), else ``hnswlib``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from facefit.errors import PluginError
@@ -21,9 +25,20 @@ EXACT_MAX_VALUES = 10_000 * 128
 """``auto`` uses exact search while faces × dimension stays at or below this."""
 
 
+def scann_available() -> bool:
+    """Whether the ScaNN package is importable (without importing it)."""
+    try:
+        return importlib.util.find_spec("scann") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def choose_retriever(n: int, dim: int) -> str:
-    """``"exact"`` for a gallery of ``n`` faces of ``dim`` values up to the limit, else ``"hnswlib"``."""
-    return "exact" if n * dim <= EXACT_MAX_VALUES else "hnswlib"
+    """``"exact"`` for a gallery of ``n`` faces of ``dim`` values up to the limit, else
+    ``"scann"`` (or ``"hnswlib"`` where ScaNN is not installed)."""
+    if n * dim <= EXACT_MAX_VALUES:
+        return "exact"
+    return "scann" if scann_available() else "hnswlib"
 
 
 def create_retriever(

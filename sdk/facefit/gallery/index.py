@@ -47,7 +47,7 @@ from facefit.gallery.hits import FaceHit, IdentityHit, first_identities
 from facefit.gallery.manifest import MANIFEST_NAME, EncoderInfo, FileRecord, Manifest
 from facefit.gallery.rwlock import ReadWriteLock
 from facefit.gallery.store import FaceRecord, MetadataStore
-from facefit.gallery.tuning import Tuning, tune_ef
+from facefit.gallery.tuning import Tuning, tune
 from facefit.interfaces import Retriever
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ class GalleryIndex:
         ``encoder`` is a :class:`~facefit.interfaces.FaceEncoder` (or an
         :class:`EncoderInfo`). ``retriever`` is a plugin name, a ready
         :class:`Retriever`, or ``"auto"``: :func:`choose_retriever` by
-        ``expected_faces``, switching to ``hnswlib`` as the gallery grows past the
-        exact search's limit. ``options`` go to the retriever plugin.
+        ``expected_faces``, switching to ``scann`` (``hnswlib`` without ScaNN) as
+        the gallery grows past the exact search's limit. ``options`` go to the retriever plugin.
         """
         info = EncoderInfo.of(encoder)
         auto = isinstance(retriever, str) and retriever == "auto"
@@ -304,8 +304,8 @@ class GalleryIndex:
                 self._face_counts[identity_id] = self._face_counts.get(identity_id, 0) + 1
             if self._auto:
                 wanted = choose_retriever(len(self._retriever), self.dim)
-                if wanted != self._retriever.name and wanted == "hnswlib":
-                    log.info("gallery passed %d faces: moving to hnswlib", len(self._retriever))
+                if self._retriever.name == "exact" and wanted != "exact":
+                    log.info("gallery passed %d faces: moving to %s", len(self._retriever), wanted)
                     self._retriever = self._rebuilt(wanted, {})
         return labels
 
@@ -360,17 +360,28 @@ class GalleryIndex:
             if retriever is not None:
                 self._auto = False
 
-    def tune_ef(
+    def tune(
         self, recall: float = 0.99, *, k: int = 10, sample: int = 200, seed: int = 0
     ) -> Tuning:
-        """Set hnswlib's ``ef`` to the smallest reaching ``recall`` of the exact top-``k``.
+        """Set the retriever's search breadth to the smallest reaching ``recall`` of the exact top-``k``.
 
-        Measured on ``sample`` of the gallery's own faces (see
-        :mod:`facefit.gallery.tuning`); saved with the gallery on the next save.
+        hnswlib's ``ef`` or ScaNN's ``leaves_to_search``, measured on ``sample`` of
+        the gallery's own faces (see :mod:`facefit.gallery.tuning`); saved with the
+        gallery on the next save.
         """
         with self._lock.write():
             labels = np.flatnonzero(self._identity_of[: self._next_label] >= 0)
-            return tune_ef(self._retriever, labels, recall=recall, k=k, sample=sample, seed=seed)
+            return tune(self._retriever, labels, recall=recall, k=k, sample=sample, seed=seed)
+
+    def tune_ef(
+        self, recall: float = 0.99, *, k: int = 10, sample: int = 200, seed: int = 0
+    ) -> Tuning:
+        """:meth:`tune` for an hnswlib gallery (kept for code written before ``scann``)."""
+        if not hasattr(self._retriever, "ef"):
+            raise GalleryError(
+                f"this gallery uses {self._retriever.name!r}: no ef to tune (tune() tunes any index)"
+            )
+        return self.tune(recall, k=k, sample=sample, seed=seed)
 
     def _rebuilt(self, name: str, params: dict[str, Any]) -> Retriever:
         new = create_retriever(name, self.dim, self._registry, **params)

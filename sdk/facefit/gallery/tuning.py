@@ -1,10 +1,11 @@
-"""Choosing hnswlib's ``ef`` for a recall target, measured on the gallery itself.
+"""Choosing a retriever's search breadth for a recall target, measured on the gallery itself.
 
 The breadth a search needs for a given recall grows with the gallery (and with how
 crowded its identities are), so a fixed default is too slow for small galleries and
-too loose for large ones. :func:`tune_ef` samples stored faces as queries, finds
-their true neighbours by exact search (excluding the face itself), and returns the
-smallest ``ef`` whose approximate top-``k`` holds at least ``recall`` of them.
+too loose for large ones. :func:`tune` samples stored faces as queries, finds their
+true neighbours by exact search (excluding the face itself), and sets the smallest
+breadth whose approximate top-``k`` holds at least ``recall`` of them: hnswlib's
+``ef`` (:func:`tune_ef`) or ScaNN's ``leaves_to_search`` (:func:`tune_leaves`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,22 @@ from facefit.interfaces import Retriever
 
 @dataclass(frozen=True)
 class Tuning:
-    """The ``ef`` chosen and the recall measured at it (share of the exact top-``k``)."""
+    """The breadth chosen and the recall measured at it (share of the exact top-``k``)."""
 
-    ef: int
+    value: float
+    """The setting chosen (an int for ``ef``)."""
     recall: float
     k: int
     sample: int
-    curve: tuple[tuple[int, float], ...]
-    """``(ef, recall)`` for every breadth tried."""
+    curve: tuple[tuple[float, float], ...]
+    """``(value, recall)`` for every breadth tried."""
+    option: str = "ef"
+    """The retriever attribute tuned: ``ef`` or ``leaves_to_search``."""
+
+    @property
+    def ef(self) -> float:
+        """The value chosen (named for hnswlib's option)."""
+        return self.value
 
 
 def exact_neighbours(
@@ -47,6 +56,45 @@ def exact_neighbours(
     return best_labels
 
 
+def tune(retriever: Retriever, labels: np.ndarray, **options) -> Tuning:
+    """Tune whichever breadth ``retriever`` has (see :func:`tune_ef`, :func:`tune_leaves`)."""
+    if hasattr(retriever, "ef"):
+        return tune_ef(retriever, labels, **options)
+    if hasattr(retriever, "leaves_to_search"):
+        return tune_leaves(retriever, labels, **options)
+    raise GalleryError(
+        f"retriever {retriever.name!r} has no search breadth to tune (it is exact already)"
+    )
+
+
+def _recall_meter(
+    retriever: Retriever, labels: np.ndarray, recall: float, k: int, sample: int, seed: int
+):
+    """A function measuring recall@``k`` of the retriever as it is set now, on stored faces."""
+    if not 0.0 < recall <= 1.0:
+        raise GalleryError(f"recall must be in (0, 1], got {recall}")
+    if len(labels) < k + 2:
+        raise GalleryError(f"the gallery needs more than {k + 1} faces to tune a top-{k} search")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(labels, size=min(sample, len(labels)), replace=False)
+    queries = retriever.get_vectors(chosen)
+    truth = exact_neighbours(retriever, labels, queries, k + 1)
+    truth_sets = [set(row.tolist()) - {int(q)} for row, q in zip(truth, chosen)]
+
+    def measure() -> float:
+        found = retriever.search(queries, k + 1)[1]
+        return float(
+            np.mean(
+                [
+                    len((set(f.tolist()) - {int(q)}) & t) / len(t)
+                    for f, q, t in zip(found, chosen, truth_sets)
+                ]
+            )
+        )
+
+    return measure, len(chosen)
+
+
 def tune_ef(
     retriever: Retriever,
     labels: np.ndarray,
@@ -65,29 +113,13 @@ def tune_ef(
         raise GalleryError(
             f"retriever {retriever.name!r} has no ef to tune (it may be exact already)"
         )
-    if not 0.0 < recall <= 1.0:
-        raise GalleryError(f"recall must be in (0, 1], got {recall}")
-    if len(labels) < k + 2:
-        raise GalleryError(f"the gallery needs more than {k + 1} faces to tune a top-{k} search")
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(labels, size=min(sample, len(labels)), replace=False)
-    queries = retriever.get_vectors(chosen)
-    truth = exact_neighbours(retriever, labels, queries, k + 1)
-    truth_sets = [set(row.tolist()) - {int(q)} for row, q in zip(truth, chosen)]
+    meter, sampled = _recall_meter(retriever, labels, recall, k, sample, seed)
     curve: dict[int, float] = {}
 
     def measure(ef: int) -> float:
         if ef not in curve:
             retriever.ef = ef
-            found = retriever.search(queries, k + 1)[1]
-            curve[ef] = float(
-                np.mean(
-                    [
-                        len((set(f.tolist()) - {int(q)}) & t) / len(t)
-                        for f, q, t in zip(found, chosen, truth_sets)
-                    ]
-                )
-            )
+            curve[ef] = meter()
         return curve[ef]
 
     low, high = 0, max(k + 1, 16)
@@ -101,4 +133,43 @@ def tune_ef(
             else:
                 high = middle
     retriever.ef = high
-    return Tuning(high, curve[high], k, len(chosen), tuple(sorted(curve.items())))
+    return Tuning(high, curve[high], k, sampled, tuple(sorted(curve.items())))
+
+
+LEAF_SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""The ``leaves_to_search`` shares :func:`tune_leaves` tries, smallest first."""
+
+
+def tune_leaves(
+    retriever: Retriever,
+    labels: np.ndarray,
+    *,
+    recall: float = 0.99,
+    k: int = 10,
+    sample: int = 200,
+    seed: int = 0,
+) -> Tuning:
+    """The smallest ScaNN ``leaves_to_search`` share in :data:`LEAF_SHARES` reaching ``recall``.
+
+    It is left set on the retriever; when even all leaves fall short, 1.0 is returned
+    with the recall it reached. An untrained (small, exact) index needs no tuning.
+    """
+    if not hasattr(retriever, "leaves_to_search"):
+        raise GalleryError(f"retriever {retriever.name!r} has no leaves_to_search to tune")
+    if not getattr(retriever, "trained", True):
+        raise GalleryError(
+            f"retriever {retriever.name!r} is not trained yet: it searches exactly until "
+            f"{getattr(retriever, 'train_at', '?')} faces, nothing to tune"
+        )
+    meter, sampled = _recall_meter(retriever, labels, recall, k, sample, seed)
+    if hasattr(retriever, "recall_target"):
+        retriever.recall_target = recall  # and keep it when the index is trained again
+    curve: dict[float, float] = {}
+    for share in LEAF_SHARES:
+        retriever.leaves_to_search = share
+        curve[share] = meter()
+        if curve[share] >= recall:
+            break
+    return Tuning(
+        share, curve[share], k, sampled, tuple(sorted(curve.items())), option="leaves_to_search"
+    )
