@@ -1,18 +1,21 @@
 """Retriever ``scann``: a partitioned, quantized index (Google's ScaNN) for large galleries.
 
 ScaNN splits the gallery into k-means leaves (about 2·√n), scores the faces of the
-leaves nearest a query with 4-bit anisotropic codes (16 bytes per 128-d face), and
-re-scores the best ``reorder`` of them exactly. The share of leaves scanned,
+leaves nearest a query with anisotropic 4-bit codes (one per ``dims_per_block``
+dimensions), and re-scores the best ``reorder`` of them exactly. The share of leaves scanned,
 ``leaves_to_search``, trades speed for recall.
 
-ScaNN's SOAR spilling (each face in a second leaf too) finds more at the same
-speed, but ScaNN 1.4.2 crashes when a face is deleted from a spilled index, and a
-gallery must be able to remove faces: it is not used.
+ScaNN's SOAR spilling (each face in a second leaf too) is not used: ScaNN 1.4.2
+crashes when a face is deleted from a spilled index, and a gallery must be able to
+remove faces; at a million faces it found no more in the same time either
+(``benchmarks/results/gallery_ann_frontier.md``).
 
-On 128-d SFace-like faces it is the faster index from about 100,000 faces on:
-at a million, recall@10 0.99 against exact search at ≈2.6 ms per query on one core,
-where hnswlib needed more than 9 ms for 0.91, and it builds at ≈15,000 faces/s
-instead of ≈1,800 (``benchmarks/results/gallery_scann.md``).
+On 128-d SFace-like faces on this project's 2-core machine
+(``benchmarks/results/gallery_scann.md``): at 100,000 faces it finds 0.995 of the
+exact top-10 in 0.46 ms per query (hnswlib: 5 CPU ms); at a million, 0.993 in 3.1
+ms with 0.55 of the leaves scanned (hnswlib: 0.91 in 9 CPU ms). A gallery of a
+million builds at ≈9,600 faces/s through ``GalleryIndex.add`` (hnswlib: ≈400 busy,
+≈1,800 idle).
 
 The ANN index is trained once the gallery reaches ``train_at`` faces (below that,
 search is exact over the same stored vectors), and trained again from scratch each
@@ -110,7 +113,7 @@ class ScannRetriever(ExactRetriever):
       top-10 of 200 stored faces (:func:`facefit.gallery.tuning.tune_leaves`, about a
       second at a million faces). ``None`` keeps ``leaves_to_search`` as given.
     - ``reorder``: candidates re-scored exactly per query (at least ``k`` is used).
-    - ``dims_per_block``: dimensions per 4-bit code (2: 16 bytes for 128-d faces).
+    - ``dims_per_block``: dimensions per 4-bit code (2: 64 codes for a 128-d face).
     - ``train_at``: the gallery size at which the index is first trained (at least
       100: the codes need some faces to learn from); below it every query is
       compared with every face.
