@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from facefit.errors import InputError, PluginError
 from facefit.gallery import EncoderInfo, GalleryIndex
 from facefit.gallery.synthetic import clustered_faces
 from facefit_plugins.retrievers import ExactRetriever
-from facefit_plugins.scann_retriever import ScannRetriever
+from facefit_plugins.scann_retriever import ScannRetriever, _native_log_to
 
 scann = pytest.importorskip(
     "scann", reason="ScaNN is not installed (pip install scann; Linux only)"
@@ -136,6 +137,10 @@ def test_native_log_lines_go_to_logging_not_stderr(faces, capfd, caplog):
         r.add(np.arange(1000), faces.vectors[:1000])
     assert "partition" not in capfd.readouterr().err.lower()
     assert any("trained on 1000 faces" in m for m in caplog.messages)
+    with _native_log_to(logging.getLogger("test")):
+        os.write(2, b"I0000 00:00:1.0 1 x.cc:1] absl noise\nsomeone else's warning\n")
+    err = capfd.readouterr().err
+    assert "someone else's warning" in err and "absl noise" not in err
 
 
 def test_bad_options_are_clear_errors():

@@ -78,9 +78,16 @@ def _scann():
     return scann_ops_pybind
 
 
+_ABSL_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+"""ScaNN's C++ log lines (absl): ``I0000 00:00:… file.cc:58] …``."""
+
+
 @contextlib.contextmanager
 def _native_log_to(logger: logging.Logger):
-    """Route what ScaNN's C++ code writes to stderr (absl INFO lines) to ``logger``."""
+    """Route ScaNN's C++ log lines on stderr (absl INFO lines) to ``logger`` at DEBUG.
+
+    Anything else written to stderr meanwhile (by another thread) is written out after.
+    """
     try:
         fd = os.dup(2)
     except OSError:  # no stderr to redirect
@@ -94,9 +101,14 @@ def _native_log_to(logger: logging.Logger):
             os.dup2(fd, 2)
             os.close(fd)
             sink.seek(0)
+            others = []
             for line in sink.read().decode(errors="replace").splitlines():
-                if line.strip():
+                if _ABSL_LINE.match(line):
                     logger.debug("scann: %s", line)
+                elif line.strip():
+                    others.append(line)  # someone else's (another thread's): pass it on
+            if others:
+                os.write(2, ("\n".join(others) + "\n").encode())
 
 
 class ScannRetriever(ExactRetriever):
