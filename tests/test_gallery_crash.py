@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import random
@@ -83,12 +84,25 @@ def _crash_after_the_manifest(monkeypatch, gallery):
     monkeypatch.setattr(persist, "sweep", sweep)
 
 
+def _crash_inside_the_scann_write(monkeypatch, gallery):
+    real = gallery.retriever._searcher
+
+    class Dying:  # ScaNN's searcher, dying half-way through writing its files
+        def serialize(self, directory, relative):
+            real.serialize(directory, relative)
+            names = sorted(os.listdir(directory))
+            _half_then_die(os.path.join(directory, names[len(names) // 2]))
+
+    monkeypatch.setattr(gallery.retriever, "_searcher", Dying())
+
+
 CRASHES = {
     "during the index write": (_crash_during_index_write, False),
     "during the metadata write": (_crash_during_metadata_write, False),
     "before the manifest": (_crash_before_the_manifest, False),
     "before the manifest rename": (_crash_before_the_manifest_rename, False),
     "after the manifest rename": (_crash_after_the_manifest, True),
+    "inside the scann write": (_crash_inside_the_scann_write, False),
 }
 
 
@@ -102,14 +116,34 @@ def _child(path, retriever, crash) -> None:
     os._exit(0)  # not reached: the crash kills the process
 
 
-@pytest.mark.parametrize("retriever", ["exact", "hnswlib"])
+@pytest.mark.parametrize(
+    "retriever",
+    [
+        "exact",
+        "hnswlib",
+        pytest.param(
+            "scann",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("scann") is None,
+                reason="ScaNN is not installed (pip install scann; Linux only)",
+            ),
+        ),
+    ],
+)
 @pytest.mark.parametrize("crash", list(CRASHES))
 def test_killed_mid_save_leaves_a_loadable_gallery(registry, tmp_path, retriever, crash):
+    if crash == "inside the scann write" and retriever != "scann":
+        pytest.skip("a crash inside ScaNN's own writing")
     path = tmp_path / "g"
-    g = GalleryIndex.create(ENCODER, retriever=retriever, registry=registry)
+    # scann: trained from 100 faces, so the save writes ScaNN's index; every leaf scanned
+    options = {"train_at": 100, "leaves_to_search": 1.0, "recall_target": None}
+    options = options if retriever == "scann" else {}
+    g = GalleryIndex.create(ENCODER, retriever=retriever, registry=registry, **options)
     g.add(DATA.vectors[:200], [str(i) for i in DATA.identities[:200]])
     g.save(path)
-    process = multiprocessing.get_context("fork").Process(
+    # ScaNN's thread pool does not survive a fork (the child can crash in it): spawn
+    method = "spawn" if retriever == "scann" else "fork"
+    process = multiprocessing.get_context(method).Process(
         target=_child, args=(path, retriever, crash)
     )
     process.start()

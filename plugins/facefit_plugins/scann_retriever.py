@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError, PluginError
+from facefit.gallery.atomic import TEMP_MARK
 from facefit_plugins.retrievers import ExactRetriever, check_k, check_labels, normalise
 
 __all__ = ["ScannRetriever"]
@@ -304,7 +305,8 @@ class ScannRetriever(ExactRetriever):
         directory = Path(directory)
         names = [f"{stem}.labels.npy"]
         np.save(directory / names[0], self._labels[: self._n], allow_pickle=False)
-        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{stem}.scann-") as tmp:
+        # a scratch directory the gallery's next save sweeps if this process dies in it
+        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{stem}.scann{TEMP_MARK}") as tmp:
             with _native_log_to(log):
                 self._searcher.serialize(tmp, True)
             for entry in sorted(os.listdir(tmp)):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,10 +96,15 @@ def sweep(directory: Path, keep: set[str]) -> None:
     removed = False
     for path in directory.iterdir():
         name = path.name
-        if owned(name) and name != ".lock" and name not in keep and path.is_file():
+        if not owned(name) or name == ".lock" or name in keep:
+            continue
+        if path.is_file():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed = True
+        elif path.is_dir() and not path.is_symlink() and TEMP_MARK in name:
+            shutil.rmtree(path, ignore_errors=True)  # a retriever's scratch directory
+            removed = True
     if removed:
         fsync_dir(directory)
 
