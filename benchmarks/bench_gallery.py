@@ -98,7 +98,7 @@ def write_results():
     out = Path(RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
-        "machine": f"2-core CPU ({platform.machine()}, {platform.system()}), shared with 4 other engineers",
+        "machine": f"2-core CPU ({platform.machine()}, {platform.system()}), shared with other sessions",
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
         "date": os.environ.get("FACEFIT_BENCH_DATE", datetime.date.today().isoformat()),
@@ -368,7 +368,7 @@ def _markdown(meta: dict) -> str:
         "recall@1: share of probes whose approximate top-1 is the exact top-1; recall@10: share of",
         "the exact top-10 found in the approximate top-10 (1,000 probes: new faces of gallery identities).",
         "Latency: one query at a time, one thread: wall time (ms/query), and CPU time (CPU ms/query),",
-        "which is what the query costs an idle core — the machine was shared and busy (load above).",
+        "which is what the query costs an idle core — the machine is shared (see the load above).",
         "Batched: 1,000 queries at once on all cores, wall time per query.",
         "",
         "## Build",

@@ -12,10 +12,9 @@ remove faces; at a million faces it found no more in the same time either
 
 On 128-d SFace-like faces on this project's 2-core machine
 (``benchmarks/results/gallery_scann.md``): at 100,000 faces it finds 0.995 of the
-exact top-10 in 0.46 ms per query (hnswlib: 5 CPU ms); at a million, 0.993 in 3.1
-ms with 0.55 of the leaves scanned (hnswlib: 0.91 in 9 CPU ms). A gallery of a
-million builds at ≈9,600 faces/s through ``GalleryIndex.add`` (hnswlib: ≈400 busy,
-≈1,800 idle).
+exact top-10 in 0.65 ms per query (hnswlib: 0.994 in 5.7 ms); at a million, 0.994
+in 2.9 ms with 0.6 of the leaves scanned (hnswlib: 0.91 in 11 ms). A gallery of a
+million builds at ≈9,000 faces/s through ``GalleryIndex.add`` (hnswlib: ≈1,850).
 
 The ANN index is trained once the gallery reaches ``train_at`` faces (below that,
 search is exact over the same stored vectors), and trained again from scratch each
@@ -119,8 +118,8 @@ class ScannRetriever(ExactRetriever):
 
     - ``leaves_to_search``: share of the leaves scanned per query (0–1]; more finds
       more of the exact top-k, slower. Smaller galleries need a larger share for the
-      same recall: 0.99 of the exact top-10 of SFace-like faces takes 0.85 at 10,000
-      faces, 0.7 at 100,000 and 0.55 at a million.
+      same recall: 0.99 of the exact top-10 of SFace-like faces takes about 0.8 at
+      10,000 faces, 0.6 at 100,000 and 0.55 at a million.
     - ``recall_target``: when set (the default, 0.99), each training ends by setting
       ``leaves_to_search`` to the smallest share finding this much of the exact
       top-10 of 200 stored faces (:func:`facefit.gallery.tuning.tune_leaves`, about a

@@ -2,11 +2,11 @@
 
 Exact search is always right, needs no tuning, and its cost grows with the
 gallery: for 10,000 faces of 128 dimensions it takes about as long as an
-approximate index (≈0.5 ms per query on one core of this project's 2-core
-machine), and ten times as long at 100,000. So ``auto`` picks exact up to that
+approximate index (≈0.3 ms per query on one core of this project's 2-core
+machine), and fifteen times as long at 100,000. So ``auto`` picks exact up to that
 size and an approximate index beyond: ``scann`` where ScaNN is installed (it is on
-Linux: at 100,000 SFace-like faces it finds 0.996 of the exact top-10 in 0.46 ms
-per query, where hnswlib needs ≈5 ms for 0.995; see
+Linux: at 100,000 SFace-like faces it finds 0.996 of the exact top-10 in 0.65 ms
+per query, where hnswlib needs 5.7 ms for 0.994; see
 ``benchmarks/results/gallery_scann.md`` and ``gallery.md``), else ``hnswlib``.
 """
 
