@@ -188,3 +188,22 @@ def test_training_tunes_the_leaves_to_the_recall_target(faces):
     fixed = ScannRetriever(64, train_at=1000, leaves_to_search=0.05, recall_target=None)
     fixed.add(np.arange(3000), faces.vectors[:3000])
     assert fixed.leaves_to_search == 0.05
+
+
+def test_a_training_scann_refuses_leaves_the_index_exact_and_correct(faces, monkeypatch, caplog):
+    r = ScannRetriever(64, train_at=1000)
+
+    def refuse():
+        raise RuntimeError("Error initializing searcher: (simulated)")
+
+    monkeypatch.setattr(r, "train", refuse)
+    with caplog.at_level(logging.WARNING):
+        r.add(np.arange(1500), faces.vectors[:1500])
+    assert not r.trained and len(r) == 1500
+    assert any("training failed" in m for m in caplog.messages)
+    assert (r.search(faces.vectors[:5], 1)[1][:, 0] == np.arange(5)).all()
+    monkeypatch.undo()
+    r.add(np.arange(1500, 2999), faces.vectors[1500:2999])  # below 2 × 1500: not retried
+    assert not r.trained
+    r.add(np.arange(2999, 3000), faces.vectors[2999:3000])
+    assert r.trained

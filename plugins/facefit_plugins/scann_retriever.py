@@ -177,6 +177,7 @@ class ScannRetriever(ExactRetriever):
         self.num_threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
         self._searcher: Any = None  # the ScaNN index, None until train_at faces
         self._trained_on = 0
+        self._retry_at = 0  # after a failed training: the size to try again at
         self._num_leaves = 0
 
     def params(self) -> dict[str, Any]:
@@ -207,12 +208,25 @@ class ScannRetriever(ExactRetriever):
         rows = [self._row.get(label) for label in labels.tolist()]
         super().add(labels, vectors)
         if self._searcher is None:
-            if self._n >= self.train_at:
-                self.train()
-        elif self._n > 2 * self._trained_on:
-            self.train()
+            action = "train" if self._n >= max(self.train_at, self._retry_at) else None
         else:
-            self._searcher.upsert(rows, vectors, 256)
+            action = "train" if self._n > 2 * self._trained_on else "update"
+        try:
+            if action == "train":
+                self.train()
+            elif action == "update":
+                self._searcher.upsert(rows, vectors, 256)
+        except RuntimeError as exc:  # ScaNN's C++ refused: stay correct, search exactly
+            log.warning(
+                "retriever 'scann': %s failed with %d faces (%s); searching exactly until "
+                "the gallery doubles",
+                "training" if action == "train" else "updating the index",
+                self._n,
+                exc,
+            )
+            self._searcher = None
+            self._trained_on = self._num_leaves = 0
+            self._retry_at = 2 * self._n
 
     def remove(self, labels: np.ndarray) -> None:
         labels = check_labels(labels)
