@@ -13,7 +13,7 @@ remove faces; at a million faces it found no more in the same time either
 On 128-d SFace-like faces on this project's 2-core machine
 (``benchmarks/results/gallery_scann.md``): at 100,000 faces it finds 0.995 of the
 exact top-10 in 0.65 ms per query (hnswlib: 0.994 in 5.7 ms); at a million, 0.994
-in 2.9 ms with 0.6 of the leaves scanned (hnswlib: 0.91 in 11 ms). A gallery of a
+in about 3 ms with 0.6 of the leaves scanned (hnswlib: 0.91 in 11 ms). A gallery of a
 million builds at ≈9,000 faces/s through ``GalleryIndex.add`` (hnswlib: ≈1,850).
 
 The ANN index is trained once the gallery reaches ``train_at`` faces (below that,
