@@ -82,6 +82,55 @@ def first_identities(labels: np.ndarray, identities: np.ndarray, k: int) -> list
     return ids[np.sort(first)[:k]].tolist()
 
 
+def time_searches(retriever, probes: np.ndarray) -> dict:
+    """Top-10 of each probe one at a time (wall and CPU ms per query) and all at once."""
+    found = np.empty((len(probes), 10), np.int64)
+    started, cpu = time.perf_counter(), time.process_time()
+    for i, probe in enumerate(probes):
+        found[i] = retriever.search(probe, 10)[1][0]
+    latency = (time.perf_counter() - started) / len(probes) * 1e3
+    cpu = (time.process_time() - cpu) / len(probes) * 1e3
+    started = time.perf_counter()
+    batched_found = retriever.search(probes, 10)[1]
+    batched = (time.perf_counter() - started) / len(probes) * 1e3
+    return {
+        "found": found,
+        "batched_found": batched_found,
+        "ms_per_query": round(latency, 3),
+        "cpu_ms_per_query": round(cpu, 3),
+        "ms_per_query_batched": round(batched, 3),
+    }
+
+
+def identity_recall(gallery: GalleryIndex, data, exact: np.ndarray, probes: int = 200) -> float:
+    """Share of the exact top-10 identities (max-fused) that GalleryIndex.search finds."""
+    agree = []
+    for i in range(probes):
+        got = [int(h.identity[2:]) for h in gallery.search(data.probes[i], 10)]
+        want = first_identities(exact[i], data.identities, 10)
+        if len(want) == 10:
+            agree.append(len(set(got) & set(want)) / 10)
+    return round(float(np.mean(agree)), 4)
+
+
+def save_and_load(gallery: GalleryIndex, directory: Path) -> tuple[GalleryIndex, dict]:
+    """Save, load (checksums verified) and the row: seconds each and megabytes on disk."""
+    started = time.perf_counter()
+    gallery.save(directory)
+    saved = time.perf_counter() - started
+    started = time.perf_counter()
+    loaded = GalleryIndex.load(directory, registry=Registry.load(allow=["retrievers"]))
+    load = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in directory.iterdir())
+    row = {
+        "faces": len(gallery),
+        "save_s": round(saved, 2),
+        "load_verified_s": round(load, 2),
+        "mb": round(size / 1e6, 1),
+    }
+    return loaded, row
+
+
 @pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n:.0e}".replace("+0", ""))
 def dataset(request):
     n = request.param
@@ -97,20 +146,32 @@ def write_results():
         return
     out = Path(RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {
+    meta = {**run_meta("bench_gallery.py", SIZES), "hnswlib_options": _hnsw_options()}
+    (out / "gallery.json").write_text(json.dumps({"meta": meta, **ROWS}, indent=2) + "\n")
+    (out / "gallery.md").write_text(_markdown(meta))
+
+
+def run_meta(script: str, sizes: list[int]) -> dict:
+    """Machine, load, date and the command that reproduces a gallery benchmark run."""
+    return {
         "machine": f"2-core CPU ({platform.machine()}, {platform.system()}), shared with other sessions",
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
         "date": os.environ.get("FACEFIT_BENCH_DATE", datetime.date.today().isoformat()),
         "command": "FACEFIT_BENCH_SIZES="
-        + ",".join(f"{n:.0e}".replace("+0", "") for n in SIZES)
-        + f" FACEFIT_BENCH_RESULTS={RESULTS} pytest benchmarks/bench_gallery.py "
+        + ",".join(f"{n:.0e}".replace("+0", "") for n in sizes)
+        + f" FACEFIT_BENCH_RESULTS={RESULTS} pytest benchmarks/{script} "
         "-o python_files='bench_*.py' --benchmark-enable",
-        "hnswlib_options": _hnsw_options(),
         "probes": N_PROBES,
     }
-    (out / "gallery.json").write_text(json.dumps({"meta": meta, **ROWS}, indent=2) + "\n")
-    (out / "gallery.md").write_text(_markdown(meta))
+
+
+def held_out_probes(vectors: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gallery, probes)``: each identity's first photo as its probe, the rest enrolled."""
+    _, first = np.unique(identities, return_index=True)
+    probe_rows = np.zeros(len(vectors), bool)
+    probe_rows[first] = True
+    return vectors[~probe_rows], vectors[probe_rows]
 
 
 def _hnsw_options() -> dict:
@@ -171,15 +232,8 @@ def test_hnswlib_recall_and_latency(benchmark, dataset):
     default_ef = retriever.ef
     for ef in sorted({*EF_SWEEP, default_ef}):
         retriever.ef = ef
-        found = np.empty((N_PROBES, 10), np.int64)
-        started, cpu = time.perf_counter(), time.process_time()
-        for i in range(N_PROBES):
-            found[i] = retriever.search(data.probes[i], 10)[1][0]
-        latency = (time.perf_counter() - started) / N_PROBES * 1e3
-        cpu = (time.process_time() - cpu) / N_PROBES * 1e3
-        started = time.perf_counter()
-        batched_found = retriever.search(data.probes, 10)[1]
-        batched = (time.perf_counter() - started) / N_PROBES * 1e3
+        timed = time_searches(retriever, data.probes)
+        found, batched_found = timed.pop("found"), timed.pop("batched_found")
         assert (batched_found[:, 0] == found[:, 0]).mean() > 0.95
         ROWS["search"].append(
             {
@@ -187,9 +241,7 @@ def test_hnswlib_recall_and_latency(benchmark, dataset):
                 "ef": ef,
                 "default": ef == default_ef,
                 **{k: round(v, 4) for k, v in recalls(found, exact).items()},
-                "ms_per_query": round(latency, 3),
-                "cpu_ms_per_query": round(cpu, 3),
-                "ms_per_query_batched": round(batched, 3),
+                **timed,
             }
         )
     retriever.ef = default_ef
@@ -204,17 +256,12 @@ def test_identity_search(benchmark, dataset):
     gallery = BUILT.get(n)
     if gallery is None:
         pytest.skip("the build benchmark did not run")
-    agree = []
-    for i in range(200):
-        got = [int(h.identity[2:]) for h in gallery.search(data.probes[i], 10)]
-        want = first_identities(exact[i], data.identities, 10)
-        if len(want) == 10:
-            agree.append(len(set(got) & set(want)) / 10)
+    recall = identity_recall(gallery, data, exact)
     probes = iter(np.tile(data.probes, (100, 1)))
     benchmark(lambda: gallery.search(next(probes), 10))
     row = {
         "faces": n,
-        "identity_recall@10": round(float(np.mean(agree)), 4),
+        "identity_recall@10": recall,
         "ms_per_query": round(benchmark.stats.stats.median * 1e3, 3),
     }
     benchmark.extra_info.update(row)
@@ -251,22 +298,9 @@ def test_save_and_load(tmp_path, dataset):
     gallery = BUILT.get(n)
     if gallery is None:
         pytest.skip("the build benchmark did not run")
-    started = time.perf_counter()
-    gallery.save(tmp_path / "g")
-    saved = time.perf_counter() - started
-    started = time.perf_counter()
-    loaded = GalleryIndex.load(tmp_path / "g", registry=Registry.load(allow=["retrievers"]))
-    load = time.perf_counter() - started
+    loaded, row = save_and_load(gallery, tmp_path / "g")
     assert len(loaded) == n and loaded.retriever.ef == gallery.retriever.ef
-    size = sum(p.stat().st_size for p in (tmp_path / "g").iterdir())
-    ROWS["persist"].append(
-        {
-            "faces": n,
-            "save_s": round(saved, 2),
-            "load_verified_s": round(load, 2),
-            "mb": round(size / 1e6, 1),
-        }
-    )
+    ROWS["persist"].append(row)
     BUILT.clear()
 
 
@@ -314,13 +348,10 @@ def test_real_sface_embeddings(benchmark, celeba_sface):
     from facefit_plugins.retrievers import HnswRetriever
 
     vectors, identities = celeba_sface
-    _, first = np.unique(identities, return_index=True)
-    probe_rows = np.zeros(len(vectors), bool)
-    probe_rows[first] = True
-    gallery, probes = vectors[~probe_rows], vectors[probe_rows]
+    gallery, probes = held_out_probes(vectors, identities)  # one probe per identity
     exact = _exact_top(gallery, probes, 10)
     synthetic = clustered_faces(
-        len(gallery), DIM, per_identity=len(gallery) / len(first), n_probes=len(probes), seed=7
+        len(gallery), DIM, per_identity=len(gallery) / len(probes), n_probes=len(probes), seed=7
     )
     synthetic_exact = _exact_top(synthetic.vectors, synthetic.probes, 10)
     rows = {}
@@ -348,7 +379,7 @@ def test_real_sface_embeddings(benchmark, celeba_sface):
     queries = iter(np.tile(probes, (100, 1)))
     benchmark(lambda: retriever.search(next(queries), 10))
     rows["real"]["ms_per_query"] = round(benchmark.stats.stats.median * 1e3, 3)
-    rows["real"]["identities"] = len(first)
+    rows["real"]["identities"] = len(probes)
     benchmark.extra_info.update(rows["real"])
     ROWS["real"].append(rows)
 

@@ -14,10 +14,8 @@ index's retraining as the gallery doubles. Writes ``gallery_scann.json`` and
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,8 +27,12 @@ from bench_gallery import (  # noqa: F401 (celeba_sface is a fixture)
     N_PROBES,
     _exact_top,
     celeba_sface,
-    first_identities,
+    held_out_probes,
+    identity_recall,
     recalls,
+    run_meta,
+    save_and_load,
+    time_searches,
 )
 
 from facefit import Registry
@@ -60,18 +62,7 @@ def write_results():
         return
     out = Path(RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "machine": f"2-core CPU ({platform.machine()}, {platform.system()}), shared",
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "date": os.environ.get("FACEFIT_BENCH_DATE", datetime.date.today().isoformat()),
-        "command": "FACEFIT_BENCH_SIZES="
-        + ",".join(f"{n:.0e}".replace("+0", "") for n in SIZES)
-        + f" FACEFIT_BENCH_RESULTS={RESULTS} pytest benchmarks/bench_gallery_scann.py "
-        "-o python_files='bench_*.py' --benchmark-enable",
-        "scann_version": _version("scann"),
-        "probes": N_PROBES,
-    }
+    meta = {**run_meta("bench_gallery_scann.py", SIZES), "scann_version": _version("scann")}
     (out / "gallery_scann.json").write_text(json.dumps({"meta": meta, **ROWS}, indent=2) + "\n")
     (out / "gallery_scann.md").write_text(_markdown(meta))
 
@@ -122,15 +113,8 @@ def test_recall_and_latency(benchmark, dataset):
     default = retriever.leaves_to_search
     for share in sorted({*SWEEP, default}):
         retriever.leaves_to_search = share
-        found = np.empty((N_PROBES, 10), np.int64)
-        started, cpu = time.perf_counter(), time.process_time()
-        for i in range(N_PROBES):
-            found[i] = retriever.search(data.probes[i], 10)[1][0]
-        latency = (time.perf_counter() - started) / N_PROBES * 1e3
-        cpu = (time.process_time() - cpu) / N_PROBES * 1e3
-        started = time.perf_counter()
-        batched_found = retriever.search(data.probes, 10)[1]
-        batched = (time.perf_counter() - started) / N_PROBES * 1e3
+        timed = time_searches(retriever, data.probes)
+        found, batched_found = timed.pop("found"), timed.pop("batched_found")
         started = time.perf_counter()  # batches of 4: one round of the loop's candidates
         for i in range(0, N_PROBES, 4):
             retriever.search(data.probes[i : i + 4], 10)
@@ -142,9 +126,7 @@ def test_recall_and_latency(benchmark, dataset):
                 "default": share == default,
                 **{k: round(v, 4) for k, v in recalls(found, exact).items()},
                 "batched_recall@10": round(recalls(batched_found, exact)["recall@10"], 4),
-                "ms_per_query": round(latency, 3),
-                "cpu_ms_per_query": round(cpu, 3),
-                "ms_per_query_batched": round(batched, 3),
+                **timed,
                 "ms_per_query_batches_of_4": round(by_four, 3),
             }
         )
@@ -161,18 +143,13 @@ def test_identity_search(benchmark, dataset):
     gallery = BUILT.get(n)
     if gallery is None:
         pytest.skip("the build benchmark did not run")
-    agree = []
-    for i in range(200):
-        got = [int(h.identity[2:]) for h in gallery.search(data.probes[i], 10)]
-        want = first_identities(exact[i], data.identities, 10)
-        if len(want) == 10:
-            agree.append(len(set(got) & set(want)) / 10)
+    recall = identity_recall(gallery, data, exact)
     probes = iter(np.tile(data.probes, (100, 1)))
     benchmark.pedantic(lambda: gallery.search(next(probes), 10), rounds=200)
     row = {
         "faces": n,
         "identity_search": True,
-        "identity_recall@10": round(float(np.mean(agree)), 4),
+        "identity_recall@10": recall,
         "ms_per_query": round(benchmark.stats.stats.median * 1e3, 3),
     }
     benchmark.extra_info.update(row)
@@ -184,27 +161,14 @@ def test_save_and_load(tmp_path, dataset):
     gallery = BUILT.get(n)
     if gallery is None:
         pytest.skip("the build benchmark did not run")
-    started = time.perf_counter()
-    gallery.save(tmp_path / "g")
-    saved = time.perf_counter() - started
-    started = time.perf_counter()
-    loaded = GalleryIndex.load(tmp_path / "g", registry=Registry.load(allow=["retrievers"]))
-    load = time.perf_counter() - started
+    loaded, row = save_and_load(gallery, tmp_path / "g")
     assert len(loaded) == n and loaded.retriever.trained
     same = (
         loaded.retriever.search(data.probes[:50], 10)[1]
         == gallery.retriever.search(data.probes[:50], 10)[1]
     )
     assert same.all()
-    size = sum(p.stat().st_size for p in (tmp_path / "g").iterdir())
-    ROWS["persist"].append(
-        {
-            "faces": n,
-            "save_s": round(saved, 2),
-            "load_verified_s": round(load, 2),
-            "mb": round(size / 1e6, 1),
-        }
-    )
+    ROWS["persist"].append(row)
     BUILT.clear()
 
 
@@ -218,12 +182,9 @@ def test_real_sface_embeddings(celeba_sface):  # noqa: F811 (the fixture importe
     from facefit_plugins.scann_retriever import ScannRetriever
 
     vectors, identities = celeba_sface
-    _, first = np.unique(identities, return_index=True)
-    probe_rows = np.zeros(len(vectors), bool)
-    probe_rows[first] = True
-    gallery, probes = vectors[~probe_rows], vectors[probe_rows]
+    gallery, probes = held_out_probes(vectors, identities)
     synthetic = clustered_faces(
-        len(gallery), DIM, per_identity=len(gallery) / len(first), n_probes=len(probes), seed=7
+        len(gallery), DIM, per_identity=len(gallery) / len(probes), n_probes=len(probes), seed=7
     )
     cases = {
         "real": (gallery, probes),
