@@ -107,6 +107,8 @@ def test_save_and_load_give_the_same_answers(faces, tmp_path):
     again.load(tmp_path, "index.g000001")
     assert again.trained and len(again) == 2997 and again.num_leaves == r.num_leaves
     np.testing.assert_array_equal(again.search(faces.probes, 10)[1], r.search(faces.probes, 10)[1])
+    kept = np.array([12, 13, 2000])
+    np.testing.assert_allclose(again.get_vectors(kept), r.get_vectors(kept), atol=1e-6)
     again.add(np.array([99_999]), faces.probes[:1])  # a loaded index still takes faces
     assert again.search(faces.probes[0], 1)[1][0, 0] == 99_999
 
@@ -207,3 +209,16 @@ def test_a_training_scann_refuses_leaves_the_index_exact_and_correct(faces, monk
     assert not r.trained
     r.add(np.arange(2999, 3000), faces.vectors[2999:3000])
     assert r.trained
+
+
+def test_an_index_scann_cannot_read_is_trained_again_from_the_stored_faces(faces, tmp_path, caplog):
+    r = ScannRetriever(64, train_at=500, recall_target=None)
+    r.add(np.arange(1000), faces.vectors[:1000])
+    r.save(tmp_path, "index.g1")
+    (tmp_path / "index.g1.scann.ah_codebook.pb").write_bytes(b"not a codebook")
+    again = ScannRetriever(64, train_at=500, recall_target=None)
+    with caplog.at_level(logging.WARNING):
+        again.load(tmp_path, "index.g1")
+    assert any("training it again" in m for m in caplog.messages)
+    assert again.trained and len(again) == 1000
+    assert (again.search(faces.vectors[:5], 1)[1][:, 0] == np.arange(5)).all()

@@ -217,16 +217,20 @@ class ScannRetriever(ExactRetriever):
             elif action == "update":
                 self._searcher.upsert(rows, vectors, 256)
         except RuntimeError as exc:  # ScaNN's C++ refused: stay correct, search exactly
-            log.warning(
-                "retriever 'scann': %s failed with %d faces (%s); searching exactly until "
-                "the gallery doubles",
-                "training" if action == "train" else "updating the index",
-                self._n,
-                exc,
-            )
-            self._searcher = None
-            self._trained_on = self._num_leaves = 0
-            self._retry_at = 2 * self._n
+            self._fall_back("training" if action == "train" else "updating the index", exc)
+
+    def _fall_back(self, what: str, exc: Exception) -> None:
+        """Drop the ScaNN index after it failed: every face is kept and searched exactly."""
+        log.warning(
+            "retriever 'scann': %s failed with %d faces (%s); searching exactly until "
+            "the gallery doubles",
+            what,
+            self._n,
+            exc,
+        )
+        self._searcher = None
+        self._trained_on = self._num_leaves = 0
+        self._retry_at = 2 * self._n
 
     def remove(self, labels: np.ndarray) -> None:
         labels = check_labels(labels)
@@ -237,13 +241,17 @@ class ScannRetriever(ExactRetriever):
             row = self._row[label]
             super().remove(np.array([label]))  # moves the last row into ``row``
             if self._searcher is not None:
-                self._searcher.delete([row])  # ScaNN moves its last row the same way
+                try:
+                    self._searcher.delete([row])  # ScaNN moves its last row the same way
+                except RuntimeError as exc:  # stay correct: search exactly
+                    self._fall_back("removing a face", exc)
         if self._searcher is not None and self._n < self.train_at:
             self._searcher = None  # small again: exact search is cheaper than the index
             self._trained_on = self._num_leaves = 0
 
     def train(self) -> None:
-        """(Re)train the index on every stored face: partition, spilling and codes."""
+        """(Re)train the index on every stored face: its leaves and codes (then tune, see
+        ``recall_target``)."""
         if self._n < _MIN_TRAIN:
             raise InputError(
                 f"retriever 'scann' needs at least {_MIN_TRAIN} faces to train, has {self._n}"
@@ -347,18 +355,31 @@ class ScannRetriever(ExactRetriever):
                 f"{directory}/{stem}: stored vectors have shape {vectors.shape} and "
                 f"{len(labels)} labels, expected (n, {self.dim}) with one label each"
             )
-        scann = _scann()
-        with tempfile.TemporaryDirectory(prefix="facefit-scann-") as tmp:
-            for name in (*paths, "scann_config.pb"):
-                source = directory / f"{stem}.scann.{name}"
-                if source.exists():
-                    os.symlink(source.resolve(), os.path.join(tmp, name))
-            with _native_log_to(log):
-                searcher = scann.scann_pybind.ScannNumpy(tmp, text)
-        searcher.set_num_threads(self.num_threads)
         self._n = 0
         self._row.clear()
         ExactRetriever.add(self, labels, vectors)
+        scann = _scann()
+        try:
+            with tempfile.TemporaryDirectory(prefix="facefit-scann-") as tmp:
+                for name in (*paths, "scann_config.pb"):
+                    source = directory / f"{stem}.scann.{name}"
+                    if source.exists():
+                        os.symlink(source.resolve(), os.path.join(tmp, name))
+                with _native_log_to(log):
+                    searcher = scann.scann_pybind.ScannNumpy(tmp, text)
+        except RuntimeError as exc:  # e.g. written by another ScaNN version
+            log.warning(
+                "retriever 'scann': cannot read the saved index in %s (%s); training it "
+                "again from the %d stored faces",
+                directory,
+                exc,
+                self._n,
+            )
+            self._searcher = None
+            if self._n >= self.train_at:
+                self.train()
+            return
+        searcher.set_num_threads(self.num_threads)
         self._searcher, self._trained_on = searcher, len(labels)
         config = searcher.config()
         found = re.search(r"num_children:\s*(\d+)", config if isinstance(config, str) else "")
