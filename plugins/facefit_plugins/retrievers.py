@@ -237,14 +237,18 @@ class ExactRetriever(Retriever):
     def load(self, directory: Path, stem: str) -> None:
         vectors = np.load(Path(directory) / f"{stem}.vectors.npy", allow_pickle=False)
         labels = np.load(Path(directory) / f"{stem}.labels.npy", allow_pickle=False)
+        self._empty_for_loading(labels, vectors, f"{directory}/{stem}")
+        self.add(labels, vectors)
+
+    def _empty_for_loading(self, labels: np.ndarray, vectors: np.ndarray, where: str) -> None:
+        """Check vectors read from disk (``where`` names their files), then hold nothing."""
         if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(labels) != len(vectors):
             raise InputError(
-                f"{directory}/{stem}: stored vectors have shape {vectors.shape} and "
+                f"{where}: stored vectors have shape {vectors.shape} and "
                 f"{len(labels)} labels, expected (n, {self.dim}) with one label each"
             )
         self._n = 0
         self._row.clear()
-        self.add(labels, vectors)
 
 
 class HnswRetriever(Retriever):

@@ -350,14 +350,8 @@ class ScannRetriever(ExactRetriever):
             raise InputError(f"{assets}: names files this version does not read: {unknown}")
         labels = np.load(directory / f"{stem}.labels.npy", allow_pickle=False)
         vectors = np.load(directory / f"{stem}.scann.dataset.npy", allow_pickle=False)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(labels) != len(vectors):
-            raise InputError(
-                f"{directory}/{stem}: stored vectors have shape {vectors.shape} and "
-                f"{len(labels)} labels, expected (n, {self.dim}) with one label each"
-            )
-        self._n = 0
-        self._row.clear()
-        ExactRetriever.add(self, labels, vectors)
+        self._empty_for_loading(labels, vectors, f"{directory}/{stem}")
+        ExactRetriever.add(self, labels, vectors)  # not self.add: that would train
         scann = _scann()
         try:
             with tempfile.TemporaryDirectory(prefix="facefit-scann-") as tmp:
