@@ -14,7 +14,6 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from facefit import Registry
@@ -39,78 +38,17 @@ from facefit.matcher.model import GraphTail, graph_prefix, load_base, run_prefix
 from facefit.matcher.train import TrainSettings, fit, rank_metrics, split_validation
 from facefit.testing import FaceEncoderTests, random_faces
 from facefit_plugins.matcher import SketchMatcherEncoder
+from tests.sface_helpers import write_tiny_sface as write_tiny_sface_graph
 
 DIM = 32
 SPLIT = "p"
 
 
 def write_tiny_sface(path, seed: int = 0) -> None:
-    """An SFace-shaped graph: normalise, conv/BN/PReLU | depthwise, pointwise, FC + BN."""
-    rng = np.random.default_rng(seed)
-
-    def init(name, *shape, scale=0.1, positive=False):
-        value = rng.normal(0, scale, shape).astype(np.float32)
-        return numpy_helper.from_array(np.abs(value) + 0.5 if positive else value, name)
-
-    weights = [
-        numpy_helper.from_array(np.array([127.5], np.float32), "scalar_op1"),
-        numpy_helper.from_array(np.array([0.0078125], np.float32), "scalar_op2"),
-        init("c1_w", 8, 3, 3, 3, scale=0.3),
-        init("bn_g", 8, positive=True),
-        init("bn_b", 8),
-        init("bn_m", 8),
-        init("bn_v", 8, positive=True),
-        init("pr", 8, 1, 1),
-        init("dw_w", 8, 1, 3, 3, scale=0.3),
-        init("c2_w", 4, 8, 1, 1, scale=0.3),
-        init("c2_b", 4),
-        init("fc_w", DIM, 4 * 7 * 7, scale=0.05),
-        init("fc_b", DIM),
-        init("f_g", DIM, positive=True),
-        init("f_b", DIM),
-        init("f_m", DIM),
-        init("f_v", DIM, positive=True),
-    ]
-    nodes = [
-        helper.make_node("Sub", ["data", "scalar_op1"], ["s"]),
-        helper.make_node("Mul", ["s", "scalar_op2"], ["m"]),
-        helper.make_node(
-            "Conv", ["m", "c1_w"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[4, 4]
-        ),
-        helper.make_node(
-            "BatchNormalization", ["c1", "bn_g", "bn_b", "bn_m", "bn_v"], ["bn"], epsilon=1e-3
-        ),
-        helper.make_node("PRelu", ["bn", "pr"], [SPLIT]),
-        helper.make_node(
-            "Conv",
-            [SPLIT, "dw_w"],
-            ["dw"],
-            kernel_shape=[3, 3],
-            pads=[1, 1, 1, 1],
-            strides=[2, 2],
-            group=8,
-        ),
-        helper.make_node(
-            "Conv", ["dw", "c2_w", "c2_b"], ["c2"], kernel_shape=[1, 1], strides=[2, 2]
-        ),
-        helper.make_node("Dropout", ["c2"], ["d"], ratio=0.4),
-        helper.make_node("Flatten", ["d"], ["f"]),
-        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["g"], transB=1),
-        helper.make_node(
-            "BatchNormalization", ["g", "f_g", "f_b", "f_m", "f_v"], ["fc1"], epsilon=2e-5
-        ),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny-sface",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
-        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, DIM])],
-        weights,
+    """A small SFace-shaped base: its PReLU output ``SPLIT`` is where the tail starts."""
+    write_tiny_sface_graph(
+        path, dim=DIM, seed=seed, first_stride=4, asymmetric_pad=False, weights_as_inputs=False
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    model.ir_version = 6
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def _ort(model, faces: np.ndarray) -> np.ndarray:
