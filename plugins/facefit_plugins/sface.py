@@ -23,6 +23,7 @@ import numpy as np
 
 from facefit import hookimpl
 from facefit.interfaces import FaceEncoder
+from facefit.onnx_graphs import batchable
 
 if TYPE_CHECKING:
     import torch
@@ -44,15 +45,7 @@ def load_sface_onnx(path: str | os.PathLike[str] | None = None) -> Any:
 
     from facefit.weights import resolve
 
-    model = onnx.load(str(resolve("sface", path)))
-    graph = model.graph
-    weights = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in weights]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    for value in (*graph.input, *graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
-    return model
+    return batchable(onnx.load(str(resolve("sface", path))))
 
 
 class SFaceEncoder(FaceEncoder):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facefit.errors import InputError
+from facefit.onnx_graphs import batchable
 
 __all__ = [
     "DEFAULT_SPLIT",
@@ -80,20 +81,6 @@ def load_base(path: str | Path | None = None) -> Any:
     from facefit.weights import resolve
 
     return batchable(onnx.load(str(resolve("sface", path))))
-
-
-def batchable(model: Any) -> Any:
-    """``model`` with initializers dropped from its inputs and a free batch dimension."""
-    graph = model.graph
-    weights = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in weights]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    for value in (*graph.input, *graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if len(dims):
-            dims[0].dim_param = "N"
-    return model
 
 
 def split_points(model: Any) -> list[str]:
