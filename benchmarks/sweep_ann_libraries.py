@@ -2,6 +2,7 @@
 
     python benchmarks/sweep_ann_libraries.py 1e6 scann-soar 2000 400/600 1000
     python benchmarks/sweep_ann_libraries.py 1e6 scann 2000 800/1100 1000
+    python benchmarks/sweep_ann_libraries.py 1e6 scann-numpy 2000 1100 1000
     python benchmarks/sweep_ann_libraries.py 1e6 faiss 2048 800/1200 30
 
 Arguments: faces, library, partitions (leaves / IVF lists), leaves (nprobe) to scan
@@ -12,6 +13,9 @@ per query as a /-list, and ScaNN's re-scored candidates (faiss: the refine
   anisotropic codes with 2 dimensions per block, exact re-scoring);
 - ``scann-soar``: the same with SOAR spilling (λ=1), which the retriever does not use
   because ScaNN 1.4.2 crashes deleting from a spilled index;
+- ``scann-numpy``: the same without ScaNN's re-scoring: ScaNN returns its best
+  ``reorder`` candidates by code score and numpy re-scores them against the vectors
+  (this would let the retriever drop ScaNN's copy of the vectors);
 - ``faiss``: IVF + 4-bit PQ fast-scan (64 sub-quantizers) + exact refinement
   (``pip install faiss-cpu``; not a facefit dependency).
 
@@ -60,6 +64,7 @@ def main() -> None:
 
     started, cpu = time.perf_counter(), time.process_time()
     if library.startswith("scann"):
+        numpy_rescore = library == "scann-numpy"
         import scann
 
         builder = (
@@ -72,13 +77,23 @@ def main() -> None:
                 **({"soar_lambda": 1.0} if library == "scann-soar" else {}),
             )
             .score_ah(2, anisotropic_quantization_threshold=0.2)
-            .reorder(rescore)
         )
+        if not numpy_rescore:
+            builder = builder.reorder(rescore)
         index = builder.build()
         index.set_num_threads(1)
 
         def search_with(scan):
-            return lambda q: index.search(q, 10, rescore, scan)[0]
+            if not numpy_rescore:
+                return lambda q: index.search(q, 10, rescore, scan)[0]
+
+            def search(q):
+                rows = np.asarray(index.search(q, rescore, rescore, scan)[0], dtype=np.int64)
+                scores = data.vectors[rows] @ q
+                top = np.argpartition(-scores, 10)[:10]
+                return rows[top[np.argsort(-scores[top])]]
+
+            return search
     elif library == "faiss":
         import faiss
 
@@ -98,7 +113,7 @@ def main() -> None:
             ivf.nprobe = scan
             return lambda q: index.search(q[None], 10)[1][0]
     else:
-        raise SystemExit(f"unknown library {library!r}: scann, scann-soar or faiss")
+        raise SystemExit(f"unknown library {library!r}: scann, scann-soar, scann-numpy or faiss")
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         f"{library} n={n:,} partitions={partitions}: built in {seconds:.1f} s "
