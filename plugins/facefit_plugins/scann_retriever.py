@@ -122,8 +122,8 @@ class ScannRetriever(ExactRetriever):
       10,000 faces, 0.6 at 100,000 and 0.55 at a million.
     - ``recall_target``: when set (the default, 0.99), each training ends by setting
       ``leaves_to_search`` to the smallest share finding this much of the exact
-      top-10 of 200 stored faces (:func:`facefit.gallery.tuning.tune_leaves`, about a
-      second at a million faces). ``None`` keeps ``leaves_to_search`` as given.
+      top-10 of 200 stored faces (:func:`facefit.gallery.tuning.tune_leaves`).
+      ``None`` keeps ``leaves_to_search`` as given.
     - ``reorder``: candidates re-scored exactly per query (at least ``k`` is used).
     - ``dims_per_block``: dimensions per 4-bit code (2: 64 codes for a 128-d face).
     - ``train_at``: the gallery size at which the index is first trained (at least
