@@ -3,7 +3,8 @@
 One row per probe: its evidence (sketch, low-quality image marked when made from
 the true photo, photo, text), the generated candidates of generating modes, the true
 identity's gallery photo (blue frame), then the top-3 gallery hits with score and
-identity, framed green when right and red when wrong.
+identity, framed green when right, orange when another identity of the true person
+(right at person level only) and red when wrong.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def _row(result: ModeResult, outcome, manifest, gallery, n_candidates: int, load
     for i, image in enumerate(outcome.candidates[:n_candidates]):
         tiles.append(_tile(image, f"candidate {i}"))
     identities = gallery["identities"]
+    persons = manifest.persons
+    true_person = persons.get(outcome.probe.identity)
     true_paths = [g.path for g in manifest.gallery if g.identity == outcome.probe.identity]
     true_image = load_image(manifest.path(true_paths[0])) if true_paths else None
     tiles.append(_tile(true_image, f"true: {outcome.probe.identity}", (40, 40, 200)))
@@ -127,8 +130,10 @@ def _row(result: ModeResult, outcome, manifest, gallery, n_candidates: int, load
                 (g.path for g in manifest.full_gallery() if g.identity == identity), None
             )
         image = load_image(manifest.path(hit_path)) if hit_path else None
-        correct = identity == outcome.probe.identity
-        tiles.append(
-            _tile(image, f"#{rank} {score:.2f} {identity}", (0, 160, 0) if correct else (200, 0, 0))
-        )
+        caption, colour = f"#{rank} {score:.2f} {identity}", (200, 0, 0)
+        if identity == outcome.probe.identity:
+            colour = (0, 160, 0)
+        elif true_person is not None and persons.get(identity) == true_person:
+            caption, colour = f"#{rank} {score:.2f} same person", (230, 140, 0)
+        tiles.append(_tile(image, caption, colour))
     return tiles

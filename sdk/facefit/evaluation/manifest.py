@@ -2,14 +2,19 @@
 
 A manifest is a JSON file (``"format": "facefit-benchmark"``) listing
 
-- ``gallery``: photos with their identities (the mugshots a probe is matched against);
+- ``gallery``: photos with their identities (the mugshots a probe is matched against),
+  each optionally with the ``person`` it shows: identities of one person (say, two
+  photos of a celebrity that a data set labels as two identities) are one at person
+  level (:mod:`facefit.evaluation.metrics`);
 - ``distractors``: optional folders of extra gallery photos, each photo its own
   identity that no probe has (they make the search harder, as a real gallery would);
 - ``probes``: one evidence set each — any subset of ``sketch``, ``lq`` (a low-quality
   image), ``text`` and ``reference`` (a clean photo) — with the true identity and the
   ``probe_set`` it belongs to (``"sketch"``, ``"lq16"``…); metrics are reported per
   probe set. ``lq_size`` marks a low-quality image *made* from a full-quality photo at
-  that size (the IdentiFace protocol) rather than a real low-quality frame.
+  that size (the IdentiFace protocol) rather than a real low-quality frame;
+- ``split``: optionally, which split of which data the benchmark is (``name``,
+  ``fingerprint``), carried into the report.
 
 Paths are relative to ``root`` (itself relative to the manifest's folder), so a
 manifest and its images can move together. :meth:`Manifest.validate` checks every
@@ -74,6 +79,8 @@ class GalleryImage:
     id: str
     identity: str
     path: str
+    person: str | None = None
+    """The person the photo shows, when declared; None: the identity is its own person."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ class Manifest:
     distractors: tuple[str, ...] = ()
     description: str = ""
     source: str = "<in memory>"
+    split: Mapping[str, str] | None = None
+    """Which split this is, e.g. ``{"name": "dev", "fingerprint": "a45c…"}``; None: not a split."""
 
     def path(self, relative: str) -> Path:
         """A manifest path resolved against :attr:`root`."""
@@ -145,6 +154,15 @@ class Manifest:
     def identities(self) -> tuple[str, ...]:
         """The enrolled identities (distractors excluded), sorted."""
         return tuple(sorted({g.identity for g in self.gallery}))
+
+    @property
+    def persons(self) -> dict[str, str]:
+        """Identity → person, for the enrolled identities whose person is declared.
+
+        Empty when the benchmark declares no persons: then every identity is its own
+        person and only photo-level scores are reported.
+        """
+        return {g.identity: g.person for g in self.gallery if g.person is not None}
 
     @property
     def probe_sets(self) -> tuple[str, ...]:
@@ -227,8 +245,12 @@ class Manifest:
         }
         if self.description:
             data["description"] = self.description
+        if self.split is not None:
+            data["split"] = dict(self.split)
         data["gallery"] = [
-            {"id": g.id, "identity": g.identity, "path": g.path} for g in self.gallery
+            {"id": g.id, "identity": g.identity, "path": g.path}
+            | ({"person": g.person} if g.person is not None else {})
+            for g in self.gallery
         ]
         if self.distractors:
             data["distractors"] = list(self.distractors)
@@ -252,6 +274,25 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
+def _person_problems(gallery: Iterable[GalleryImage]) -> list[str]:
+    """An identity is one person: all its photos must declare the same one (or none)."""
+    problems = []
+    persons: dict[str, set[str | None]] = {}
+    for g in gallery:
+        if g.person is not None and not g.person.strip():
+            problems.append(f"gallery photo {g.id!r}: empty person")
+        persons.setdefault(g.identity, set()).add(g.person)
+    for identity, declared in persons.items():
+        if len(declared) > 1:
+            names = ", ".join(sorted(repr(p) for p in declared if p is not None))
+            unset = " and none" if None in declared else ""
+            problems.append(
+                f"identity {identity!r}: its photos declare different persons ({names}{unset}); "
+                "an identity is one person: give all its photos the same person"
+            )
+    return problems
+
+
 def _problems(manifest: Manifest) -> list[str]:
     problems: list[str] = []
     if not manifest.gallery:
@@ -273,6 +314,7 @@ def _problems(manifest: Manifest) -> list[str]:
             problems.append(f"{where}: identity may not start with {DISTRACTOR_PREFIX!r}")
         if not manifest.path(g.path).is_file():
             problems.append(f"{where}: file not found: {manifest.path(g.path)}")
+    problems += _person_problems(manifest.gallery)
     for folder in manifest.distractors:
         base = manifest.path(folder)
         if not base.is_dir():
@@ -343,7 +385,17 @@ def parse_manifest(data: Any, *, base: Path, source: str = "<manifest>") -> Mani
         raise ManifestError(f'{source}: not a facefit benchmark (expected "format": "{FORMAT}")')
     if data.get("version", VERSION) != VERSION:
         raise ManifestError(f"{source}: manifest version {data.get('version')!r} is not supported")
-    known = {"format", "version", "name", "root", "description", "gallery", "distractors", "probes"}
+    known = {
+        "format",
+        "version",
+        "name",
+        "root",
+        "description",
+        "split",
+        "gallery",
+        "distractors",
+        "probes",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise ManifestError(
@@ -362,13 +414,14 @@ def parse_manifest(data: Any, *, base: Path, source: str = "<manifest>") -> Mani
         where = f"{source}: gallery[{i}]"
         if not isinstance(item, dict):
             raise ManifestError(f"{where}: expected an object")
-        item = {k: _as_id(v) if k in ("id", "identity") else v for k, v in item.items()}
+        item = {k: _as_id(v) if k in ("id", "identity", "person") else v for k, v in item.items()}
         path = _field(item, "path", where, str, True)
         gallery.append(
             GalleryImage(
                 _field(item, "id", where, str, False) or path,
                 _field(item, "identity", where, str, True),
                 path,
+                _field(item, "person", where, str, False),
             )
         )
     probes = []
@@ -418,7 +471,19 @@ def parse_manifest(data: Any, *, base: Path, source: str = "<manifest>") -> Mani
         distractors=tuple(distractors),
         description=_field(data, "description", source, str, False) or "",
         source=source,
+        split=_split_field(data, source),
     )
+
+
+def _split_field(data: Mapping[str, Any], source: str) -> dict[str, str] | None:
+    split = data.get("split")
+    if split is None:
+        return None
+    if not isinstance(split, dict) or not all(isinstance(v, str) for v in split.values()):
+        raise ManifestError(
+            f'{source}: "split" must map keys (name, fingerprint) to text, got {split!r}'
+        )
+    return dict(split)
 
 
 def load_manifest(path: str | Path) -> Manifest:

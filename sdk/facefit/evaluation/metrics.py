@@ -8,6 +8,14 @@ pair, never silently dropped — dropping failures would flatter a method.
 
 Ties are ranked pessimistically: the true identity's rank is one plus the number of
 *other* identities scoring at least as high, so a constant score never counts as a hit.
+
+**Person level.** Where a benchmark says which identities show the same person
+(FS2K labels every photo as its own identity, yet many show one celebrity),
+:func:`person_scores` collapses the identity columns to one column per person, scored
+by the person's best identity. Ranking that matrix makes a top hit on another photo of
+the true person a hit, and counts every person once in the CMC: the ranks are over
+distinct persons, so the photos of a person ranked below its best are not counted
+again, and an impostor person with two photos in the gallery takes one rank, not two.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ __all__ = [
     "genuine_impostor",
     "group_breakdown",
     "identification_metrics",
+    "person_codes",
+    "person_scores",
     "tar_at_far",
     "true_ranks",
     "wilson_interval",
@@ -60,6 +70,42 @@ def true_ranks(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     genuine = scores[np.arange(len(truth)), truth]
     at_least = (scores >= genuine[:, None]).sum(axis=1)  # includes the true column itself
     return at_least.astype(np.int64)
+
+
+def person_codes(identities: Sequence[str], persons: Mapping[str, str]) -> np.ndarray:
+    """Per identity column, the index of its person (0, 1, … in order of first column).
+
+    ``persons`` maps identities to declared persons; an identity without one is its own
+    person (never merged with a declared person of the same name).
+    """
+    keys = [(True, persons[i]) if i in persons else (False, i) for i in identities]
+    index = {key: n for n, key in enumerate(dict.fromkeys(keys))}
+    return np.array([index[key] for key in keys], np.int64)
+
+
+def person_scores(
+    scores: np.ndarray, truth: np.ndarray, persons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse identity columns to persons: ``(probes, persons)`` scores and true persons.
+
+    ``persons[j]`` is the person index of column ``j`` (see :func:`person_codes`); a
+    person's score is the best score of its columns, and a probe's true person is that
+    of its true column.
+    """
+    scores, truth = _check(scores, truth)
+    persons = np.asarray(persons, dtype=np.int64)
+    if persons.shape != (scores.shape[1],):
+        raise InputError(f"{len(persons)} person codes for {scores.shape[1]} identity columns")
+    if persons.min() < 0:
+        raise InputError("person codes must be 0 or more")
+    order = np.argsort(persons, kind="stable")
+    ordered = persons[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    collapsed = np.maximum.reduceat(scores[:, order], starts, axis=1)
+    # the person indices present, in order; a probe's true person → its collapsed column
+    column_of = np.full(int(persons.max()) + 1, -1, np.int64)
+    column_of[ordered[starts]] = np.arange(len(starts))
+    return collapsed, column_of[persons[truth]]
 
 
 def cmc(ranks: np.ndarray, max_rank: int) -> np.ndarray:
@@ -168,6 +214,9 @@ class IdentificationMetrics:
     groups: dict = field(default_factory=dict)
     genuine_mean: float | None = None
     impostor_mean: float | None = None
+    scoring: str = "photo"
+    """``"photo"``: every gallery identity counts on its own; ``"person"``: identities of
+    one person are one (then :attr:`identities` counts persons)."""
 
     @property
     def rank1(self) -> float:
@@ -175,8 +224,9 @@ class IdentificationMetrics:
 
     def to_json(self) -> dict:
         return {
+            "scoring": self.scoring,
             "probes": self.probes,
-            "identities": self.identities,
+            "persons" if self.scoring == "person" else "identities": self.identities,
             "failed": self.failed,
             **{f"rank{k}": _round(v) for k, v in self.rank_rates.items()},
             "tar_at_far": {f"{far:g}": _round(v) for far, v in self.tar.items()},
@@ -207,8 +257,18 @@ def identification_metrics(
     max_rank: int | None = None,
     ranks: Sequence[int] = RANKS,
     fars: Sequence[float] = FARS,
+    persons: np.ndarray | None = None,
 ) -> IdentificationMetrics:
-    """Rank-k rates, the CMC curve, TAR at each FAR and the group breakdown."""
+    """Rank-k rates, the CMC curve, TAR at each FAR and the group breakdown.
+
+    With ``persons`` (the person index of each column, :func:`person_codes`), they are
+    measured at person level: on :func:`person_scores`, so genuine is the best score of
+    the true person's photos and the impostors are one best score per other person.
+    """
+    scoring = "photo"
+    if persons is not None:
+        scores, truth = person_scores(scores, truth, persons)
+        scoring = "person"
     scores, truth = _check(scores, truth)
     failed = np.zeros(len(truth), bool) if failed is None else np.asarray(failed, bool)
     scores = scores.copy()
@@ -229,4 +289,5 @@ def identification_metrics(
         groups=group_breakdown(probe_ranks, groups) if groups is not None else {},
         genuine_mean=_finite_mean(genuine),
         impostor_mean=_finite_mean(impostor),
+        scoring=scoring,
     )

@@ -1,20 +1,22 @@
 """Turn data folders in the supported formats into benchmark manifests.
 
 - **FS2K format**: a folder with ``annotations.json`` (per pair: ``id``, ``photo``,
-  ``sketch``, attributes). Each pair is one identity whose photo is enrolled in the
-  gallery; probes are its sketch, low-quality copies of that photo, its attribute
-  sentence, or any combination.
+  ``sketch``, attributes, optionally ``person``). Each pair is one identity whose photo
+  is enrolled in the gallery; probes are its sketch, low-quality copies of that photo,
+  its attribute sentence, or any combination. Pairs with the same ``person`` show one
+  person, and are one identity at person level.
 - **CelebA format**: a folder with ``faces/`` and ``identities.csv`` (``image``,
-  ``celeba_identity``, ``has_attrs``, the 40 attributes). The first
-  ``gallery_per_identity`` photos of each identity (by file name) are enrolled;
+  ``celeba_identity``, ``has_attrs``, the 40 attributes, optionally ``person``). The
+  first ``gallery_per_identity`` photos of each identity (by file name) are enrolled;
   every other photo is a probe (photo → photo), or the source of a low-quality
-  probe, or — where attributes are known — of a text probe.
+  probe, or — where attributes are known — of a text probe. Identities with the same
+  ``person`` are one at person level.
 
 A probe set is named by its parts joined with ``+``: ``sketch``, ``photo``, ``text``
 and ``lq8`` / ``lq16`` / ``lq32`` (a low-quality copy made from the true photo at
 that size, the IdentiFace protocol; marked as made in the manifest and the report),
 e.g. ``sketch+text+lq8``. :func:`dev_benchmarks` builds the development split
-fixed in :mod:`facefit.splits`.
+fixed in :mod:`facefit.splits`, with the persons of :mod:`facefit.persons`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +129,15 @@ def read_fs2k(
     ids: Iterable[str] | None = None,
     gallery_only: Iterable[str] = (),
     name: str | None = None,
+    persons: Callable[[str], str] | None = None,
+    split: Mapping[str, str] | None = None,
 ) -> Manifest:
     """An FS2K-format folder → a manifest; ``ids`` limits the pairs (e.g. the dev split).
 
     The photos of the ``gallery_only`` pairs are enrolled too, without probes: they
     make the gallery as large as a test set's without using their sketches.
+    ``persons`` maps a pair id to its person (e.g. ``load_persons(data).fs2k_person``),
+    in place of the pairs' own ``person`` fields; ``split`` names the split for the report.
     """
     folder = Path(folder)
     annotations = _read_json(folder / "annotations.json")
@@ -144,15 +150,22 @@ def read_fs2k(
         for key in ("id", "photo", "sketch"):
             if not isinstance(pair, dict) or not isinstance(pair.get(key), str):
                 raise ManifestError(f"{folder / 'annotations.json'}: pair {i} has no {key!r}")
+        _check_person(pair.get("person"), f"{folder / 'annotations.json'}: pair {i}")
     pairs = _pick(annotations, ids, folder)
     extra = _pick(annotations, gallery_only, folder) if gallery_only else []
     if {a["id"] for a in pairs} & {a["id"] for a in extra}:
         raise ManifestError("read_fs2k: a pair cannot be both a probe and gallery-only")
-    gallery = [GalleryImage(a["id"], a["id"], a["photo"]) for a in extra]
+
+    def photo(pair: Mapping[str, Any]) -> GalleryImage:
+        person = persons(pair["id"]) if persons is not None else pair.get("person")
+        person = None if person is None else str(person)
+        return GalleryImage(pair["id"], pair["id"], pair["photo"], person)
+
+    gallery = [photo(a) for a in extra]
     probes = []
     for pair in pairs:
         pid = pair["id"]
-        gallery.append(GalleryImage(pid, pid, pair["photo"]))
+        gallery.append(photo(pair))
         groups, text = _fs2k_details(folder, pair, any(s["text"] for _, s in specs))
         for set_name, spec in specs:
             probes.append(
@@ -176,7 +189,19 @@ def read_fs2k(
         description=f"FS2K format: {len(pairs)} pairs, gallery = their photos"
         + (f" + the photos of {len(extra)} other pairs" if extra else ""),
         source=str(folder),
+        split=split,
     ).validate()
+
+
+def _check_person(value: Any, where: str) -> None:
+    """A declared person is text or a whole number (written as text)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise ManifestError(
+            f"{where}: 'person' must be a non-empty name (text), got {value!r}; "
+            "pairs with the same person are one identity at person level"
+        )
 
 
 def _pick(annotations: list[dict], ids: Iterable[str] | None, folder: Path) -> list[dict]:
@@ -229,11 +254,15 @@ def read_celeba(
     images: Iterable[str] | None = None,
     gallery_per_identity: int = 1,
     name: str | None = None,
+    persons: Callable[[str], str] | None = None,
+    split: Mapping[str, str] | None = None,
 ) -> Manifest:
     """A CelebA-format folder → a manifest; ``images`` limits the photos (e.g. the dev split).
 
     Identities with fewer than ``gallery_per_identity + 1`` photos are enrolled
     but give no probe. Text probes are made only for photos with known attributes.
+    ``persons`` maps an identity to its person (e.g. ``load_persons(data).celeba_person``),
+    in place of the CSV's ``person`` column; ``split`` names the split for the report.
     """
     folder = Path(folder)
     if gallery_per_identity < 1:
@@ -251,7 +280,10 @@ def read_celeba(
     for identity in sorted(by_identity, key=lambda s: (len(s), s)):
         photos = sorted(by_identity[identity], key=lambda r: r["image"])
         enrolled, rest = photos[:gallery_per_identity], photos[gallery_per_identity:]
-        gallery += [GalleryImage(r["image"], identity, f"faces/{r['image']}") for r in enrolled]
+        person = persons(identity) if persons is not None else _celeba_person(photos, folder)
+        gallery += [
+            GalleryImage(r["image"], identity, f"faces/{r['image']}", person) for r in enrolled
+        ]
         groups = _celeba_groups(photos)
         for row in rest:
             path = f"faces/{row['image']}"
@@ -282,7 +314,21 @@ def read_celeba(
             "photo(s) of each enrolled, the others are probes"
         ),
         source=str(folder),
+        split=split,
     ).validate()
+
+
+def _celeba_person(rows: Sequence[Mapping[str, str]], folder: Path) -> str | None:
+    """The ``person`` column of one identity's rows: one value, or none at all."""
+    values = {(r.get("person") or "").strip() for r in rows}
+    if len(values) > 1:
+        shown = ", ".join(repr(v) if v else "empty" for v in sorted(values))
+        raise ManifestError(
+            f"{folder / 'identities.csv'}: identity {rows[0]['celeba_identity']!r} has "
+            f"photos of different persons ({shown}); an identity is one person"
+        )
+    value = values.pop()
+    return value or None
 
 
 # -- any format ----------------------------------------------------------------------------
@@ -328,38 +374,45 @@ def dev_benchmarks(
 ) -> list[Manifest]:
     """The development split of a data folder (``fs2k-train/``, ``celeba-subset/``).
 
-    Which items are held out is decided by :mod:`facefit.splits` alone. With
+    Which items are held out is decided by :mod:`facefit.splits` alone. Every pair and
+    identity gets its person from :func:`facefit.persons.load_persons` (the committed
+    grouping, checked against the data), so the harness reports person level too; each
+    benchmark carries its split's fingerprint. With
     ``large_gallery``, a third benchmark ``fs2k-dev-large-gallery`` matches the same
     FS2K probes against every FS2K photo (the training photos as extra identities):
     a gallery the size of FS2K's test set, so rank-1 can be compared with figures
     measured there. Only the training *photos* are used, never their sketches.
     """
     from facefit import splits
+    from facefit.persons import load_persons
 
     data_dir = Path(data_dir)
+    persons = load_persons(data_dir)
     out = []
     if fs2k_probe_sets:
         split = splits.fs2k_split(data_dir)
+        common = {
+            "probe_sets": fs2k_probe_sets,
+            "ids": split.dev,
+            "persons": persons.fs2k_person,
+            "split": {"name": "dev", "data": "fs2k", "fingerprint": split.fingerprint},
+        }
         folder = data_dir / splits.FS2K_DIR
-        out.append(read_fs2k(folder, probe_sets=fs2k_probe_sets, ids=split.dev, name="fs2k-dev"))
+        out.append(read_fs2k(folder, name="fs2k-dev", **common))
         if large_gallery:
             out.append(
-                read_fs2k(
-                    folder,
-                    probe_sets=fs2k_probe_sets,
-                    ids=split.dev,
-                    gallery_only=split.train,
-                    name="fs2k-dev-large-gallery",
-                )
+                read_fs2k(folder, gallery_only=split.train, name="fs2k-dev-large-gallery", **common)
             )
     if celeba_probe_sets:
-        images = splits.celeba_split(data_dir).dev
+        split = splits.celeba_split(data_dir)
         out.append(
             read_celeba(
                 data_dir / splits.CELEBA_DIR,
                 probe_sets=celeba_probe_sets,
-                images=images,
+                images=split.dev,
                 name="celeba-dev",
+                persons=persons.celeba_person,
+                split={"name": "dev", "data": "celeba", "fingerprint": split.fingerprint},
             )
         )
     return out

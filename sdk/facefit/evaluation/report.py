@@ -4,9 +4,12 @@ Files written by :func:`write_report` into the output folder:
 
 - ``results.json`` — settings, environment, benchmarks, every mode × probe set with
   its metrics (rank-1/5/10, CMC, TAR at FAR, group breakdown, seconds per probe);
-- ``probes.jsonl`` — one line per probe and mode: rank, top identities, error;
-- ``results.md`` — the same as tables a person reads;
-- ``cmc.png`` — CMC curves, one panel per benchmark;
+  each set of metrics says its ``scoring`` level: the flat ones are photo level, and a
+  benchmark that declares persons adds a ``person`` block at person level;
+- ``probes.jsonl`` — one line per probe and mode: rank (and ``person_rank``), top
+  identities, error;
+- ``results.md`` — the same as tables a person reads, each table naming its level;
+- ``cmc.png`` — CMC curves, one panel per benchmark (person level dashed);
 - ``contact-<benchmark>-<mode>.png`` — the first probes of each set: evidence,
   candidates (generating modes), the true identity's photo, the top-3 hits.
 
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from facefit.evaluation.contact_sheet import contact_sheet
-from facefit.evaluation.runner import EvalRun, ModeResult
+from facefit.evaluation.runner import BenchmarkInfo, EvalRun, ModeResult
 
 __all__ = ["contact_sheet", "plot_cmc", "to_json", "to_markdown", "write_report"]
 
@@ -75,6 +78,8 @@ def _result_json(result: ModeResult) -> dict[str, Any]:
             "errors": result.errors,
         }
     )
+    if result.person_metrics is not None:
+        data["person"] = result.person_metrics.to_json()
     if result.grades:
         data["identity_cosine"] = {
             k: None if v is None else round(v, 4) for k, v in result.grades.items()
@@ -92,6 +97,7 @@ def to_json(
         "date": date,
         "machine": machine,
         "command": command,
+        "scoring": _levels(run),
         "settings": run.settings,
         "environment": run.environment,
         "modes": run.modes,
@@ -100,13 +106,20 @@ def to_json(
     }
 
 
+def _levels(run: EvalRun) -> list[str]:
+    """The scoring levels the run reports: photo, and person where a benchmark has persons."""
+    return ["photo", "person"] if any(b.persons for b in run.benchmarks) else ["photo"]
+
+
 def probe_rows(run: EvalRun):
     """One JSON-able dict per probe and mode that ran."""
     for result in run.results:
         if result.status != "ok":
             continue
         identities = run.galleries[result.benchmark][result.encoder]["identities"]
-        for outcome, rank in zip(result.outcomes, result.metrics.ranks):
+        person = result.person_metrics
+        person_ranks = person.ranks if person is not None else [None] * len(result.outcomes)
+        for outcome, rank, person_rank in zip(result.outcomes, result.metrics.ranks, person_ranks):
             yield {
                 "benchmark": result.benchmark,
                 "mode": result.mode,
@@ -114,6 +127,7 @@ def probe_rows(run: EvalRun):
                 "probe": outcome.probe.id,
                 "identity": outcome.probe.identity,
                 "rank": int(rank),
+                **({"person_rank": int(person_rank)} if person_rank is not None else {}),
                 "top": [
                     {"identity": identities[j], "score": round(s, 4)} for j, s, _ in outcome.top[:5]
                 ],
@@ -147,85 +161,117 @@ def to_markdown(
         lines += [f"- `{name}`: {info['reason']}" for name, info in unavailable.items()]
     generating = any(r.grades for r in run.results)
     for bench in run.benchmarks:
-        lines += ["", f"## {bench.name}", ""]
-        gallery = f"{bench.gallery_images} gallery photos of {bench.identities} identities"
-        if bench.distractor_images:
-            gallery += f" + {bench.distractor_images} distractors"
-        lines.append(f"{bench.description}. {gallery}.")
-        for encoder, info in bench.enrolment.items():
-            if info["failures"]:
-                lines.append(
-                    f"Enrolment with `{encoder}`: {len(info['failures'])} photo(s) without a usable "
-                    f"face left out; {info['identities_without_image']} identities have no photo."
-                )
-        head = [
-            "mode",
-            "probe set",
-            "evidence",
-            "probes",
-            "failed",
-            "rank-1",
-            "rank-5",
-            "rank-10",
-            "TAR@FAR=1e-2",
-            "TAR@FAR=1e-3",
-            "s/probe",
-        ]
-        if generating:
-            head += [f"cos {g}" for g in s["graders"]]
-        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        notes = []
-        for r in run.results:
-            if r.benchmark != bench.name or r.status == "unavailable":
-                continue
-            if r.status == "unsupported":
-                notes.append(f"`{r.mode}` on `{r.probe_set}`: not run — {r.reason}.")
-                continue
-            m = r.metrics
-            row = [
-                r.mode,
-                r.probe_set,
-                _evidence(r),
-                str(m.probes),
-                str(m.failed),
-                _pct(m.rank_rates[1]),
-                _pct(m.rank_rates[5]),
-                _pct(m.rank_rates[10]),
-                _pct(m.tar[1e-2]),
-                _pct(m.tar[1e-3]),
-                "—" if r.seconds_per_probe is None else f"{r.seconds_per_probe:.3f}",
-            ]
-            if generating:
-                row += [
-                    "—" if r.grades.get(g) is None else f"{r.grades[g]:.3f}" for g in s["graders"]
-                ]
-            lines.append("| " + " | ".join(row) + " |")
-            for note, count in r.notes.items():
-                notes.append(f"`{r.mode}` on `{r.probe_set}`: {note} ({count}/{m.probes} probes).")
-            for kind, count in r.errors.items():
-                notes.append(
-                    f"`{r.mode}` on `{r.probe_set}`: {count} probe(s) failed ({kind}), counted as misses."
-                )
-        if notes:
-            lines += [""] + [f"- {n}" for n in notes]
-        lines += _group_table(run, bench.name)
+        lines += _benchmark_section(run, bench, generating)
     return "\n".join(lines) + "\n"
 
 
-def _group_table(run: EvalRun, benchmark: str) -> list[str]:
-    results = [
-        r for r in run.results if r.benchmark == benchmark and r.status == "ok" and r.metrics.groups
-    ]
+def _benchmark_section(run: EvalRun, bench: BenchmarkInfo, generating: bool) -> list[str]:
+    """One benchmark: what it is, its split, a table per scoring level, notes, groups."""
+    s = run.settings
+    lines = ["", f"## {bench.name}", ""]
+    gallery = f"{bench.gallery_images} gallery photos of {bench.identities} identities"
+    if bench.distractor_images:
+        gallery += f" + {bench.distractor_images} distractors"
+    lines.append(f"{bench.description}. {gallery}.")
+    for encoder, info in bench.enrolment.items():
+        if info["failures"]:
+            lines.append(
+                f"Enrolment with `{encoder}`: {len(info['failures'])} photo(s) without a usable "
+                f"face left out; {info['identities_without_image']} identities have no photo."
+            )
+    if bench.split:
+        fingerprint = bench.split.get("fingerprint", "")
+        lines.append(
+            f"Split: `{bench.split.get('name', '?')}`"
+            + (f", fingerprint `{fingerprint[:16]}`." if fingerprint else ".")
+        )
+    results = [r for r in run.results if r.benchmark == bench.name and r.status == "ok"]
+    lines += ["", _level_line("photo", bench), ""]
+    lines += _metrics_table(results, "photo", generating, s["graders"])
+    if bench.persons:
+        lines += ["", _level_line("person", bench), ""]
+        lines += _metrics_table(results, "person", False, s["graders"])
+    notes = []
+    for r in run.results:
+        if r.benchmark != bench.name or r.status == "unavailable":
+            continue
+        if r.status == "unsupported":
+            notes.append(f"`{r.mode}` on `{r.probe_set}`: not run — {r.reason}.")
+            continue
+        for note, count in r.notes.items():
+            notes.append(
+                f"`{r.mode}` on `{r.probe_set}`: {note} ({count}/{r.metrics.probes} probes)."
+            )
+        for kind, count in r.errors.items():
+            notes.append(
+                f"`{r.mode}` on `{r.probe_set}`: {count} probe(s) failed ({kind}), counted as misses."
+            )
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    for level in bench.scoring:
+        lines += _group_table(results, level)
+    return lines
+
+
+def _metrics_of(result: ModeResult, level: str):
+    return result.person_metrics if level == "person" else result.metrics
+
+
+def _level_line(level: str, bench: BenchmarkInfo) -> str:
+    """The sentence above a table that says which scoring level it shows."""
+    if level == "person":
+        return (
+            f"**Person level** ({bench.persons} persons): identities of one person are one — "
+            "a top hit on any photo of the true person counts, and each person takes one "
+            "rank (its best photo)."
+        )
+    if bench.persons:
+        return "**Photo level**: every gallery identity counts on its own."
+    return (
+        "**Photo level**: every gallery identity counts on its own (the benchmark "
+        "declares no persons)."
+    )
+
+
+def _metrics_table(
+    results: list[ModeResult], level: str, generating: bool, graders: list[str]
+) -> list[str]:
+    head = ["mode", "probe set", "evidence", "probes", "failed"]
+    head += ["rank-1", "rank-5", "rank-10", "TAR@FAR=1e-2", "TAR@FAR=1e-3"]
+    if level == "photo":
+        head.append("s/probe")
+    if generating:
+        head += [f"cos {g}" for g in graders]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        m = _metrics_of(r, level)
+        if m is None:
+            continue
+        row = [r.mode, r.probe_set, _evidence(r), str(m.probes), str(m.failed)]
+        row += [_pct(m.rank_rates[k]) for k in (1, 5, 10)]
+        row += [_pct(m.tar[1e-2]), _pct(m.tar[1e-3])]
+        if level == "photo":
+            row.append("—" if r.seconds_per_probe is None else f"{r.seconds_per_probe:.3f}")
+        if generating:
+            row += ["—" if r.grades.get(g) is None else f"{r.grades[g]:.3f}" for g in graders]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _group_table(results: list[ModeResult], level: str) -> list[str]:
+    results = [r for r in results if (m := _metrics_of(r, level)) is not None and m.groups]
     if not results:
         return []
-    columns = sorted({(g, v) for r in results for g, vs in r.metrics.groups.items() for v in vs})
-    lines = ["", "Rank-1 by group (95% Wilson interval, probes):", ""]
+    columns = sorted(
+        {(g, v) for r in results for g, vs in _metrics_of(r, level).groups.items() for v in vs}
+    )
+    lines = ["", f"Rank-1 by group, {level} level (95% Wilson interval, probes):", ""]
     lines.append("| mode · probe set | " + " | ".join(f"{g}: {v}" for g, v in columns) + " |")
     lines.append("|" + "---|" * (len(columns) + 1))
     for r in results:
         cells = []
         for g, v in columns:
-            cell = r.metrics.groups.get(g, {}).get(v)
+            cell = _metrics_of(r, level).groups.get(g, {}).get(v)
             if cell is None:
                 cells.append("—")
             else:
@@ -257,14 +303,22 @@ def plot_cmc(run: EvalRun, path: str | Path) -> Path | None:
             if r.benchmark != name or r.status != "ok":
                 continue
             curve = r.metrics.cmc
-            ranks = np.arange(1, len(curve) + 1)
-            ax.plot(
-                ranks,
+            line = ax.plot(
+                np.arange(1, len(curve) + 1),
                 100 * curve,
                 marker="o" if len(curve) <= 12 else None,
                 markersize=3,
                 label=f"{r.label} (r1 {_pct(r.metrics.rank1)})",
-            )
+            )[0]
+            if r.person_metrics is not None:
+                person = r.person_metrics.cmc
+                ax.plot(
+                    np.arange(1, len(person) + 1),
+                    100 * person,
+                    linestyle="--",
+                    color=line.get_color(),
+                    label=f"{r.label}, person level (r1 {_pct(r.person_metrics.rank1)})",
+                )
         identities = next(b.identities for b in run.benchmarks if b.name == name)
         ax.set_title(f"{name} ({identities} identities)")
         ax.set_xlabel("rank")

@@ -28,7 +28,11 @@ import numpy as np
 from facefit.errors import InputError
 from facefit.evaluation.evidence import load_probe
 from facefit.evaluation.manifest import Manifest
-from facefit.evaluation.metrics import IdentificationMetrics, identification_metrics
+from facefit.evaluation.metrics import (
+    IdentificationMetrics,
+    identification_metrics,
+    person_codes,
+)
 from facefit.evaluation.modes import (
     MODES,
     EvalContext,
@@ -60,6 +64,9 @@ class ModeResult:
     """Size the low-quality input was made at from the true photo (None: real or absent)."""
     encoder: str | None = None
     metrics: IdentificationMetrics | None = None
+    """Photo level: every gallery identity counts on its own."""
+    person_metrics: IdentificationMetrics | None = None
+    """Person level, when the benchmark declares persons (identities of one person are one)."""
     seconds_per_probe: float | None = None
     outcomes: list[ProbeOutcome] = field(default_factory=list, repr=False)
     notes: dict[str, int] = field(default_factory=dict)
@@ -86,6 +93,12 @@ class BenchmarkInfo:
     probe_sets: dict[str, int]
     enrolment: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per encoder: seconds, images enrolled, failures (path, error)."""
+    persons: int | None = None
+    """Distinct persons among the enrolled identities; None: no persons declared."""
+    scoring: list[str] = field(default_factory=lambda: ["photo"])
+    """The levels reported: ``["photo"]``, or ``["photo", "person"]`` with persons."""
+    split: dict[str, str] | None = None
+    """The split the benchmark is (name, fingerprint), when it is one."""
 
 
 @dataclass
@@ -220,9 +233,17 @@ def _run_probe_set(
     )
     truth = np.array([gallery.column(p.identity) for p in probes])
     failed = np.array([o.failed for o in result.outcomes])
-    result.metrics = identification_metrics(
-        scores, truth, failed=failed, groups=[p.groups for p in probes]
-    )
+    groups = [p.groups for p in probes]
+    result.metrics = identification_metrics(scores, truth, failed=failed, groups=groups)
+    persons = context.manifest.persons
+    if persons:
+        result.person_metrics = identification_metrics(
+            scores,
+            truth,
+            failed=failed,
+            groups=groups,
+            persons=person_codes(gallery.identities, persons),
+        )
     timed = [o.seconds for o in result.outcomes if o.seconds > 0]
     result.seconds_per_probe = float(np.mean(timed)) if timed else None
     if mode.generates:
@@ -365,6 +386,7 @@ def _info(manifest: Manifest, context: EvalContext) -> BenchmarkInfo:
         }
         for name, g in context.galleries.items()
     }
+    persons = manifest.persons
     return BenchmarkInfo(
         name=manifest.name,
         source=manifest.source,
@@ -374,4 +396,7 @@ def _info(manifest: Manifest, context: EvalContext) -> BenchmarkInfo:
         distractor_images=len(distractors),
         probe_sets=counts,
         enrolment=enrolment,
+        persons=len(set(person_codes(manifest.identities, persons))) if persons else None,
+        scoring=["photo", "person"] if persons else ["photo"],
+        split=dict(manifest.split) if manifest.split is not None else None,
     )
