@@ -1,7 +1,17 @@
-"""Pipeline configuration in TOML.
+"""Pipeline configuration: one object shared by Python, the TOML file and the CLI.
 
-A pipeline names a plugin for each part and gives its options; every part has
-a default, so an empty file is a valid config::
+In Python, settings are keyword arguments of :class:`PipelineConfig` (checked as
+they are given)::
+
+    from facefit.pipeline import PipelineConfig
+
+    config = PipelineConfig(rounds=2, candidates=2, steps=4)
+    config = PipelineConfig.from_toml("pipeline.toml")   # the same, from a file
+    config = config.replace_settings(seed=7)             # a copy with a change
+
+In TOML, the ``[pipeline]`` table holds the same settings (:class:`Settings`), and
+the other tables name a plugin for each part with its options; every part has a
+default, so an empty file is a valid config::
 
     [pipeline]
     rounds = 3
@@ -18,13 +28,16 @@ a default, so an empty file is a valid config::
     [weights]              # model files by name (facefit.weights.MODELS); relative
     sface = "models/sface.onnx"   # paths are taken from the config file's folder
 
-Errors name the file and the offending key. :func:`validate` additionally checks
-plugin names and options against a :class:`~facefit.registry.Registry`.
+The command line's ``--rounds``, ``--steps``… flags override the same settings
+(:meth:`PipelineConfig.replace_settings`). Errors are :class:`~facefit.errors.ConfigError`
+naming the file (or ``<python>``) and the offending key. :func:`validate`
+additionally checks plugin names and options against a :class:`~facefit.registry.Registry`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -38,32 +51,57 @@ from facefit.types import MODALITIES
 
 @dataclass(frozen=True)
 class Settings:
-    """The ``[pipeline]`` table: how the loop runs."""
+    """How the loop runs: the ``[pipeline]`` table, ``PipelineConfig(**settings)``, the CLI flags.
+
+    Every value is checked when the object is made: a wrong type or a value out of
+    range is a :class:`~facefit.errors.ConfigError` naming the setting.
+    """
 
     model: str = "default"
     """Generator: ``"default"`` (the shipped model) or a model directory."""
     device: str = "cpu"
     """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``."""
     rounds: int = 3
+    """Most rounds of the loop (at least 1); it may stop earlier (``stop_when_stable``)."""
     candidates: int = 4
+    """Candidate faces sampled per round (at least 1)."""
     steps: int = 25
+    """Sampler (denoising) steps per round (at least 1); time grows linearly with it."""
     guidance: float = 3.0
+    """Classifier-free guidance weight (1: no guidance; 0 or more)."""
     seed: int = 0
+    """Random seed; each round derives its own (:func:`facefit.pipeline.round_seed`)."""
     top_k: int = 10
+    """Identities kept in each ranked list (at least 1)."""
     gallery_reference_weight: float = 0.5
     """Weight of the top gallery face in the next round's reference identity (0 = candidates only)."""
     stop_when_stable: int = 2
     """Stop once the top identity has been the same for this many rounds (0 = never stop early)."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _type_ok(value, str(f.type)):
+                raise ConfigError(
+                    f"setting {f.name} must be of type {f.type}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
         positive = ("rounds", "candidates", "steps", "top_k")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.stop_when_stable < 0:
+            raise ConfigError(f"stop_when_stable must be 0 or more, got {self.stop_when_stable}")
         if not 0.0 <= self.gallery_reference_weight <= 1.0:
-            raise ValueError("gallery_reference_weight must be between 0 and 1")
+            raise ConfigError(
+                f"gallery_reference_weight must be between 0 and 1, got {self.gallery_reference_weight}"
+            )
         if self.guidance < 0:
-            raise ValueError("guidance must not be negative")
+            raise ConfigError(f"guidance must not be negative, got {self.guidance}")
+
+
+SETTINGS = tuple(f.name for f in fields(Settings))
+"""The names of the settings, in order."""
 
 
 @dataclass(frozen=True)
@@ -91,44 +129,106 @@ DEFAULT_COMPONENTS: dict[str, ComponentSpec] = {
 DEFAULT_CONDITIONERS: dict[str, ComponentSpec] = {m: ComponentSpec(m) for m in MODALITIES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PipelineConfig:
-    """A whole pipeline: settings, one plugin per part, one conditioner per modality."""
+    """A whole pipeline: settings, one plugin per part, one conditioner per modality.
 
-    settings: Settings = field(default_factory=Settings)
-    components: Mapping[str, ComponentSpec] = field(
-        default_factory=lambda: dict(DEFAULT_COMPONENTS)
-    )
-    conditioners: Mapping[str, ComponentSpec] = field(
-        default_factory=lambda: dict(DEFAULT_CONDITIONERS)
-    )
-    source: str = "<defaults>"
-    weights: Mapping[str, str] = field(default_factory=dict)
+    ``PipelineConfig(rounds=2, candidates=2, steps=4)`` sets :class:`Settings` by
+    keyword (a setting given by keyword wins over the same one in ``settings``);
+    an unknown name or a bad value is a :class:`~facefit.errors.ConfigError`.
+    ``components`` maps a part (``"sampler"``, ``"retriever"``… see
+    :data:`DEFAULT_COMPONENTS`) and ``conditioners`` a modality to a
+    :class:`ComponentSpec`; parts left out keep their default plugin.
+    """
+
+    settings: Settings
+    """How the loop runs."""
+    components: Mapping[str, ComponentSpec]
+    """The plugin of each part, with its options."""
+    conditioners: Mapping[str, ComponentSpec]
+    """The conditioner plugin of each modality."""
+    source: str
+    """Where the config came from (a file path, ``"<defaults>"`` or ``"<python>"``), for errors."""
+    weights: Mapping[str, str]
     """``[weights]``: model name → file, consulted by :func:`facefit.weights.resolve`."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **self.components})
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        components: Mapping[str, ComponentSpec] | None = None,
+        conditioners: Mapping[str, ComponentSpec] | None = None,
+        source: str | None = None,
+        weights: Mapping[str, str] | None = None,
+        **changes: Any,
+    ) -> None:
+        settings = settings if settings is not None else Settings()
+        if not isinstance(settings, Settings):
+            raise ConfigError(
+                f"settings must be a facefit.config.Settings, got {type(settings).__name__}; "
+                f"or pass the settings by keyword: PipelineConfig(rounds=2, steps=4)"
+            )
+        if source is None:
+            source = "<python>" if changes else "<defaults>"
+        if changes:
+            unknown = sorted(set(changes) - set(SETTINGS))
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+                )
+            try:
+                settings = dataclasses.replace(settings, **changes)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+        for name, table in (("components", components), ("conditioners", conditioners)):
+            if table is not None and not all(isinstance(v, ComponentSpec) for v in table.values()):
+                raise ConfigError(
+                    f"{source}: {name} must map names to ComponentSpec(plugin, options)"
+                )
+        if components is not None and set(components) - set(DEFAULT_COMPONENTS):
+            extra = ", ".join(sorted(set(components) - set(DEFAULT_COMPONENTS)))
+            raise ConfigError(
+                f"{source}: unknown part(s) {extra}; known: {', '.join(DEFAULT_COMPONENTS)}"
+            )
+        if conditioners is not None and set(conditioners) - set(MODALITIES):
+            extra = ", ".join(sorted(set(conditioners) - set(MODALITIES)))
+            raise ConfigError(f"{source}: unknown modality {extra}; known: {', '.join(MODALITIES)}")
+        set_ = object.__setattr__
+        set_(self, "settings", settings)
+        set_(self, "components", MappingProxyType({**DEFAULT_COMPONENTS, **(components or {})}))
+        set_(
+            self,
+            "conditioners",
+            MappingProxyType({**DEFAULT_CONDITIONERS, **(conditioners or {})}),
         )
-        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
-        object.__setattr__(
-            self, "conditioners", MappingProxyType({**DEFAULT_CONDITIONERS, **self.conditioners})
-        )
+        set_(self, "source", source)
+        set_(self, "weights", MappingProxyType(dict(weights or {})))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PipelineConfig:
+        """Read and check a TOML config file (the same as :func:`load_config`)."""
+        return load_config(path)
 
     def replace_settings(self, **changes: Any) -> PipelineConfig:
         """A copy with some settings changed (e.g. from command-line flags)."""
+        unknown = sorted(set(changes) - set(SETTINGS))
+        if unknown:
+            raise ConfigError(
+                f"invalid setting: unknown {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+            )
         try:
             settings = dataclasses.replace(self.settings, **changes)
-        except (TypeError, ValueError) as exc:
+        except ConfigError as exc:
             raise ConfigError(f"invalid setting: {exc}") from None
         return dataclasses.replace(self, settings=settings)
 
 
 def _type_ok(value: Any, annotation: str) -> bool:
+    if isinstance(value, bool):
+        return False
     if annotation == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, numbers.Real)
     if annotation == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral)
     if annotation == "str":
         return isinstance(value, str)
     return True
@@ -149,7 +249,7 @@ def _parse_settings(table: Any, where: str) -> Settings:
             )
     try:
         return Settings(**table)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise ConfigError(f"{where}: [pipeline] {exc}") from None
 
 

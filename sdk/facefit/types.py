@@ -4,11 +4,12 @@ All are frozen dataclasses. Image arrays are copied and made read-only on the wa
 in, so a value handed to a plugin cannot be changed behind the caller's back.
 
 Image convention: ``numpy.ndarray`` of ``uint8``, shape ``(H, W, 3)`` in RGB order,
-or ``(H, W)`` for grey sketches.
+or ``(H, W)`` for grey sketches. :class:`Evidence` also takes image file paths.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,12 @@ def _frozen_image(value: Any, what: str) -> np.ndarray | None:
         return None
     array = np.asarray(value)
     if array.dtype != np.uint8:
-        raise InputError(f"{what}: expected a uint8 image array, got dtype {array.dtype}")
+        hint = ""
+        if array.dtype.kind in "US":
+            hint = "; to read a file, pass it as a path (str or pathlib.Path), not inside an array"
+        raise InputError(
+            f"{what}: expected a uint8 image array or an image file path, got dtype {array.dtype}{hint}"
+        )
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise InputError(f"{what}: expected shape (H, W) or (H, W, 3), got {array.shape}")
     if min(array.shape[:2]) < 1:
@@ -38,6 +44,14 @@ def _frozen_image(value: Any, what: str) -> np.ndarray | None:
     return array
 
 
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+EMPTY_TEXT_NOTE = "text: the description was empty (blank or whitespace only) and is left out"
+"""The note an empty description leaves in :attr:`Evidence.notes` and in the first round's notes."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What an investigation has: any non-empty subset of the modalities.
@@ -45,31 +59,80 @@ class Evidence:
     ``sketch`` is a drawing of the face (grey or RGB); ``lq`` a low-quality photo
     (a small or blurred camera frame); ``text`` a description in words;
     ``reference`` a face photo that stands for an identity (a gallery face or a
-    candidate the investigator picked). ``sources`` maps a modality to the file it
-    came from, for provenance.
+    candidate the investigator picked). Each image is a ``uint8`` array or the
+    path of an image file (read with :func:`facefit.images.load_image`; the path is
+    recorded in ``sources``). ``sources`` maps a modality to the file it came
+    from, for provenance.
+
+    Text is normalised (runs of whitespace become one space). A blank description
+    is left out and noted in ``notes``, and the pipeline copies the note into the
+    first round's notes, so an app can tell that a run used no text.
     """
 
     sketch: np.ndarray | None = None
+    """The witness's drawing: ``(H, W)`` grey or ``(H, W, 3)`` RGB, unaligned."""
     lq: np.ndarray | None = None
+    """A low-quality image of the face: a camera frame, or a small aligned crop (8×8, 16×16)."""
     text: str | None = None
+    """The description in words (``None`` when absent)."""
     reference: np.ndarray | None = None
+    """A face photo standing for an identity, RGB."""
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    """Modality → the file it was read from."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What was changed or left out on the way in (e.g. an empty description)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sketch", _frozen_image(self.sketch, "evidence sketch"))
-        object.__setattr__(self, "lq", _frozen_image(self.lq, "evidence low-quality image"))
-        object.__setattr__(
-            self, "reference", _frozen_image(self.reference, "evidence reference face")
-        )
+        sources = dict(self.sources)
+        notes = list(self.notes)
+        whats = {
+            "sketch": "evidence sketch",
+            "lq": "evidence low-quality image",
+            "reference": "evidence reference face",
+        }
+        for modality, what in whats.items():
+            value = getattr(self, modality)
+            if _is_path(value):
+                from facefit.images import load_image
+
+                sources.setdefault(modality, os.fspath(value))
+                value = load_image(value)
+            object.__setattr__(self, modality, _frozen_image(value, what))
         if self.text is not None:
             if not isinstance(self.text, str):
                 raise InputError(
                     f"evidence text: expected a string, got {type(self.text).__name__}"
                 )
             text = " ".join(self.text.split())
+            if not text and EMPTY_TEXT_NOTE not in notes:
+                notes.append(EMPTY_TEXT_NOTE)
             object.__setattr__(self, "text", text or None)
         if self.reference is not None and self.reference.ndim != 3:
             raise InputError("evidence reference face: expected an RGB image (H, W, 3)")
+        object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "notes", tuple(notes))
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        sketch: str | os.PathLike[str] | None = None,
+        lq: str | os.PathLike[str] | None = None,
+        text: str | None = None,
+        reference: str | os.PathLike[str] | None = None,
+    ) -> Evidence:
+        """Evidence read from image files (any subset) and a description.
+
+        Raises :class:`~facefit.errors.InputError` naming the file when one cannot
+        be read, and when no evidence at all is given.
+        """
+        for name, value in (("sketch", sketch), ("lq", lq), ("reference", reference)):
+            if value is not None and not _is_path(value):
+                raise InputError(
+                    f"Evidence.from_files: {name} must be a file path, got "
+                    f"{type(value).__name__}; pass arrays to Evidence(...) instead"
+                )
+        return cls(sketch=sketch, lq=lq, text=text, reference=reference).require_any()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -142,9 +205,14 @@ class Match:
     """One gallery identity in a ranked list (rank 1 is best)."""
 
     identity: str
+    """The identity's name in the gallery."""
     score: float
+    """Cosine similarity (higher is better). In :attr:`Result.matches`, the identity's
+    fused score: the mean over the rounds run of its best cosine to a candidate."""
     rank: int
+    """Place in the list, from 1."""
     image_id: str | None = None
+    """The gallery face that matched best: its source (usually the file it was enrolled from)."""
 
 
 @dataclass(frozen=True)
@@ -152,12 +220,20 @@ class Candidate:
     """A generated face and how well it fits the evidence and the gallery."""
 
     image: np.ndarray
+    """The face, ``(S, S, 3)`` uint8 RGB at the generator's size, aligned to its template."""
     round: int
+    """The round that made it (from 0)."""
     index: int
+    """Its place in the round (from 0): what :class:`~facefit.pipeline.Choice` picks by."""
     seed: int
+    """The round's sampler seed; candidate ``i`` started from the noise of ``seed + i``."""
     evidence_scores: dict[str, float] = field(default_factory=dict)
+    """Agreement with each checkable modality of the evidence (``"sketch"``, ``"lq"``,
+    ``"reference"``, ``"text"``; see :mod:`facefit.pipeline.scoring`)."""
     matches: tuple[Match, ...] = ()
+    """The gallery identities closest to this candidate, best first (``top_k`` of them)."""
     rejected: bool = False
+    """The investigator rejected it: left out of the round's ranking and of steering."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_image(self.image, "candidate image"))
@@ -175,27 +251,47 @@ class RoundTrace:
     """What happened in one round of the loop."""
 
     round: int
+    """The round's number, from 0."""
     candidates: tuple[Candidate, ...]
+    """The faces sampled in this round, in index order."""
     matches: tuple[Match, ...]
+    """This round's identity ranking: each identity's best cosine to a non-rejected candidate."""
     reference: str | None = None
-    """Where the round's reference identity came from, e.g. ``"candidate 0/2"``."""
+    """Where the round's reference identity came from, e.g. ``"candidate 0/2"``
+    (``None`` in round 0 without a reference face in the evidence)."""
     seconds: float = 0.0
+    """Wall-clock time of the round."""
     notes: tuple[str, ...] = ()
     """What the loop could not do or did differently this round, and the investigator's choice."""
 
 
 @dataclass(frozen=True)
 class Result:
-    """The answer: identities ranked over all rounds, with the rounds that led there."""
+    """The answer: identities ranked over all rounds, with the rounds that led there.
+
+    ``provenance`` holds how the run went: ``"stopped"`` (why the loop ended: all
+    rounds run, a stable top identity, the investigator's accept, or a cancel),
+    ``"rounds_run"``, ``"round_seeds"`` (one sampler seed per round) and
+    ``"seconds"`` (wall-clock time of :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>`).
+    """
 
     matches: tuple[Match, ...]
+    """Identities ranked by their score fused over the rounds run, best first
+    (``top_k`` of them; empty without a gallery)."""
     rounds: tuple[RoundTrace, ...]
+    """Each round run, in order."""
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    """How the run went (see the class doc); ``facefit generate`` writes more to provenance.json."""
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
         """Every candidate of every round, in order."""
         return tuple(c for r in self.rounds for c in r.candidates)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Every round's notes, in order (what the loop could not do or did differently)."""
+        return tuple(n for r in self.rounds for n in r.notes)
 
     def top(self, k: int = 10) -> tuple[Match, ...]:
         """The first ``k`` ranked identities."""

@@ -1,8 +1,8 @@
 """The IdentiFace loop: evidence in, candidate faces and ranked gallery identities out.
 
-    >>> from facefit.pipeline import Pipeline
-    >>> pipeline = Pipeline.from_config("pipeline.toml", gallery="mugshots.gallery")
-    >>> result = pipeline.run(Evidence(sketch=drawing, text="a man with a beard"))
+    >>> from facefit.pipeline import Pipeline, PipelineConfig
+    >>> pipeline = Pipeline.from_config(PipelineConfig(rounds=2), gallery="mugshots.gallery")
+    >>> result = pipeline.run(Evidence(sketch="sketch.png", text="a man with a beard"))
     >>> result.top(5)
 
 Each round samples K candidates from the evidence; every candidate is scored for
@@ -18,9 +18,12 @@ a ground truth: only the evidence, the candidates and the gallery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,12 @@ import numpy as np
 from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
 from facefit.pipeline.choice import Choice
-from facefit.pipeline.components import Components, build_components
+from facefit.pipeline.components import Components, _accepts, build_components
 from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
 from facefit.pipeline.fusion import RoundScores, fuse_rounds, round_scores, top_identity_streak
+from facefit.pipeline.progress import Cancelled, CancelToken, ProgressCallback, Reporter
 from facefit.pipeline.scoring import evidence_scores, text_scorer
+from facefit.pipeline.warmup import quiet_loading, warm_up
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
 
 __all__ = ["OnRound", "Pipeline", "round_seed"]
@@ -42,6 +47,10 @@ log = logging.getLogger(__name__)
 OnRound = Callable[[RoundTrace], "Choice | None"]
 SEARCH_DEPTH = 50
 """Identities each candidate retrieves (at least ``top_k``); see :mod:`.fusion`."""
+THREAD_SAFE_BACKENDS = frozenset({"eager", "onnxruntime"})
+"""Built-in denoiser backends that threads may call at once (a backend class can say so
+itself with ``thread_safe = True``); compiled (CUDA graphs) and TensorRT hold one set
+of buffers, so runs sharing a pipeline take turns in them."""
 
 
 def round_seed(seed: int, round_index: int) -> int:
@@ -68,6 +77,42 @@ def _normalised(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
+@dataclass
+class _RunState:
+    """What one run has done so far: enough to build its result at any point."""
+
+    max_rounds: int
+    traces: list[RoundTrace] = field(default_factory=list)
+    per_round: list[RoundScores | None] = field(default_factory=list)
+    tops: list[str | None] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    stopped: str = ""
+
+    def result(self, top_k: int, start: float) -> Result:
+        info = {
+            "stopped": self.stopped or f"ran all {self.max_rounds} rounds",
+            "rounds_run": len(self.traces),
+            "round_seeds": self.seeds[: len(self.traces)],
+            "seconds": time.perf_counter() - start,
+        }
+        return Result(fuse_rounds(self.per_round, top_k), tuple(self.traces), info)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The evidence of one run, framed and encoded once for all its rounds."""
+
+    prepared: PreparedEvidence
+    base: dict[str, Condition]
+    reference_vector: np.ndarray | None
+    text: Any
+    notes: list[str]
+
+
+def _thread_safe(part: Any, default: bool = False) -> bool:
+    return bool(getattr(type(part), "thread_safe", default))
+
+
 class Pipeline:
     """The iterative loop with its parts resolved once (see the module doc).
 
@@ -76,6 +121,18 @@ class Pipeline:
     :class:`~facefit.gallery.GalleryIndex` or the path of a saved one (None:
     generation only, nothing ranked). A gallery built with another face encoder
     than the config's ``[face_encoder]`` is refused.
+
+    Construction creates every part and loads the generator; other models load on
+    first use, or ahead with :meth:`warm_up`. Nothing is printed.
+
+    **Threads.** One pipeline may serve several threads at once: :meth:`run` keeps
+    its state in the call, and it calls the parts that are not thread-safe (the
+    face detector, the conditioners, the encoders that score and search
+    candidates, the gallery) one run at a time under the pipeline's lock. Only
+    sampling, which is most of a run, goes on side by side, where the sampler and
+    the denoiser backend are thread-safe (the built-in samplers and the eager and
+    onnxruntime backends are; see :data:`THREAD_SAFE_BACKENDS`). Results do not
+    depend on how runs interleave.
     """
 
     def __init__(
@@ -92,21 +149,43 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.registry = registry
         self.parts: Components = build_components(self.config, registry, gallery)
+        self._lock = threading.RLock()
+        concurrent = _thread_safe(self.parts.sampler) and _thread_safe(
+            self.parts.backend, self.parts.backend.name in THREAD_SAFE_BACKENDS
+        )
+        self._sampling: Any = contextlib.nullcontext() if concurrent else threading.Lock()
+        self._step_hook = _accepts(self.parts.sampler.sample, "on_step")
+        self._loaded = False
 
     @classmethod
     def from_config(
-        cls, path: str | Path, *, registry: Any = None, gallery: Any = None
+        cls, config: str | Path | PipelineConfig, *, registry: Any = None, gallery: Any = None
     ) -> Pipeline:
-        """A pipeline from a TOML config file (:func:`facefit.config.load_config`)."""
-        return cls(load_config(path), registry=registry, gallery=gallery)
+        """A pipeline from a :class:`~facefit.config.PipelineConfig` or a TOML file's path."""
+        if not isinstance(config, PipelineConfig):
+            config = load_config(config)
+        return cls(config, registry=registry, gallery=gallery)
 
     @property
     def settings(self) -> Any:
+        """The config's :class:`~facefit.config.Settings`."""
         return self.config.settings
 
     @property
     def gallery(self) -> Any:
+        """The :class:`~facefit.gallery.GalleryIndex` searched, or None."""
         return self.parts.gallery
+
+    def warm_up(self) -> Pipeline:
+        """Load every model now (text and face encoders, detector, torch's first calls).
+
+        The first :meth:`run` then takes as long as later ones. Returns the pipeline,
+        so ``Pipeline(config).warm_up()`` reads naturally. Safe to call twice.
+        """
+        with self._lock:
+            warm_up(self.parts)
+            self._loaded = True
+        return self
 
     # -- one round's pieces -------------------------------------------------------------
 
@@ -158,7 +237,8 @@ class Pipeline:
         weight = self.settings.gallery_reference_weight
         if weight > 0 and hits[best.index]:
             top = hits[best.index][0]
-            gallery_vector = self._gallery_vector(top)
+            with self._lock:
+                gallery_vector = self._gallery_vector(top)
             if gallery_vector is None:
                 notes.append(
                     "gallery face not blended into the reference: the gallery's encoder "
@@ -173,59 +253,50 @@ class Pipeline:
 
     def prepare(self, evidence: Evidence) -> PreparedEvidence:
         """The evidence aligned to the generator's template (see :mod:`.evidence`)."""
-        return prepare_evidence(
-            evidence, detector=self.parts.detector, image_size=self.parts.model.image_size
-        )
+        with self._lock:
+            return prepare_evidence(
+                evidence, detector=self.parts.detector, image_size=self.parts.model.image_size
+            )
 
-    def run(
-        self, evidence: Evidence, *, on_round: OnRound | None = None, rounds: int | None = None
-    ) -> Result:
-        """Run the loop on one probe's evidence; ``rounds`` overrides the config's."""
-        from facefit.generator.conditions import domain_condition
-
-        start = time.perf_counter()
-        parts, settings = self.parts, self.settings
-        max_rounds = settings.rounds if rounds is None else int(rounds)
-        if max_rounds < 1:
-            raise InputError(f"rounds must be at least 1, got {max_rounds}")
-        prepared = self.prepare(evidence)
-        base = {m: c(prepared.evidence) for m, c in parts.conditioners.items()}
-        evidence_reference = None
+    def _probe(self, evidence: Evidence) -> _Probe:
+        """Frame and encode the evidence (once per run)."""
+        parts = self.parts
+        quiet = contextlib.nullcontext() if self._loaded else quiet_loading()
+        with self._lock, quiet:
+            prepared = self.prepare(evidence)
+            base = {m: c(prepared.evidence) for m, c in parts.conditioners.items()}
+            notes = list(evidence.notes) + list(prepared.notes)
+            text = None
+            if prepared.evidence.text is not None:
+                text, note = text_scorer(prepared.evidence.text, parts.identity_encoder)
+                notes.append(note)
+        reference = None
         if prepared.evidence.reference is not None:
-            evidence_reference = base["reference"].tokens[0].numpy().astype(np.float32)
-        first_notes = list(prepared.notes)
-        text = None
-        if prepared.evidence.text is not None:
-            text, note = text_scorer(prepared.evidence.text, parts.identity_encoder)
-            first_notes.append(note)
+            reference = base["reference"].tokens[0].numpy().astype(np.float32)
         if parts.gallery is None:
-            first_notes.append("no gallery: candidates are generated and scored, nothing is ranked")
+            notes.append("no gallery: candidates are generated and scored, nothing is ranked")
+        return _Probe(prepared, base, reference, text, notes)
 
-        steering: np.ndarray | None = None
-        how = "evidence reference face" if evidence_reference is not None else None
-        traces: list[RoundTrace] = []
-        per_round: list[RoundScores | None] = []
-        tops: list[str | None] = []
-        seeds: list[int] = []
-        stopped = f"ran all {max_rounds} rounds"
-        for r in range(max_rounds):
-            round_start = time.perf_counter()
-            notes = first_notes if r == 0 else []
-            conditions = [c for m, c in base.items() if m != "reference" or steering is None]
-            if steering is not None:
-                import torch
-
-                conditions.append(Condition("reference", tokens=torch.from_numpy(steering[None])))
-            seed = round_seed(settings.seed, r)
-            seeds.append(seed)
-            images = parts.sampler.sample(
-                parts.backend,
-                [*conditions, domain_condition("photo")],
+    def _sample(self, conditions: list[Condition], seed: int, on_step: Any) -> np.ndarray:
+        settings = self.settings
+        options = {"on_step": on_step} if on_step is not None else {}
+        with self._sampling:
+            return self.parts.sampler.sample(
+                self.parts.backend,
+                conditions,
                 num_images=settings.candidates,
                 steps=settings.steps,
                 guidance=settings.guidance,
                 seed=seed,
+                **options,
             )
+
+    def _rank(
+        self, probe: _Probe, images: np.ndarray
+    ) -> tuple[np.ndarray, list[dict[str, float]], list[list[Any]]]:
+        """Identity embeddings, evidence scores and gallery hits of a round's candidates."""
+        parts = self.parts
+        with self._lock:
             identity = self._embed(parts.identity_encoder, images)
             retrieval = (
                 identity
@@ -234,13 +305,86 @@ class Pipeline:
             )
             scores = evidence_scores(
                 images,
-                prepared,
+                probe.prepared,
                 sketch_extractor=parts.sketch_extractor,
-                reference_vector=evidence_reference,
+                reference_vector=probe.reference_vector,
                 identity_vectors=identity,
-                text=text,
+                text=probe.text,
             )
             hits = self._search(retrieval)
+        return identity, scores, hits
+
+    def run(
+        self,
+        evidence: Evidence,
+        *,
+        on_round: OnRound | None = None,
+        rounds: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        """Run the loop on one probe's evidence and return its :class:`~facefit.types.Result`.
+
+        ``on_round(trace)`` is called after each round with its
+        :class:`~facefit.types.RoundTrace` and may return a
+        :class:`~facefit.pipeline.Choice` (the investigator's pick, rejects or
+        accept). ``rounds`` overrides the config's. ``progress`` is called with a
+        :class:`~facefit.pipeline.Progress` at every stage and sampler step;
+        ``cancel`` is a :class:`~facefit.pipeline.CancelToken` checked at the same
+        points. A cancelled run raises :class:`~facefit.pipeline.Cancelled`, whose
+        ``result`` holds the rounds completed before the cancel; so does a run
+        whose ``progress`` or ``on_round`` raises ``Cancelled``.
+        """
+        start = time.perf_counter()
+        settings = self.settings
+        max_rounds = settings.rounds if rounds is None else int(rounds)
+        if max_rounds < 1:
+            raise InputError(f"rounds must be at least 1, got {max_rounds}")
+        report = Reporter(
+            progress,
+            cancel,
+            rounds=max_rounds,
+            candidates=settings.candidates,
+            steps=settings.steps,
+        )
+        state = _RunState(max_rounds)
+        try:
+            report("prepare", 0)
+            probe = self._probe(evidence)
+            self._loaded = True
+            self._loop(probe, state, report, on_round)
+        except Cancelled as stop:
+            where = f"{stop} after {len(state.traces)} complete round(s)"
+            state.stopped = where.removeprefix("run ")
+            raise Cancelled(where, state.result(settings.top_k, start)) from None
+        result = state.result(settings.top_k, start)
+        report.done(len(state.traces))
+        return result
+
+    def _loop(
+        self, probe: _Probe, state: _RunState, report: Reporter, on_round: OnRound | None
+    ) -> None:
+        from facefit.generator.conditions import domain_condition
+
+        settings = self.settings
+        steering: np.ndarray | None = None
+        how = "evidence reference face" if probe.reference_vector is not None else None
+        for r in range(state.max_rounds):
+            round_start = time.perf_counter()
+            notes = probe.notes if r == 0 else []
+            conditions = [c for m, c in probe.base.items() if m != "reference" or steering is None]
+            if steering is not None:
+                import torch
+
+                conditions.append(Condition("reference", tokens=torch.from_numpy(steering[None])))
+            seed = round_seed(settings.seed, r)
+            state.seeds.append(seed)
+            report("sample", r)
+            hook = report.step_hook(r) if self._step_hook else None
+            images = self._sample([*conditions, domain_condition("photo")], seed, hook)
+            report("sample", r, step=settings.steps)
+            report("rank", r)
+            identity, scores, hits = self._rank(probe, images)
             matches = [tuple(h.to_match() for h in row) for row in hits]
             candidates = [
                 Candidate(images[i], r, i, seed, scores[i], matches[i][: settings.top_k])
@@ -275,11 +419,11 @@ class Pipeline:
                         [m for i, m in enumerate(matches) if i not in choice.reject]
                     )
                 notes = [*notes, f"investigator: {choice.to_dict()}"]
-            per_round.append(stats)
             top = stats.ranked(1)[0].identity if stats else None
-            tops.append(top)
             next_vector, next_how, steer_notes = self._steer(candidates, identity, hits, choice)
-            traces.append(
+            state.per_round.append(stats)
+            state.tops.append(top)
+            state.traces.append(
                 RoundTrace(
                     r,
                     tuple(candidates),
@@ -289,23 +433,16 @@ class Pipeline:
                     tuple(notes + steer_notes),
                 )
             )
+            report("rank", r, candidate=len(candidates))
             if next_vector is not None:
                 steering, how = next_vector, next_how
             if choice is not None and choice.accept:
-                stopped = f"investigator accepted round {r}"
-                break
-            streak = top_identity_streak(tops)
+                state.stopped = f"investigator accepted round {r}"
+                return
+            streak = top_identity_streak(state.tops)
             if settings.stop_when_stable and streak >= settings.stop_when_stable:
-                stopped = f"top identity {top!r} stable for {streak} rounds"
-                break
-        ranked = fuse_rounds(per_round, settings.top_k)
-        info = {
-            "stopped": stopped,
-            "rounds_run": len(traces),
-            "round_seeds": seeds,
-            "seconds": time.perf_counter() - start,
-        }
-        return Result(ranked, tuple(traces), info)
+                state.stopped = f"top identity {top!r} stable for {streak} rounds"
+                return
 
 
 def matches_to_dicts(matches: tuple[Match, ...]) -> list[dict[str, Any]]:
