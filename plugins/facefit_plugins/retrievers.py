@@ -1,6 +1,7 @@
 """Retrievers ``exact`` and ``hnswlib``: cosine nearest neighbours over face embeddings.
 
-(``scann``, for galleries of hundreds of thousands of faces, is in :mod:`facefit_plugins.scann_retriever`.)
+(``scann``, for galleries of hundreds of thousands of faces, is in :mod:`facefit_plugins.scann_retriever`;
+``milvus``, a gallery in a Milvus database, in :mod:`facefit_plugins.milvus_retriever`.)
 
 - :class:`ExactRetriever` compares a query with every stored vector (one matrix
   product): always right, linear in the gallery size. numpy on the CPU; torch when a
@@ -411,8 +412,11 @@ class HnswRetriever(Retriever):
 
 @hookimpl
 def register_retrievers(register) -> None:
-    from facefit_plugins.scann_retriever import ScannRetriever  # scann itself loads on use
+    # scann and pymilvus themselves load on first use
+    from facefit_plugins.milvus_retriever import MilvusRetriever
+    from facefit_plugins.scann_retriever import ScannRetriever
 
     register(ExactRetriever)
     register(HnswRetriever)
     register(ScannRetriever)
+    register(MilvusRetriever)

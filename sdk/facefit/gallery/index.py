@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facefit.gallery import persist
+from facefit.gallery import persist, remote
 from facefit.gallery.atomic import directory_lock
 from facefit.gallery.checks import (
     check_encoder,
@@ -125,6 +125,8 @@ class GalleryIndex:
         else:
             name = choose_retriever(expected_faces, info.dim) if auto else retriever
             retriever = create_retriever(name, info.dim, registry, **options)
+        if remote.keeps_records(retriever):
+            remote.start(retriever, info)
         return cls(info, retriever, MetadataStore.new(), auto_retriever=auto, registry=registry)
 
     @classmethod
@@ -135,13 +137,21 @@ class GalleryIndex:
         encoder: Any = None,
         registry: Registry | None = None,
         verify: bool = True,
+        **options: Any,
     ) -> GalleryIndex:
         """Open a saved gallery, checking every file against the manifest.
 
         With ``encoder`` given, a gallery built with another encoder (name, version or
         dimension) is refused with :class:`EncoderMismatchError`. ``verify=False``
         checks sizes only (faster on huge galleries; a flipped byte then goes unseen).
+        ``path`` may be a database URL (``milvus://host:19530/mugshots``; see
+        :mod:`facefit.gallery.remote`); ``options`` then go to its retriever (``token``,
+        ``timeout``, ``ef``).
         """
+        if remote.database_scheme(path):
+            return remote.load(cls, path, encoder=encoder, registry=registry, options=options)
+        if options:
+            raise GalleryError(f"options {sorted(options)} apply to a gallery in a database only")
         path = Path(path)
         if not path.is_dir():
             raise GalleryError(
@@ -201,6 +211,8 @@ class GalleryIndex:
 
     @property
     def _where(self) -> str:
+        if remote.keeps_records(self._retriever):
+            return self._retriever.location
         return str(self._path) if self._path else "(in memory)"
 
     @property
@@ -233,6 +245,7 @@ class GalleryIndex:
             m = self._manifest
             return {
                 "path": str(self._path) if self._path else None,
+                "location": self._location(),
                 "faces": len(self._retriever),
                 "identities": len(self._face_counts),
                 "encoder": {
@@ -248,6 +261,12 @@ class GalleryIndex:
                 "saved": m.saved if m else None,
                 "files": {f.name: f.size for f in m.all_files()} if m else {},
             }
+
+    def _location(self) -> str:
+        """Where the data lives, in words."""
+        if remote.keeps_records(self._retriever):
+            return self._retriever.where
+        return f"directory {self._path}" if self._path else "in memory (not saved)"
 
     def check_encoder(self, encoder: Any) -> None:
         """Raise :class:`EncoderMismatchError` unless ``encoder`` made this gallery's vectors."""
@@ -286,8 +305,14 @@ class GalleryIndex:
             try:
                 ids_by_name = {name: self._store.identity_id(name) for name in dict.fromkeys(names)}
                 identity_ids = [ids_by_name[name] for name in names]
-                self._store.add(labels, identity_ids, sources, sha256s, metas)
-                self._retriever.add(labels, vectors)
+                added = remote.now()
+                self._store.add(labels, identity_ids, sources, sha256s, metas, added)
+                if remote.keeps_records(self._retriever):  # who they are goes to the database
+                    remote.add(
+                        self._retriever, labels, vectors, names, sources, sha256s, metas, added
+                    )
+                else:
+                    self._retriever.add(labels, vectors)
             except BaseException:
                 self._store.rollback()
                 raise
@@ -350,6 +375,11 @@ class GalleryIndex:
         Use it to switch between ``exact`` and ``hnswlib``, to change hnswlib's ``M``
         or ``ef_construction``, or to reclaim the slots of removed faces.
         """
+        if remote.keeps_records(self._retriever):
+            raise GalleryError(
+                f"{self._where}: Milvus builds and keeps this gallery's index; to index it "
+                "differently, copy it with `facefit gallery migrate` and index options"
+            )
         with self._lock.write():
             name = retriever or self._retriever.name
             params = {
@@ -468,8 +498,11 @@ class GalleryIndex:
 
     # -- saving it -----------------------------------------------------------------------------
 
-    def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path | str:
         """Write the gallery to a directory atomically; return the directory.
+
+        A gallery in a database (``milvus``) is committed where it lives instead (its
+        URL is returned); its faces were written there when added.
 
         Without ``path``, saves where it was loaded from or last saved. A directory
         holding another gallery is replaced only with ``overwrite=True``; a
@@ -477,6 +510,12 @@ class GalleryIndex:
         saved the same gallery since this one was loaded, the save is refused
         rather than losing that process's changes.
         """
+        if remote.keeps_records(self._retriever):
+            with self._save_mutex, self._lock.read():
+                self._manifest = remote.save(
+                    self._retriever, path, len(self._retriever), len(self._face_counts)
+                )
+            return self._retriever.location
         if path is None and self._path is None:
             raise GalleryError("this gallery was never saved: give a directory to save it to")
         target = Path(path) if path is not None else self._path

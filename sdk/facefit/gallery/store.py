@@ -127,15 +127,19 @@ class MetadataStore:
         sources: Sequence[str | None],
         sha256s: Sequence[str | None],
         metadata: Sequence[dict[str, Any]],
+        added: str | Sequence[str] | None = None,
     ) -> None:
-        added = datetime.now(UTC).isoformat(timespec="seconds")
+        """Insert faces; ``added`` (default: now) is one time stamp or one per face."""
+        if added is None:
+            added = datetime.now(UTC).isoformat(timespec="seconds")
+        stamps = [added] * len(labels) if isinstance(added, str) else list(added)
         rows = []
         for i, label in enumerate(labels):
             try:
                 text = json.dumps(metadata[i], sort_keys=True, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise GalleryError(f"metadata of face {i}: not JSON-serialisable ({exc})") from None
-            rows.append((int(label), int(identity_ids[i]), sources[i], sha256s[i], text, added))
+            rows.append((int(label), int(identity_ids[i]), sources[i], sha256s[i], text, stamps[i]))
         self._conn.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def remove(self, labels: Iterable[int]) -> None:
