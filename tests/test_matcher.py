@@ -7,6 +7,8 @@ test on real data skips when ``../shared/data`` is absent.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -23,6 +25,7 @@ from facefit.matcher.data import (
     AlignedPairs,
     DevExclusions,
     Pair,
+    SourcePersons,
     fs2k_training_pairs,
     synthetic_pairs,
 )
@@ -35,7 +38,14 @@ from facefit.matcher.files import (
     save_matcher,
 )
 from facefit.matcher.model import GraphTail, graph_prefix, load_base, run_prefix
-from facefit.matcher.train import TrainSettings, fit, rank_metrics, split_validation
+from facefit.matcher.train import (
+    TrainSettings,
+    class_labels,
+    fit,
+    rank_metrics,
+    split_validation,
+)
+from facefit.persons import Persons
 from facefit.testing import FaceEncoderTests, random_faces
 from facefit_plugins.matcher import SketchMatcherEncoder
 from tests.sface_helpers import write_tiny_sface as write_tiny_sface_graph
@@ -148,7 +158,77 @@ def test_validation_pairs_are_fs2k_identities_held_out():
         split_validation(data, 8, seed=0)
 
 
+def test_validation_holds_out_whole_persons():
+    data = _face_data(10)
+    # fs2k pairs 0+1 and 2+3 show one person each; a synthetic pair shows pair 0's person
+    persons = {0: "P", 1: "P", 2: "Q", 3: "Q"}
+    pairs = [replace(p, person=persons.get(i)) for i, p in enumerate(data.pairs)]
+    synthetic = _face_data(2, seed=1, source="syn")
+    synthetic.pairs = [replace(synthetic.pairs[0], person="P"), synthetic.pairs[1]]
+    data = AlignedPairs.concat(
+        [AlignedPairs(pairs, data.photos, data.sketches, []), synthetic], 112
+    )
+    for seed in range(6):
+        train, val = split_validation(data, 3, seed=seed)
+        held = {data.pairs[i].label for i in val}
+        assert not held & {data.pairs[i].label for i in train}
+        assert len(val) in (3, 4) and all(data.pairs[i].source == "fs2k" for i in val)
+        if "P" in held:  # the synthetic pair of a held-out person trains on neither side
+            assert 10 not in train and 10 not in val
+
+
+def test_rank_metrics_at_person_level():
+    photos = np.eye(3, dtype=np.float32)
+    # sketch 0 is closest to photo 1, another photo of its person: a miss by pair, a hit by person
+    sketches = np.array([[0.5, 1, 0], [0, 1, 0], [0.9, 0, 1]], np.float32)
+    by_pair = rank_metrics(sketches, photos)
+    by_person = rank_metrics(sketches, photos, persons=["A", "A", "B"])
+    assert by_pair["rank1"] == pytest.approx(2 / 3)
+    assert by_person["rank1"] == 1.0 and by_person["mrr"] == 1.0
+
+
 # -- training --------------------------------------------------------------------------------
+
+
+def test_pairs_of_one_person_share_a_class():
+    pairs = [
+        Pair("fs2k/a", "fs2k/a", None, None, "fs2k", person="fs2k/a"),
+        Pair("fs2k/b", "fs2k/b", None, None, "fs2k", person="fs2k/a"),
+        Pair("fs2k/c", "fs2k/c", None, None, "fs2k", person="fs2k/c"),
+        Pair("syn/x", "synthetic/7", None, None, "syn"),
+    ]
+    names, labels = class_labels(pairs)
+    assert names == ["fs2k/a", "fs2k/c", "synthetic/7"] and labels.tolist() == [0, 0, 1, 2]
+    names, labels = class_labels(pairs, "pair")
+    assert labels.tolist() == [0, 1, 2, 3]
+    with pytest.raises(InputError, match="classes must be one of person, pair"):
+        TrainSettings(classes="photo").check()
+
+
+def test_the_loss_never_takes_a_persons_other_pair_as_a_negative(tiny_base_path, tmp_path):
+    """Four persons, each with two pairs (identical images, two identities).
+
+    By pair, each sketch's other pair is a class of its own whose proxy scores at least
+    as high as the true one (AdaFace's margin only lowers the true logit), so the
+    softmax denominator at least doubles: the loss is at least log 2 higher than by
+    person, where the two pairs share one class. The learning rate is ~0 so both runs
+    measure the loss of the same network on the same batches.
+    """
+    base = load_base(tiny_base_path)
+    one = _face_data(4)
+    pairs = [replace(p, person=f"person{i}") for i, p in enumerate(one.pairs)]
+    pairs += [replace(p, key=f"{p.key}-2", identity=f"{p.identity}-2") for p in pairs]
+    data = AlignedPairs(pairs, np.concatenate([one.photos] * 2),
+                        np.concatenate([one.sketches] * 2), ["detected"] * 8)  # fmt: skip
+    runs = {}
+    for classes in ("pair", "person"):
+        settings = TrainSettings(epochs=1, lr=1e-12, batch_size=8, val_pairs=0, split=SPLIT,
+                                 m=0.2, s=16.0, threads=1, classes=classes)  # fmt: skip
+        runs[classes] = fit(base, data, settings, cache_dir=tmp_path)
+    assert runs["pair"].classes == 8 and runs["person"].classes == 4
+    assert runs["person"].persons == runs["pair"].persons == 4
+    gap = runs["pair"].history[1]["loss"] - runs["person"].history[1]["loss"]
+    assert gap >= math.log(2) - 1e-3
 
 
 def test_adaface_training_loss_falls_and_sketches_find_their_photos(tiny_base_path, tmp_path):
@@ -344,6 +424,25 @@ def test_synthetic_folders_drop_development_identities(tmp_path):
         synthetic_pairs(folder)
 
 
+def test_synthetic_entries_take_the_person_of_their_source_photo(tmp_path):
+    folder = _synthetic_folder(tmp_path / "aug")  # identities 100, 100, 101, 101, 102, 102
+    persons = Persons({"celeba/100": "fs2k/photo1_0007", "fs2k/p4": "fs2k/p4"}, {})
+    # entry 0's source is CelebA image img0.jpg of identity 100; entry 4's photo is FS2K pair p4
+    traced = SourcePersons(persons, {"img0.jpg": "100"}, frozenset({"p4"}))
+    pairs, _ = synthetic_pairs(folder, source="aug", persons=traced)
+    assert [p.label for p in pairs] == [
+        "fs2k/photo1_0007",  # CelebA identity 100 is FS2K pair photo1_0007's person
+        "fs2k/photo1_0007",  # the same identity: the same person, though not traced itself
+        "synthetic/101",  # made from photos that are not the data's: keeps its identity
+        "synthetic/101",
+        "fs2k/p4",
+        "fs2k/p4",
+    ]
+    assert [p.identity for p in pairs][:2] == ["synthetic/100", "synthetic/100"]
+    untraced, _ = synthetic_pairs(folder, source="aug")
+    assert [p.label for p in untraced] == [p.identity for p in pairs]
+
+
 def test_photo_check_pairs_skip_development_and_trained_identities(tmp_path):
     from facefit.matcher.data import celeba_photo_pairs
 
@@ -360,12 +459,17 @@ def test_photo_check_pairs_skip_development_and_trained_identities(tmp_path):
 
 
 def test_fs2k_training_pairs_never_include_the_development_split(shared_data):
+    from facefit.persons import load_persons
     from facefit.splits import fs2k_split
 
     pairs = fs2k_training_pairs(shared_data)
     split = fs2k_split(shared_data)
     ids = {p.key.split("/", 1)[1] for p in pairs}
     assert ids == set(split.train) and not ids & set(split.dev)
+    # every pair has the committed grouping's person, and some persons have several pairs
+    persons = load_persons(shared_data)
+    assert all(p.person == persons.fs2k_person(p.key.split("/", 1)[1]) for p in pairs)
+    assert len({p.label for p in pairs}) < len(pairs)
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -403,6 +507,7 @@ def test_train_matcher_cli_writes_a_matcher_the_plugin_loads(tiny_base_path, tmp
     config = read_config(out)
     assert config["data"]["sources"][0]["pairs"] == 8
     assert config["data"]["classes"] == 4  # two pairs per identity
+    assert config["settings"]["classes"] == "person" and config["data"]["persons"] == 4
     assert config["data"]["sources"][0]["sketch_alignment"] == {"aligned": 8}
     assert config["training"]["steps"] == 2 * 2 and config["settings"]["seed"] == 0
     assert config["base"]["sha256"] and config["trained"]

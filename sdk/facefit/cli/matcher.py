@@ -54,7 +54,8 @@ def _command() -> str:
     type=click.IntRange(min=0),
     default=100,
     show_default=True,
-    help="FS2K training pairs held out to choose the epoch (0: keep the last epoch).",
+    help="About this many FS2K training pairs (whole persons) held out to choose the epoch "
+    "(0: keep the last epoch).",
 )
 @click.option(
     "--split",
@@ -81,6 +82,13 @@ def _command() -> str:
     show_default=True,
     help="Also classify photos against their own proxies (holds the gallery side in place).",
 )
+@click.option(
+    "--classes",
+    type=click.Choice(["person", "pair"]),
+    default="person",
+    show_default=True,
+    help="One class per person (pairs of one person share it) or per pair (for comparison).",
+)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
 @click.option("--force", is_flag=True, help="Overwrite a matcher already in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -98,14 +106,16 @@ def train_matcher(
     base_weights,
     cache_dir,
     photo_samples,
+    classes,
     threads,
     force,
     progress,
 ) -> None:
     """Train the sketch matcher: SFace's last layers fine-tuned with AdaFace's loss.
 
-    Each training sketch is classified against every identity's photo embedding (AdaFace's
-    adaptive margin); photos and sketches share the network. The result is the face encoder
+    Each training sketch is classified against every person's photo embedding (AdaFace's
+    adaptive margin; pairs of one person share a class); photos and sketches share the
+    network. The result is the face encoder
     ``sketch-matcher`` (eval: --modes matcher --matcher sketch-matcher --matcher-path OUT).
     """
     from facefit.matcher.files import CONFIG_FILE
@@ -127,6 +137,7 @@ def train_matcher(
         device=device,
         val_pairs=val_pairs,
         photo_samples=photo_samples,
+        classes=classes,
         threads=threads,
     )
     if split:

@@ -4,7 +4,8 @@ Two kinds of sources, both *photo + sketch of the same person* pairs:
 
 - the FS2K training split of a data folder (:func:`fs2k_training_pairs`): the pairs
   :func:`facefit.splits.fs2k_split` puts on the training side — the development pairs are
-  never read;
+  never read — each with its person from :func:`facefit.persons.load_persons` (FS2K
+  labels every photo as its own identity, but many show the same celebrity);
 - FS2K-format folders of synthetic sketches (:func:`synthetic_pairs`), as ``facefit
   augment`` writes them: ``annotations.json`` listing ``id``, ``photo``, ``sketch`` (paths
   relative to the folder) and optionally ``identity`` (photos of one identity share a
@@ -12,7 +13,13 @@ Two kinds of sources, both *photo + sketch of the same person* pairs:
   default for a folder whose ``manifest.json`` says ``facefit-augment``, since augment
   writes the generator's aligned crops). Entries that belong to the development split (an
   FS2K development id, a CelebA development identity, or a photo or ``source`` file that
-  is a CelebA development image) are dropped and counted.
+  is a CelebA development image) are dropped and counted. An entry made from a photo of
+  the data folder (its ``source`` or photo file is a CelebA image, or its photo is an
+  FS2K pair's) takes that photo's person (:class:`SourcePersons`); the others keep their
+  own identity.
+
+A pair's :attr:`Pair.label` — its person where known, else its identity — is its class
+in training, so two pairs of one person are never each other's negatives.
 
 Faces are aligned as the evaluation harness aligns them (:func:`align_pairs`): photos by
 detection (a photo without a face drops its pair), sketches by detection with the
@@ -26,8 +33,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +47,15 @@ log = logging.getLogger(__name__)
 __all__ = [
     "AlignedPairs",
     "Pair",
+    "SourcePersons",
     "align_pairs",
     "celeba_photo_pairs",
     "default_cache_dir",
     "dev_exclusions",
     "fs2k_training_pairs",
+    "source_persons",
     "synthetic_pairs",
+    "trained_celeba_identities",
 ]
 
 CACHE_VERSION = 1
@@ -58,12 +68,19 @@ class Pair:
     key: str
     """Unique item name, ``source/id``."""
     identity: str
-    """Class name; pairs of one identity share it."""
+    """The data's identity label; pairs of one identity share it."""
     photo: Path
     sketch: Path
     source: str
     aligned: bool = False
     """True when both images are already aligned square crops (resized, not detected)."""
+    person: str | None = None
+    """The person shown (:mod:`facefit.persons`), when known: it may span identities."""
+
+    @property
+    def label(self) -> str:
+        """The training class: the person where known, else the identity."""
+        return self.person if self.person is not None else self.identity
 
 
 @dataclass
@@ -103,11 +120,20 @@ def default_cache_dir() -> Path:
     return cache_dir().parent / "matcher-cache"
 
 
-def fs2k_training_pairs(data_dir: str | Path) -> list[Pair]:
-    """The FS2K pairs on the training side of :func:`facefit.splits.fs2k_split`."""
+def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]:
+    """The FS2K pairs on the training side of :func:`facefit.splits.fs2k_split`.
+
+    Each pair's ``person`` comes from ``persons`` (a :class:`facefit.persons.Persons`;
+    default: :func:`facefit.persons.load_persons` of ``data_dir``, which refuses data
+    the grouping was not made from).
+    """
     from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
 
     data_dir = Path(data_dir)
+    if persons is None:
+        from facefit.persons import load_persons
+
+        persons = load_persons(data_dir)
     folder = data_dir / FS2K_DIR
     records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
     pairs = []
@@ -120,9 +146,48 @@ def fs2k_training_pairs(data_dir: str | Path) -> list[Pair]:
                 photo=folder / record["photo"],
                 sketch=folder / record["sketch"],
                 source="fs2k",
+                person=persons.fs2k_person(pair_id),
             )
         )
     return pairs
+
+
+@dataclass(frozen=True)
+class SourcePersons:
+    """The persons of synthetic entries made from the data folder's own photos.
+
+    ``persons`` is a :class:`facefit.persons.Persons`; ``celeba_identities`` maps a CelebA
+    image file name to its identity; ``fs2k_ids`` are the FS2K pair ids.
+    """
+
+    persons: Any
+    celeba_identities: Mapping[str, str] = field(default_factory=dict)
+    fs2k_ids: frozenset[str] = frozenset()
+
+    def person(self, record: Mapping[str, Any]) -> str | None:
+        """The person of an annotations entry, or None when its photo is not the data's."""
+        names = [Path(str(record.get(k, ""))).name for k in ("source", "photo")]
+        for name in names:
+            if name in self.celeba_identities:
+                return self.persons.celeba_person(self.celeba_identities[name])
+        for name in names:
+            if Path(name).stem in self.fs2k_ids:
+                return self.persons.fs2k_person(Path(name).stem)
+        return None
+
+
+def source_persons(data_dir: str | Path, persons: Any) -> SourcePersons:
+    """:class:`SourcePersons` for the FS2K pairs and CelebA images of ``data_dir``."""
+    from facefit.splits import CELEBA_DIR, FS2K_DIR, load_celeba_rows, load_fs2k_annotations
+
+    data_dir = Path(data_dir)
+    celeba: dict[str, str] = {}
+    if (data_dir / CELEBA_DIR / "identities.csv").is_file():
+        celeba = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(data_dir)}
+    fs2k: frozenset[str] = frozenset()
+    if (data_dir / FS2K_DIR / "annotations.json").is_file():
+        fs2k = frozenset(r["id"] for r in load_fs2k_annotations(data_dir))
+    return SourcePersons(persons, celeba, fs2k)
 
 
 @dataclass(frozen=True)
@@ -178,13 +243,19 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
 
 
 def synthetic_pairs(
-    folder: str | Path, exclusions: DevExclusions | None = None, *, source: str | None = None
+    folder: str | Path,
+    exclusions: DevExclusions | None = None,
+    *,
+    source: str | None = None,
+    persons: SourcePersons | None = None,
 ) -> tuple[list[Pair], list[str]]:
     """The pairs of an FS2K-format folder of synthetic sketches, and the entries dropped.
 
     Identities (the optional ``identity`` field) become classes named
     ``synthetic/<identity>``, shared by every synthetic folder; an entry without one is its
-    own class. Missing fields or files are an error naming the entry.
+    own class. With ``persons``, entries made from a photo of the data folder take its
+    person, and so do all entries of their identity (an identity is one class). Missing
+    fields or files are an error naming the entry.
     """
     folder = Path(folder)
     path = folder / "annotations.json"
@@ -232,6 +303,7 @@ def synthetic_pairs(
                 sketch=sketch,
                 source=source,
                 aligned=bool(record.get("aligned", aligned_folder)),
+                person=persons.person(record) if persons is not None else None,
             )
         )
     if problems:
@@ -240,7 +312,32 @@ def synthetic_pairs(
         raise InputError(f"{path}: {shown}{more}")
     if dropped:
         log.warning("%s: %d entries of the development split dropped", folder, len(dropped))
-    return pairs, dropped
+    return _one_person_per_identity(pairs, folder), dropped
+
+
+def _one_person_per_identity(pairs: list[Pair], folder: Path) -> list[Pair]:
+    """Give every pair of an identity the person found for any of them.
+
+    Otherwise an identity whose entries are only partly traced to the data's photos
+    would be split into two classes, each the other's negative.
+    """
+    found: dict[str, set[str]] = {}
+    for pair in pairs:
+        if pair.person is not None:
+            found.setdefault(pair.identity, set()).add(pair.person)
+    chosen = {}
+    for identity, persons in found.items():
+        chosen[identity] = min(persons)
+        if len(persons) > 1:
+            log.warning(
+                "%s: identity %s is made from photos of %d persons (%s); trained as %s",
+                folder,
+                identity,
+                len(persons),
+                ", ".join(sorted(persons)),
+                chosen[identity],
+            )
+    return [replace(p, person=chosen.get(p.identity, p.person)) for p in pairs]
 
 
 def celeba_photo_pairs(
@@ -268,6 +365,22 @@ def celeba_photo_pairs(
         Pair(f"celeba/{i}", f"celeba/{i}", folder / images[i][0], folder / images[i][1], "celeba")
         for i in ordered[:identities]
     ]
+
+
+def trained_celeba_identities(
+    data_dir: str | Path, persons: Any, trained: Collection[str]
+) -> set[str]:
+    """The CelebA identities of ``data_dir`` whose person is among the ``trained`` labels.
+
+    The photo check must not watch people the run trains on, under any of their names.
+    """
+    from facefit.splits import load_celeba_rows
+
+    if persons is None:
+        return set()
+    wanted = set(trained)
+    identities = {r["celeba_identity"] for r in load_celeba_rows(data_dir)}
+    return {i for i in identities if persons.celeba_person(i) in wanted}
 
 
 def _is_augment_output(folder: Path) -> bool:

@@ -1,8 +1,10 @@
 """Fine-tuning SFace into a sketch-to-mugshot matcher with AdaFace's adaptive margin.
 
-FS2K has one photo and one artist's sketch per person, so each training identity is
-one class whose *proxy* is the mean SFace embedding of its photos (and their mirror
-images). Sketches are classified against all proxies by AdaFace's head
+FS2K has one photo and one artist's sketch per pair, and several pairs may show one
+person (:mod:`facefit.persons`); each training *person* is one class whose *proxy* is the
+mean SFace embedding of its photos (and their mirror images), so two pairs of one person
+are never each other's negatives (``classes="pair"`` gives every pair its own class, as
+before, for comparison). Sketches are classified against all proxies by AdaFace's head
 (:func:`facefit_plugins.adaface.adaface_loss`, via the registry's ``adaface`` loss):
 each is pulled to its photo's proxy and away from the others, with a margin AdaFace sets
 from its feature norm (faint, low-quality drawings get a gentler one). The proxies stay
@@ -12,8 +14,9 @@ fixed by default — they are the gallery's own embeddings before training — a
 Only the tail of SFace trains (from :data:`~facefit.matcher.model.DEFAULT_SPLIT`:
 ``conv_14``, ``bn1`` and the embedding layer); the trunk's features are computed once
 with ONNX Runtime (photos and sketches, each also mirrored) and cached. A slice of the
-training pairs (``val_pairs``, FS2K only — never the development split) picks the best
-epoch; epoch 0 is the unchanged SFace, so a run that does not help keeps SFace's weights.
+training persons (about ``val_pairs`` FS2K pairs — never the development split; no person
+on both sides) picks the best epoch by person-level rank; epoch 0 is the unchanged SFace,
+so a run that does not help keeps SFace's weights.
 """
 
 from __future__ import annotations
@@ -32,11 +35,22 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
-from facefit.matcher.data import AlignedPairs
+from facefit.matcher.data import AlignedPairs, Pair
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "TrainSettings", "fit", "rank_metrics", "split_validation"]
+__all__ = [
+    "CLASSES",
+    "FitResult",
+    "TrainSettings",
+    "class_labels",
+    "fit",
+    "rank_metrics",
+    "split_validation",
+]
+
+CLASSES = ("person", "pair")
+"""What a training class is: a person (its pairs share it) or a pair's own identity."""
 
 
 @dataclass
@@ -51,7 +65,11 @@ class TrainSettings:
     split: str = "conv_13_relu"
     """ONNX tensor where the trainable tail starts."""
     val_pairs: int = 100
-    """FS2K training pairs held out to choose the epoch (0: keep the last epoch)."""
+    """About this many FS2K training pairs (whole persons) held out to choose the epoch
+    (0: keep the last epoch)."""
+    classes: str = "person"
+    """``"person"``: pairs of one person share a class; ``"pair"``: every identity (FS2K
+    pair) is its own class, as before persons were known (for comparison)."""
     weight_decay: float = 0.0
     anchor: float = 0.0
     """L2-SP weight: pulls the tail's weights towards SFace's (0: off)."""
@@ -78,6 +96,8 @@ class TrainSettings:
             problems.append(f"batch size must be >= 2, got {self.batch_size}")
         if self.val_pairs < 0:
             problems.append(f"val pairs must be >= 0, got {self.val_pairs}")
+        if self.classes not in CLASSES:
+            problems.append(f"classes must be one of {', '.join(CLASSES)}, got {self.classes!r}")
         if problems:
             raise InputError("train-matcher: " + "; ".join(problems))
 
@@ -101,21 +121,31 @@ class FitResult:
     train_pairs: int = 0
     val_pairs: int = 0
     norm_stats: dict[str, float] = field(default_factory=dict)
+    persons: int = 0
+    """Distinct persons among the training pairs (each pair's :attr:`~Pair.label`)."""
 
 
-def rank_metrics(sketches: np.ndarray, photos: np.ndarray) -> dict[str, float]:
+def rank_metrics(
+    sketches: np.ndarray, photos: np.ndarray, persons: Sequence[str] | None = None
+) -> dict[str, float]:
     """Sketch ``i`` against photos (its own is photo ``i``): rank-1, rank-5, MRR.
 
     Embeddings are L2-normalised here. Ties count against the sketch, as in the eval
-    harness (rank = 1 + photos scoring at least as high as the true one).
+    harness (rank = 1 + photos scoring at least as high as the true one). With
+    ``persons`` (the person of each pair), at person level, as the harness scores it:
+    a hit on any photo of the sketch's person counts, and each person takes one rank.
     """
+    from facefit.evaluation.metrics import person_codes, true_ranks
+    from facefit.evaluation.metrics import person_scores as by_person
+
     s = sketches / np.maximum(np.linalg.norm(sketches, axis=1, keepdims=True), 1e-12)
     p = photos / np.maximum(np.linalg.norm(photos, axis=1, keepdims=True), 1e-12)
-    scores = s @ p.T
-    true = np.diag(scores)[:, None]
-    others = scores >= true
-    np.fill_diagonal(others, False)
-    ranks = 1 + others.sum(axis=1)
+    scores, truth = s @ p.T, np.arange(len(s))
+    if persons is not None:
+        columns = [str(i) for i in range(len(p))]
+        codes = person_codes(columns, dict(zip(columns, persons, strict=True)))
+        scores, truth = by_person(scores, truth, codes)
+    ranks = true_ranks(scores, truth)
     return {
         "rank1": float((ranks == 1).mean()),
         "rank5": float((ranks <= 5).mean()),
@@ -123,25 +153,53 @@ def rank_metrics(sketches: np.ndarray, photos: np.ndarray) -> dict[str, float]:
     }
 
 
-def split_validation(data: AlignedPairs, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, val)``: ``count`` FS2K pairs for validation, chosen with ``seed``.
+def class_labels(pairs: Sequence[Pair], classes: str = "person") -> tuple[list[str], np.ndarray]:
+    """The training classes (sorted names) and each pair's class index.
 
-    Only FS2K pairs (real artists' sketches, the target domain) are validated on; an
-    identity is never on both sides.
+    ``classes="person"``: a pair's class is its :attr:`~facefit.matcher.data.Pair.label`
+    (its person where known), so pairs of one person share a class and its proxy, and
+    are never each other's negatives; ``"pair"``: its identity.
     """
-    candidates = sorted({p.identity for p in data.pairs if p.source == "fs2k"})
+    if classes not in CLASSES:
+        raise InputError(f"train-matcher: classes must be one of {', '.join(CLASSES)}")
+    names = [p.label if classes == "person" else p.identity for p in pairs]
+    ordered = sorted(set(names))
+    index = {name: c for c, name in enumerate(ordered)}
+    return ordered, np.array([index[n] for n in names], np.int64)
+
+
+def split_validation(data: AlignedPairs, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)``: about ``count`` FS2K pairs for validation, by whole persons.
+
+    Only FS2K pairs (real artists' sketches, the target domain) are validated on.
+    Persons (each pair's :attr:`~facefit.matcher.data.Pair.label`) are drawn with ``seed``
+    until ``count`` pairs are held out; a person is never on both sides, so the pairs of
+    other sources showing a held-out person are left out of training as well.
+    """
     if count == 0:
         return np.arange(len(data)), np.zeros(0, np.int64)
-    if count > len(candidates) // 2:
+    sizes: dict[str, int] = {}
+    for pair in data.pairs:
+        if pair.source == "fs2k":
+            sizes[pair.label] = sizes.get(pair.label, 0) + 1
+    available = sum(sizes.values())
+    if count > available // 2:
         raise InputError(
-            f"train-matcher: {count} validation pairs asked, but only {len(candidates)} FS2K "
-            f"training identities; use --val-pairs {len(candidates) // 4} or fewer"
+            f"train-matcher: {count} validation pairs asked, but only {available} FS2K "
+            f"training pairs; use --val-pairs {available // 4} or fewer"
         )
+    candidates = sorted(sizes)
     rng = np.random.default_rng(seed)
-    chosen = {candidates[i] for i in rng.choice(len(candidates), count, replace=False)}
-    val = np.array([i for i, p in enumerate(data.pairs) if p.identity in chosen], np.int64)
-    train = np.array([i for i, p in enumerate(data.pairs) if p.identity not in chosen], np.int64)
-    return train, val
+    chosen: set[str] = set()
+    held = 0
+    for i in rng.permutation(len(candidates)):
+        if held >= count:
+            break
+        chosen.add(candidates[i])
+        held += sizes[candidates[i]]
+    val = [i for i, p in enumerate(data.pairs) if p.label in chosen and p.source == "fs2k"]
+    train = [i for i, p in enumerate(data.pairs) if p.label not in chosen]
+    return np.array(train, np.int64), np.array(val, np.int64)
 
 
 def _digest(*parts: bytes | np.ndarray) -> str:
@@ -250,11 +308,11 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
     device = torch.device(_device(settings.device))
 
     train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
-    identities = sorted({data.pairs[i].identity for i in train_idx})
+    train_pairs = [data.pairs[i] for i in train_idx]
+    identities, labels = class_labels(train_pairs, settings.classes)
     if len(identities) < 2:
-        raise InputError(f"train-matcher: {len(identities)} training identities; need at least 2")
-    class_of = {name: c for c, name in enumerate(identities)}
-    labels = np.array([class_of[data.pairs[i].identity] for i in train_idx], np.int64)
+        raise InputError(f"train-matcher: {len(identities)} training classes; need at least 2")
+    val_persons = [data.pairs[i].label for i in val_idx]
 
     prefix = graph_prefix(base, settings.split)
     feature_start = time.perf_counter()
@@ -328,7 +386,7 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         if len(val_idx):
             tail.eval()
             metrics = rank_metrics(
-                _embed(tail, val_sketches, device), _embed(tail, val_photos, device)
+                _embed(tail, val_sketches, device), _embed(tail, val_photos, device), val_persons
             )
             row.update({f"val_{k}": v for k, v in metrics.items()})
         if check is not None:
@@ -396,6 +454,7 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         train_pairs=len(train_idx),
         val_pairs=len(val_idx),
         norm_stats=norm_stats,
+        persons=len({p.label for p in train_pairs}),
     )
 
 
@@ -433,7 +492,8 @@ def train_matcher(
     """Train a sketch matcher and write it to ``out`` (see :mod:`facefit.matcher.files`).
 
     ``data_dir`` is the shared data folder (its FS2K training split is used; the
-    development split never is); ``synthetic`` lists FS2K-format folders of synthetic
+    development split never is; persons come from :func:`facefit.persons.load_persons`,
+    which refuses a folder the grouping was not made from); ``synthetic`` lists FS2K-format folders of synthetic
     sketches (their development-split entries are dropped). At least one source is needed.
     ``base_weights`` is the SFace ONNX file (default: resolved like the ``sface`` plugin's).
     """
@@ -445,10 +505,13 @@ def train_matcher(
         default_cache_dir,
         dev_exclusions,
         fs2k_training_pairs,
+        source_persons,
         synthetic_pairs,
+        trained_celeba_identities,
     )
     from facefit.matcher.files import MATCHER_NAME, export_onnx, save_matcher
     from facefit.matcher.model import load_base, model_digest
+    from facefit.persons import load_persons
     from facefit.weights import resolve, sha256_of
 
     settings = settings or TrainSettings()
@@ -467,20 +530,22 @@ def train_matcher(
 
     parts, sources = [], []
     exclusions = dev_exclusions(data_dir)
+    persons = load_persons(data_dir) if data_dir is not None else None
     if data_dir is not None:
-        pairs = fs2k_training_pairs(data_dir)
+        pairs = fs2k_training_pairs(data_dir, persons)
         aligned = align_pairs(
             pairs, embedder, cache_dir=cache_dir, progress=progress, desc="aligning fs2k"
         )
         parts.append(aligned)
         sources.append(_source_row("fs2k", "fs2k", str(data_dir), pairs, aligned, []))
+    traced = source_persons(data_dir, persons) if persons is not None else None
     names = set()
     for folder in synthetic:
         name = Path(folder).resolve().name
         while name in names or name == "fs2k":
             name += "+"
         names.add(name)
-        pairs, dropped = synthetic_pairs(folder, exclusions, source=name)
+        pairs, dropped = synthetic_pairs(folder, exclusions, source=name, persons=traced)
         aligned = align_pairs(
             pairs, embedder, cache_dir=cache_dir, progress=progress, desc=f"aligning {name}"
         )
@@ -490,6 +555,7 @@ def train_matcher(
     photo_check = None
     if data_dir is not None and (Path(data_dir) / "celeba-subset" / "identities.csv").is_file():
         trained = {p.identity.removeprefix("synthetic/") for p in data.pairs}
+        trained |= trained_celeba_identities(data_dir, persons, {p.label for p in data.pairs})
         photo_check = align_pairs(
             celeba_photo_pairs(data_dir, exclude=trained),
             embedder,
@@ -548,6 +614,11 @@ def train_matcher(
             "train_pairs": result.train_pairs,
             "val_pairs": result.val_pairs,
             "classes": result.classes,
+            "classes_are": settings.classes,
+            "persons": result.persons,
+            "persons_from": (
+                "facefit.persons (the committed grouping)" if persons is not None else None
+            ),
             "detector": detector,
             "alignment": "photos: detected; sketches: detected, framed-drawing fallback",
             "photo_check": (
