@@ -6,8 +6,9 @@ plugins are announced the same way in facefit's own ``pyproject.toml``.
 
 ``FACEFIT_LOAD_PLUGINS`` limits which entry points load: a comma-separated list
 of entry-point names (``FACEFIT_LOAD_PLUGINS=sface,yunet``); set but empty loads
-none. A plugin that fails to import or register is reported by name and skipped;
-the others keep working.
+none. A name that no installed package provides is warned about (with the
+closest installed names), since it loads nothing. A plugin that fails to import
+or register is reported by name and skipped; the others keep working.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ def register_plugin(
     return None
 
 
+def _warn_unknown(allowed: set[str], installed: set[str], given: str | None) -> None:
+    """Warn about allowed names that match no installed entry point (a typo loads nothing)."""
+    where = f"{ENV_LOAD_PLUGINS}" if given is None else "allow="
+    for name in sorted(allowed - installed):
+        close = difflib.get_close_matches(name, installed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        log.warning(
+            "%s names plugin %r, which no installed package provides, so it loads nothing%s "
+            "(installed: %s; `facefit plugins` lists them)",
+            where,
+            name,
+            hint,
+            ", ".join(sorted(installed)) or "none",
+        )
+
+
 def load_entry_points(
     pm: pluggy.PluginManager, allow: Iterable[str] | None = None
 ) -> tuple[dict[str, PluginInfo], list[PluginFailure]]:
@@ -106,7 +123,10 @@ def load_entry_points(
     allowed = allowed_from_env() if allow is None else set(allow)
     infos: dict[str, PluginInfo] = {}
     failures: list[PluginFailure] = []
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    found = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if allowed:
+        _warn_unknown(allowed, {ep.name for ep in found}, "allow" if allow is not None else None)
+    for ep in found:
         if allowed is not None and ep.name not in allowed:
             continue
         dist = ep.dist

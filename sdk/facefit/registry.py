@@ -9,6 +9,11 @@
 A registry is built by :meth:`Registry.load` (the factory); there is no
 module-level plugin state. Building it calls each plugin's hooks once; creating
 an implementation afterwards never goes through a hook call.
+
+The names of facefit's built-in implementations are reserved: another package
+that registers one (a retriever called ``exact``) is refused for that name, with a
+warning and an entry in :attr:`Registry.failures`, and the built-in keeps it, so
+galleries and configs that name the built-in keep working.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ INTERFACES: dict[str, type] = {
 
 assert set(INTERFACES) == set(hookspecs.HOOKS), "every hook needs an interface"
 
+BUILTIN_PACKAGE = "facefit"
+"""The distribution whose entry points are the built-in plugins; their names are reserved."""
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -62,6 +70,11 @@ class Entry:
     def description(self) -> str:
         doc = inspect.getdoc(self.factory) or ""
         return doc.splitlines()[0] if doc else ""
+
+    @property
+    def builtin(self) -> bool:
+        """Whether facefit itself ships it (its name is then reserved)."""
+        return self.plugin.package == BUILTIN_PACKAGE
 
 
 def _human(kind: str) -> str:
@@ -161,7 +174,13 @@ class Registry:
     def _add(self, entry: Entry) -> None:
         known = self._entries[entry.kind]
         key = (entry.kind, entry.name)
-        if entry.name in known or key in self._conflicts:
+        current = known.get(entry.name)
+        if current is not None and current.builtin != entry.builtin:
+            builtin, other = (current, entry) if current.builtin else (entry, current)
+            known[entry.name] = builtin
+            self._refuse(other)
+            return
+        if current is not None or key in self._conflicts:
             clash = self._conflicts.setdefault(
                 key, [known.pop(entry.name)] if entry.name in known else []
             )
@@ -169,6 +188,18 @@ class Registry:
             log.warning("%s", self._conflict_message(key))
             return
         known[entry.name] = entry
+
+    def _refuse(self, entry: Entry) -> None:
+        """Turn away a plugin's use of a built-in name; its other names stay usable."""
+        failure = PluginFailure(
+            entry.plugin.name,
+            entry.plugin.package,
+            f"{_human(entry.kind)} {entry.name!r} is the name of a facefit built-in and is "
+            f"reserved; this registration was refused and the built-in kept. Register it "
+            f"under a name of your own (e.g. '{entry.plugin.package}-{entry.name}')",
+        )
+        log.warning("%s", failure)
+        self.failures.append(failure)
 
     def _conflict_message(self, key: tuple[str, str]) -> str:
         kind, name = key

@@ -1,7 +1,9 @@
 """Conformance tests a plugin author runs on their implementation.
 
 Subclass the mixin for your kind of plugin in a pytest test module and say how
-to make your implementation; pytest then runs every check on it::
+to make your implementation; pytest then runs every check on it (kits exist for
+face encoders, text encoders, sketch extractors, conditioners, retrievers,
+samplers, losses and denoiser backends)::
 
     from facefit.testing import FaceEncoderTests
 
@@ -34,11 +36,14 @@ __all__ = [
     "ConditionerTests",
     "DenoiserBackendTests",
     "FaceEncoderTests",
+    "LossTests",
     "RetrieverTests",
+    "SamplerTests",
     "SketchExtractorTests",
     "TextEncoderTests",
     "fake_distribution",
     "random_faces",
+    "tiny_generator",
 ]
 
 
@@ -205,20 +210,35 @@ class ConditionerTests(_PluginTests):
 
 
 class RetrieverTests(_PluginTests):
-    """Conformance checks for :class:`facefit.interfaces.Retriever`; ``make()`` gets no data."""
+    """Conformance checks for :class:`facefit.interfaces.Retriever`; ``make()`` gets no data.
+
+    A persistent gallery (``facefit gallery build``) needs every optional ability:
+    ``len``, ``remove``, ``get_vectors``, ``params`` and ``save``/``load``, so they are
+    checked too. Set ``persistent = False`` for a retriever meant for in-memory
+    search only: those checks are then skipped, and galleries refuse to save it.
+    """
 
     interface = interfaces.Retriever
     kind = "retriever"
     dim: ClassVar[int] = 16
+    persistent: ClassVar[bool] = True
 
     def _data(self, n: int = 200) -> np.ndarray:
         rng = np.random.default_rng(0)
         v = rng.normal(size=(n, self.dim)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def test_finds_each_item_as_its_own_nearest_neighbour(self, impl) -> None:
-        data = self._data()
+    def _filled(self, impl: Any, n: int = 200) -> np.ndarray:
+        data = self._data(n)
         impl.add(np.arange(len(data)), data)
+        return data
+
+    def _needs_persistence(self) -> None:
+        if not self.persistent:
+            pytest.skip("persistent = False: this retriever cannot back a saved gallery")
+
+    def test_finds_each_item_as_its_own_nearest_neighbour(self, impl) -> None:
+        data = self._filled(impl)
         scores, labels = impl.search(data[:20], k=5)
         assert scores.shape == labels.shape == (20, 5)
         assert (labels[:, 0] == np.arange(20)).all()
@@ -227,6 +247,64 @@ class RetrieverTests(_PluginTests):
     def test_wrong_dimension_is_a_clear_error(self, impl) -> None:
         with pytest.raises(InputError, match=str(self.dim)):
             impl.add(np.arange(2), np.zeros((2, self.dim + 1), np.float32))
+
+    def test_len_counts_the_items(self, impl) -> None:
+        self._needs_persistence()
+        assert len(impl) == 0
+        self._filled(impl, 50)
+        assert len(impl) == 50
+
+    def test_get_vectors_returns_what_was_added(self, impl) -> None:
+        self._needs_persistence()
+        data = self._filled(impl, 50)
+        got = impl.get_vectors(np.array([3, 0, 49]))
+        np.testing.assert_allclose(got, data[[3, 0, 49]], atol=1e-3)
+
+    def test_removed_items_are_never_found(self, impl) -> None:
+        self._needs_persistence()
+        data = self._filled(impl, 50)
+        impl.remove(np.array([0, 7]))
+        assert len(impl) == 48
+        _, labels = impl.search(data[[0, 7]], k=5)
+        assert not np.isin(labels, [0, 7]).any()
+        with pytest.raises(InputError):
+            impl.remove(np.array([0]))  # already gone: an unknown label
+
+    def test_params_are_plain_json_values(self, impl) -> None:
+        self._needs_persistence()
+        import json
+
+        params = impl.params()
+        assert json.loads(json.dumps(params)) == params, "params() goes into manifest.json"
+
+    def test_save_and_load_search_the_same(self, impl, tmp_path: Path) -> None:
+        self._needs_persistence()
+        data = self._filled(impl)
+        before = impl.search(data[:10], k=5)
+        names = impl.save(tmp_path, "index")
+        assert names and all((tmp_path / n).is_file() for n in names)
+        assert all(n.startswith("index") for n in names), "files must be named stem.*"
+        fresh = self.make()
+        fresh.load(tmp_path, "index")
+        after = fresh.search(data[:10], k=5)
+        assert len(fresh) == len(impl)
+        np.testing.assert_array_equal(after[1], before[1])
+        np.testing.assert_allclose(after[0], before[0], atol=1e-5)
+
+    def test_a_gallery_saves_and_reopens_it(self, impl, tmp_path: Path) -> None:
+        """What ``facefit gallery build`` does with a retriever, end to end."""
+        self._needs_persistence()
+        from facefit.gallery import EncoderInfo, GalleryIndex
+
+        gallery = GalleryIndex.create(EncoderInfo("test-encoder", "1", self.dim), retriever=impl)
+        data = self._data(20)
+        gallery.add(data, [f"person{i // 2}" for i in range(20)])
+        gallery.save(tmp_path / "g")
+        plugin = self.plugin_name
+        if plugin is None:
+            pytest.skip("set plugin_name: reopening creates the retriever by its plugin name")
+        reopened = GalleryIndex.load(tmp_path / "g")
+        assert reopened.search(data[4], k=1)[0].identity == "person2"
 
 
 class DenoiserBackendTests(_PluginTests):
@@ -262,3 +340,153 @@ class DenoiserBackendTests(_PluginTests):
     def test_close_twice_is_safe(self, impl) -> None:
         impl.close()
         impl.close()
+
+
+def tiny_generator(seed: int = 0) -> Any:
+    """A tiny random :class:`~facefit.generator.FaceGenerator` (16×16): a sampler's test model."""
+    import torch
+
+    from facefit.generator import FaceGenerator
+
+    torch.manual_seed(seed)
+    return FaceGenerator(
+        image_size=16,
+        block_out_channels=(8, 16),
+        attention_levels=(False, True),
+        cross_attention_dim=16,
+        attention_heads=2,
+        norm_num_groups=4,
+        identity_dim=8,
+        identity_tokens=2,
+        text_tokens=4,
+        text_dim=12,
+    ).eval()
+
+
+class _CountingDenoiser(interfaces.DenoiserBackend):
+    name = "counting"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, sample: Any, timestep: Any, encoder_hidden_states: Any) -> Any:
+        self.calls += 1
+        return self.inner(sample, timestep, encoder_hidden_states)
+
+
+class SamplerTests(_PluginTests):
+    """Conformance checks for :class:`facefit.interfaces.Sampler`.
+
+    Define ``make()`` returning your sampler bound to ``self.generator()`` (a tiny
+    random model, :func:`tiny_generator`, unless you override it). ``denoiser()``
+    (default: the eager backend of that model) and ``conditions()`` (default: the
+    photo domain only) may be overridden too. The checks include the ``on_step``
+    contract the pipeline's progress and cancellation rely on.
+    """
+
+    interface = interfaces.Sampler
+    kind = "sampler"
+    steps: ClassVar[int] = 3
+
+    def generator(self) -> Any:
+        if getattr(self, "_generator", None) is None:
+            self._generator = tiny_generator()
+        return self._generator
+
+    def denoiser(self) -> Any:
+        from facefit.registry import Registry
+
+        model = self.generator()
+        return Registry.load().create("denoiser_backend", "eager", model=model.denoiser)
+
+    def conditions(self) -> list[Any]:
+        from facefit.generator.conditions import domain_condition
+
+        return [domain_condition("photo")]
+
+    def _sample(self, impl: Any, **changes: Any) -> np.ndarray:
+        options = {"num_images": 2, "steps": self.steps, "guidance": 2.0, "seed": 0, **changes}
+        return impl.sample(self.denoiser(), self.conditions(), **options)
+
+    def test_images_of_the_generator_size(self, impl) -> None:
+        images = self._sample(impl)
+        size = self.generator().image_size
+        assert images.shape == (2, size, size, 3) and images.dtype == np.uint8
+
+    def test_same_seed_same_images_other_seed_other_images(self, impl) -> None:
+        a, b = self._sample(impl), self._sample(impl)
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, self._sample(impl, seed=1))
+
+    def test_on_step_follows_every_step(self, impl) -> None:
+        done: list[int] = []
+        self._sample(impl, on_step=done.append)
+        assert done == list(range(1, self.steps + 1)), (
+            "call on_step(n) after step n: the pipeline's progress and cancel use it"
+        )
+
+    def test_raising_from_on_step_stops_sampling_within_one_step(self, impl) -> None:
+        counting = _CountingDenoiser(self.denoiser())
+
+        def stop(done: int) -> None:
+            raise KeyboardInterrupt(f"stop after step {done}")
+
+        with pytest.raises(KeyboardInterrupt, match="stop after step 1"):
+            impl.sample(
+                counting,
+                self.conditions(),
+                num_images=1,
+                steps=self.steps,
+                guidance=2.0,
+                seed=0,
+                on_step=stop,
+            )
+        assert counting.calls == 1, "sampling went on after on_step raised"
+
+    def test_no_steps_is_a_clear_error(self, impl) -> None:
+        with pytest.raises(InputError):
+            self._sample(impl, steps=0)
+
+
+class LossTests(_PluginTests):
+    """Conformance checks for :class:`facefit.interfaces.Loss`.
+
+    Define ``make()``; override ``inputs()`` when your loss needs more than random
+    ``(4, 3, 16, 16)`` prediction, target, x0 and x0_pred tensors and timesteps.
+    """
+
+    interface = interfaces.Loss
+    kind = "loss"
+
+    def inputs(self) -> interfaces.LossInputs:
+        import torch
+
+        g = torch.Generator().manual_seed(0)
+        shape = (4, 3, 16, 16)
+        prediction = torch.randn(shape, generator=g, requires_grad=True)
+        x0_pred = torch.rand(shape, generator=g).mul(2).sub(1).requires_grad_()
+        return interfaces.LossInputs(
+            prediction=prediction,
+            target=torch.randn(shape, generator=g),
+            x0=torch.rand(shape, generator=g).mul(2).sub(1),
+            x0_pred=x0_pred,
+            timesteps=torch.randint(0, 1000, (4,), generator=g),
+        )
+
+    def test_a_finite_scalar(self, impl) -> None:
+        import torch
+
+        value = impl(self.inputs())
+        assert isinstance(value, torch.Tensor) and value.dim() == 0
+        assert torch.isfinite(value)
+
+    def test_deterministic(self, impl) -> None:
+        assert impl(self.inputs()).item() == impl(self.inputs()).item()
+
+    def test_gradients_reach_the_model_output(self, impl) -> None:
+        inputs = self.inputs()
+        impl(inputs).backward()
+        grads = [t.grad for t in (inputs.prediction, inputs.x0_pred) if t is not None]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+            "the loss must be differentiable in prediction or x0_pred"
+        )

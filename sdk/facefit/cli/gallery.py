@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,37 @@ import click
 
 from facefit.errors import InputError
 
-GALLERY_OPTION = click.option(
-    "-g",
-    "--gallery",
-    "gallery_path",
-    required=True,
-    envvar="FACEFIT_GALLERY",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The gallery directory (or set FACEFIT_GALLERY).",
+URI_HELP = (
+    "A gallery in Milvus instead of a directory: milvus://HOST:PORT/COLLECTION (a server; "
+    "token in MILVUS_TOKEN) or milvus:PATH.db/COLLECTION (a Milvus Lite file)."
 )
+
+
+def GALLERY_OPTION(command):
+    """``-g DIR`` or ``--uri URL``, passed to ``command`` as ``gallery_path`` (a Path or a URL).
+
+    (Named like the option constants above: it decorates a command the same way.)
+    """
+
+    @functools.wraps(command)
+    def with_location(*args, gallery_path=None, uri=None, **kwargs):
+        if (gallery_path is None) == (uri is None):
+            raise click.UsageError("give the gallery: -g DIRECTORY or --uri milvus://…")
+        return command(*args, gallery_path=gallery_path if uri is None else uri, **kwargs)
+
+    with_location = click.option(
+        "--uri", envvar="FACEFIT_GALLERY_URI", help=URI_HELP + " (or set FACEFIT_GALLERY_URI)"
+    )(with_location)
+    return click.option(
+        "-g",
+        "--gallery",
+        "gallery_path",
+        envvar="FACEFIT_GALLERY",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The gallery directory (or set FACEFIT_GALLERY).",
+    )(with_location)
+
+
 DETECTOR_OPTION = click.option(
     "--detector", default="yunet", show_default=True, help="Face detector plugin."
 )
@@ -27,6 +50,25 @@ FALLBACK_OPTION = click.option(
     is_flag=True,
     help="Align framed drawings without a detected face at the usual portrait position.",
 )
+
+
+def parse_options(pairs: tuple[str, ...], flag: str = "--retriever-option") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs → options; a value is read as a TOML value (``8``, ``0.5``,
+    ``true``, ``"text"``), and as plain text when it is not one (``metric=ip``)."""
+    import tomllib
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InputError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} ef=128")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        options[key] = value
+    return options
 
 
 def _registry(ctx: click.Context) -> Any:
@@ -81,10 +123,10 @@ def gallery() -> None:
 @click.option(
     "--out",
     "out",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory to write the gallery to.",
 )
+@click.option("--uri", help=URI_HELP + " Builds there instead of --out (retriever milvus).")
 @click.option(
     "--identities",
     "csv_path",
@@ -102,6 +144,14 @@ def gallery() -> None:
     show_default=True,
     help="Retriever plugin: exact, hnswlib, scann, or auto (exact for small galleries, "
     "then scann where installed, else hnswlib).",
+)
+@click.option(
+    "--retriever-option",
+    "retriever_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the retriever plugin (repeatable), e.g. a vendor retriever's "
+    "--retriever-option nlist=64; stored with the gallery.",
 )
 @click.option("--M", "m", type=int, help="hnswlib: links per node.")
 @click.option("--ef-construction", type=int, help="hnswlib: build-time search breadth.")
@@ -128,12 +178,14 @@ def build_command(
     ctx,
     directory,
     out,
+    uri,
     csv_path,
     image_column,
     identity_column,
     encoder,
     detector,
     retriever,
+    retriever_options,
     m,
     ef_construction,
     ef,
@@ -150,14 +202,23 @@ def build_command(
     """
     from facefit.gallery import GalleryError, GalleryIndex, build
 
-    if out.exists() and any(out.iterdir()) and not force:
+    if (out is None) == (uri is None):
+        raise click.UsageError(
+            "say where to build the gallery: --out DIRECTORY or --uri milvus://…"
+        )
+    if out is not None and out.exists() and any(out.iterdir()) and not force:
         raise GalleryError(f"{out}: already exists and is not empty; pass --force to replace it")
     options = {
         k: v
         for k, v in (("M", m), ("ef_construction", ef_construction), ("ef", ef))
         if v is not None
     }
-    if options and retriever != "hnswlib":
+    if uri is not None:
+        if retriever not in ("auto", "milvus"):
+            raise GalleryError(f"--uri builds a gallery in Milvus: drop --retriever {retriever}")
+        retriever = "milvus"
+        options.update(uri=uri, mode="replace" if force else "create")
+    elif options and retriever != "hnswlib":
         raise GalleryError(
             "--M, --ef-construction and --ef are hnswlib options: add --retriever hnswlib"
         )
@@ -166,6 +227,13 @@ def build_command(
             raise GalleryError("--leaves-to-search is a scann option: add --retriever scann")
         options["leaves_to_search"] = leaves_to_search
         options["recall_target"] = None  # as given, not re-tuned when the index trains
+    extra = parse_options(retriever_options)
+    if extra and retriever == "auto":
+        raise GalleryError(
+            "--retriever-option needs a named retriever: add --retriever NAME "
+            "(auto may pick any of exact, hnswlib or scann)"
+        )
+    options.update(extra)
     items = _items(directory, csv_path, image_column, identity_column)
     registry = _registry(ctx)
     embedder = _embedder(registry, detector, encoder, sketch_fallback)
@@ -189,8 +257,8 @@ def build_command(
                 f"{tuning.option}={tuning.value}: recall@10 {tuning.recall:.4f} "
                 f"on {tuning.sample} stored faces"
             )
-    index.save(out, overwrite=force)
-    _report(report, index, out)
+    where = index.save(out, overwrite=force) if uri is None else index.save()
+    _report(report, index, where)
 
 
 @gallery.command("add")
@@ -388,7 +456,8 @@ def info_command(ctx, gallery_path, as_json) -> None:
         return
     enc = info["encoder"]
     params = ", ".join(f"{k}={v}" for k, v in info["retriever_params"].items())
-    click.echo(f"gallery     {info['path']}")
+    click.echo(f"gallery     {info['path'] or gallery_path}")
+    click.echo(f"data        {info['location']}")
     click.echo(f"faces       {info['faces']} of {info['identities']} identities")
     click.echo(f"encoder     {enc['name']} (version {enc['version']}, {enc['dim']}-d)")
     click.echo(
@@ -398,6 +467,83 @@ def info_command(ctx, gallery_path, as_json) -> None:
     click.echo(
         f"saved       {info['saved']} (generation {info['generation']}; created {info['created']})"
     )
+    if info["files"]:
+        click.echo(
+            f"size        {sum(info['files'].values()) / 1e6:.1f} MB in {len(info['files'])} files"
+        )
+
+
+@gallery.command("migrate")
+@click.argument("source")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="Where to copy it: a Milvus URL (milvus://HOST:PORT/COLLECTION, "
+    "milvus:PATH.db/COLLECTION) or a new directory.",
+)
+@click.option(
+    "--retriever",
+    default="auto",
+    show_default=True,
+    help="For a directory target: exact, hnswlib, scann or auto (by size).",
+)
+@click.option(
+    "--sample", default=100, show_default=True, help="Stored faces searched in both to check."
+)
+@click.option("--force", is_flag=True, help="Replace a gallery already at --to.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def migrate_command(ctx, source, target, retriever, sample, force, no_progress) -> None:
+    """Copy the gallery SOURCE (a directory or a Milvus URL) to --to, and check the copy.
+
+    Counts must match, a sample of faces must keep identity, provenance and vector, and
+    searching with them must rank the same identities. A copy that fails is deleted; the
+    source is never changed.
+    """
+    from facefit.gallery import GalleryError, GalleryIndex
+    from facefit.gallery.migrate import check_copy, copy_faces
+    from facefit.gallery.remote import database_scheme
+
+    registry = _registry(ctx)
+    src = GalleryIndex.load(source if database_scheme(source) else Path(source), registry=registry)
+    scheme = database_scheme(target)
+    if scheme is None:
+        out = Path(target)
+        if out.exists() and any(out.iterdir()) and not force:
+            raise GalleryError(
+                f"{out}: already exists and is not empty; pass --force to replace it"
+            )
+        copy = GalleryIndex.create(
+            src.encoder, retriever=retriever, expected_faces=len(src), registry=registry
+        )
+    else:
+        if retriever != "auto":
+            raise GalleryError(f"--to {target} is a gallery in {scheme}: drop --retriever")
+        mode = "replace" if force else "create"
+        copy = GalleryIndex.create(
+            src.encoder, retriever=scheme, registry=registry, uri=target, mode=mode
+        )
+    try:
+        pairs = copy_faces(src, copy, progress=not no_progress)
+        check = check_copy(src, copy, pairs, sample=sample)
+        if not check.ok:
+            raise GalleryError(f"{target}: the copy does not match: " + "; ".join(check.problems))
+        where = copy.save() if scheme else copy.save(Path(target), overwrite=force)
+    except BaseException:
+        if scheme:  # nothing half-written is left behind
+            _drop_quietly(copy.retriever)
+        raise
     click.echo(
-        f"size        {sum(info['files'].values()) / 1e6:.1f} MB in {len(info['files'])} files"
+        f"{source} -> {where}: {check.faces[1]} faces of {check.identities[1]} identities; "
+        f"checked {check.sampled} faces: own identity first {check.own_identity_first:.3f}, "
+        f"top identities agree {check.top_identity_overlap:.3f}"
     )
+
+
+def _drop_quietly(retriever: Any) -> None:
+    """Delete a failed copy's collection; if even that fails, say so and carry on."""
+    try:
+        retriever.drop()
+    except Exception as exc:
+        click.echo(f"could not delete the unfinished copy in {retriever.where}: {exc}", err=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from facefit.gallery.errors import GalleryError
 if TYPE_CHECKING:
     from facefit.faces import FaceEmbedder
     from facefit.gallery.index import GalleryIndex
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".webp"}
@@ -239,3 +242,55 @@ def _existing_dir(directory: str | Path) -> Path:
     if not directory.is_dir():
         raise GalleryError(f"{directory}: not a directory of images")
     return directory
+
+
+def open_or_build(
+    path: str | Path,
+    images: str | Path,
+    *,
+    identities: str | Path | None = None,
+    embedder: FaceEmbedder | None = None,
+    registry: object = None,
+    retriever: str = "auto",
+    progress: bool = False,
+    **options: object,
+) -> GalleryIndex:
+    """The gallery saved at ``path``; if there is none yet, build it from ``images`` and save it.
+
+    ``images`` is laid out as ``DIR/<identity>/<image>``, or named by the
+    ``identities`` CSV (as ``facefit gallery build``). ``embedder`` (default: the
+    registry's YuNet + SFace) embeds the images, and an existing gallery built with
+    another encoder is refused. A non-empty ``path`` that is not a gallery is an
+    error, never overwritten. If another process saves a gallery at ``path`` while
+    this one builds, that one is opened instead.
+    """
+    from facefit.faces import FaceEmbedder
+    from facefit.gallery.index import GalleryIndex
+    from facefit.gallery.manifest import MANIFEST_NAME
+
+    path = Path(path)
+    if embedder is None:
+        embedder = FaceEmbedder.from_registry(registry)
+    if (path / MANIFEST_NAME).is_file() or (path.exists() and any(path.iterdir())):
+        return GalleryIndex.load(path, encoder=embedder.encoder, registry=registry)
+    items = from_csv(images, identities) if identities is not None else from_folders(images)
+    index = GalleryIndex.create(
+        embedder.encoder,
+        retriever=retriever,
+        expected_faces=len(items),
+        registry=registry,
+        **options,
+    )
+    report = enrol(index, embedder, items, progress=progress)
+    if not report.added:
+        raise GalleryError(f"{images}: no face could be enrolled from {len(items)} images")
+    if report.skipped:
+        log.warning("%s: skipped %d of %d images", images, len(report.skipped), len(items))
+    try:
+        index.save(path)
+    except GalleryError:
+        if not (path / MANIFEST_NAME).is_file():
+            raise
+        log.info("%s: another process saved a gallery here first; opening it", path)
+        return GalleryIndex.load(path, encoder=embedder.encoder, registry=registry)
+    return index

@@ -52,3 +52,37 @@ def create_retriever(
 
         registry = Registry.load()
     return registry.create("retriever", name, dim=dim, **options)
+
+
+def retriever_package(
+    retriever: Retriever, registry: Registry | None = None
+) -> dict[str, str] | None:
+    """The package (name, version) that provides ``retriever``'s plugin, or None if unknown
+    (a plugin registered in code, or a retriever made outside any registry)."""
+    if registry is None:
+        from facefit.registry import Registry
+
+        registry = Registry.load()
+    try:
+        entry = registry.entry("retriever", retriever.name)
+    except PluginError:
+        return None
+    if not isinstance(retriever, entry.factory if isinstance(entry.factory, type) else object):
+        return None
+    if entry.plugin.package in ("", "unknown", "(registered in code)"):
+        return None
+    return {"name": entry.plugin.package, "version": entry.plugin.version}
+
+
+def missing_retriever(name: str, package: dict[str, str] | None, where: str) -> str:
+    """The message for a gallery whose retriever plugin is not installed here."""
+    if package is None:
+        return (
+            f"{where}: this gallery's retriever plugin {name!r} is not installed here; "
+            "install the package that provides it (`facefit plugins` lists what is installed)"
+        )
+    return (
+        f"{where}: this gallery's retriever plugin {name!r} comes from the package "
+        f"{package['name']!r} (version {package['version']} when saved), which is not "
+        f"installed here; install it (pip install '{package['name']}=={package['version']}')"
+    )

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facefit.errors import UnknownPluginError
 from facefit.gallery import persist, remote
 from facefit.gallery.atomic import directory_lock
 from facefit.gallery.checks import (
@@ -38,7 +39,12 @@ from facefit.gallery.checks import (
     one_query,
     per_face,
 )
-from facefit.gallery.choice import choose_retriever, create_retriever
+from facefit.gallery.choice import (
+    choose_retriever,
+    create_retriever,
+    missing_retriever,
+    retriever_package,
+)
 from facefit.gallery.errors import (
     CorruptGalleryError,
     GalleryError,
@@ -168,9 +174,14 @@ class GalleryIndex:
                 check_encoder(manifest.encoder, EncoderInfo.of(encoder), path)
             persist.verify_files(path, manifest, checksums=verify)
             index_stem, metadata_stem = persist.stems(manifest.generation)
-            retriever = create_retriever(
-                manifest.retriever, manifest.encoder.dim, registry, **manifest.retriever_params
-            )
+            try:
+                retriever = create_retriever(
+                    manifest.retriever, manifest.encoder.dim, registry, **manifest.retriever_params
+                )
+            except UnknownPluginError:
+                raise GalleryError(
+                    missing_retriever(manifest.retriever, manifest.retriever_package, str(path))
+                ) from None
             try:
                 retriever.load(path, index_stem)
             except (OSError, RuntimeError, ValueError) as exc:
@@ -191,6 +202,36 @@ class GalleryIndex:
             registry=registry,
             manifest=manifest,
             path=path,
+        )
+
+    @classmethod
+    def open_or_build(
+        cls,
+        path: str | Path,
+        images: str | Path,
+        *,
+        identities: str | Path | None = None,
+        embedder: Any = None,
+        registry: Registry | None = None,
+        retriever: str = "auto",
+        progress: bool = False,
+        **options: Any,
+    ) -> GalleryIndex:
+        """Open the gallery at ``path``, or build it from ``images`` and save it there.
+
+        See :func:`facefit.gallery.build.open_or_build` for the arguments.
+        """
+        from facefit.gallery.build import open_or_build
+
+        return open_or_build(
+            path,
+            images,
+            identities=identities,
+            embedder=embedder,
+            registry=registry,
+            retriever=retriever,
+            progress=progress,
+            **options,
         )
 
     # -- what it is ---------------------------------------------------------------------------
@@ -555,4 +596,5 @@ class GalleryIndex:
             created=self._manifest.created if self._manifest else now,
             saved=now,
             facefit_version=__version__,
+            retriever_package=retriever_package(self._retriever, self._registry),
         )

@@ -77,6 +77,9 @@ class Manifest:
     facefit_version: str
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    retriever_package: dict[str, str] | None = None
+    """``{"name": …, "version": …}`` of the package that provides the retriever plugin
+    (None in galleries saved before facefit recorded it, or for a plugin registered in code)."""
 
     def all_files(self) -> list[FileRecord]:
         return [f for records in self.files.values() for f in records]
@@ -135,6 +138,7 @@ class Manifest:
                 facefit_version=str(body["facefit_version"]),
                 format_version=int(version),
                 extra=dict(body.get("extra", {})),
+                retriever_package=_package(body["retriever"].get("package")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise corrupt(f"missing or malformed field: {exc}") from None
@@ -144,12 +148,25 @@ class Manifest:
         return manifest
 
 
+def _package(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    return {"name": str(value["name"]), "version": str(value["version"])}
+
+
 def _body(m: Manifest) -> dict[str, Any]:
+    retriever: dict[str, Any] = {
+        "name": m.retriever,
+        "params": m.retriever_params,
+        "auto": m.auto_retriever,
+    }
+    if m.retriever_package is not None:  # absent, not null: older manifests keep their checksum
+        retriever["package"] = dict(m.retriever_package)
     return {
         "format": FORMAT,
         "format_version": m.format_version,
         "encoder": asdict(m.encoder),
-        "retriever": {"name": m.retriever, "params": m.retriever_params, "auto": m.auto_retriever},
+        "retriever": retriever,
         "faces": m.faces,
         "identities": m.identities,
         "next_label": m.next_label,
