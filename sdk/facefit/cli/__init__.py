@@ -30,6 +30,8 @@ SUBCOMMANDS = {
     "generate": "generate",
     "augment": "augment_command",
     "demo": "demo",
+    "serve": "serve",
+    "users": "users",
 }
 
 

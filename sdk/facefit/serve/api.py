@@ -1,0 +1,325 @@
+"""The JSON API under ``/api/v1``: the pages' operations for case systems and scripts.
+
+Authenticate with ``Authorization: Bearer TOKEN``; get a token from
+``POST /api/v1/tokens`` (user name and password) or from the account page. Every
+call is audited like the page it mirrors. The OpenAPI description is served at
+``/api/v1/openapi.json`` and browsable at ``/api/v1/docs`` (after logging in).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from facefit.errors import InputError
+from facefit.serve.auth import User
+from facefit.serve.deps import ApiUser, client_ip, open_case, open_run, services
+from facefit.serve.pages_runs import parse_choice, run_images
+from facefit.serve.runs import QueueFull, loads
+from facefit.serve.storage import read_limited
+from facefit.serve.views import run_view
+from facefit.serve.web import blob_response
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+
+class Login(BaseModel):
+    name: str
+    password: str
+    label: str = Field("api", description="What the token is for (shown on the account page).")
+
+
+class NewCase(BaseModel):
+    title: str = Field(..., description="A name for the case.")
+    reference: str = Field("", description="The case number in your case system.")
+
+
+class Share(BaseModel):
+    user: str = Field(..., description="User name to share the case with.")
+
+
+class NewRun(BaseModel):
+    gallery: str = Field(..., description="A gallery from GET /api/v1/galleries.")
+    evidence: list[int] = Field(
+        ..., description="Evidence ids of one witness: at most one sketch, frame and description."
+    )
+    rounds: int | None = Field(None, description="Rounds (default and maximum: the server's).")
+    interactive: bool = Field(
+        True, description="Wait for a choice after each round (POST …/choice)."
+    )
+
+
+class ChoiceIn(BaseModel):
+    round: int = Field(..., description="The round the choice answers (0-based).")
+    pick: int | None = Field(None, description="Candidate whose identity steers the next round.")
+    reject: list[int] = Field([], description="Candidates that look wrong.")
+    accept: bool = Field(False, description="Stop after this round.")
+
+
+def _bad(exc: Exception, status: int = 400) -> HTTPException:
+    return HTTPException(status, str(exc))
+
+
+@router.post("/tokens", tags=["auth"])
+def create_token(request: Request, body: Login) -> dict[str, Any]:
+    """Exchange a user name and password for an API token (shown once; keep it secret)."""
+    svc = services(request)
+    user = svc.users.authenticate(body.name.strip(), body.password)
+    if user is None:
+        svc.audit.record(
+            None, "login.api", target=body.name[:64], outcome="denied", ip=client_ip(request)
+        )
+        raise HTTPException(401, "wrong user name or password, or the account is disabled")
+    token = svc.tokens.create(user, body.label)
+    svc.audit.record(user, "login.api", detail={"label": body.label}, ip=client_ip(request))
+    return {"token": token, "user": user.name, "role": user.role}
+
+
+@router.get("/me", tags=["auth"])
+def me(user: ApiUser) -> dict[str, Any]:
+    """Who the token belongs to."""
+    return {"name": user.name, "role": user.role}
+
+
+@router.get("/galleries", tags=["runs"])
+def galleries(request: Request, user: ApiUser) -> dict[str, Any]:
+    """The galleries runs may search, and the loop's settings."""
+    svc = services(request)
+    s = svc.settings
+    return {
+        "galleries": svc.galleries.names,
+        "ready": svc.ready.is_set(),
+        "settings": {"rounds": s.rounds, "candidates": s.candidates, "steps": s.steps},
+    }
+
+
+@router.get("/cases", tags=["cases"])
+def list_cases(request: Request, user: ApiUser, q: str = "") -> dict[str, Any]:
+    """The cases you may see (``q`` searches titles and references)."""
+    svc = services(request)
+    q = q.strip()[:100]
+    svc.audit.record(
+        user,
+        "case.search" if q else "case.list",
+        detail={"q": q} if q else None,
+        ip=client_ip(request),
+    )
+    return {"cases": [c.to_dict() for c in svc.cases.visible(user, q or None)]}
+
+
+@router.post("/cases", status_code=201, tags=["cases"])
+def create_case(request: Request, body: NewCase, user: ApiUser) -> dict[str, Any]:
+    """Open a case; you own it."""
+    svc = services(request)
+    try:
+        case = svc.cases.create(user, body.title, body.reference)
+    except InputError as exc:
+        raise _bad(exc) from None
+    svc.audit.record(user, "case.create", case_id=case.id, ip=client_ip(request))
+    return case.to_dict()
+
+
+@router.get("/cases/{case_id}", tags=["cases"])
+def get_case(request: Request, case_id: int, user: ApiUser) -> dict[str, Any]:
+    """A case with its evidence and runs."""
+    svc = services(request)
+    case = open_case(request, user, case_id, "case.view")
+    runs = svc.db.all("SELECT * FROM runs WHERE case_id = ? ORDER BY id", (case.id,))
+    return {
+        **case.to_dict(),
+        "evidence": [e.to_dict() for e in svc.cases.evidence(case)],
+        "runs": [run_view(svc, r, rounds=False) for r in runs],
+    }
+
+
+@router.post("/cases/{case_id}/shares", tags=["cases"])
+def share(request: Request, case_id: int, body: Share, user: ApiUser) -> dict:
+    """Share a case you own with another user."""
+    svc = services(request)
+    case = open_case(request, user, case_id, "case.share", to=body.user)
+    if case.owner_id != user.id and not user.is_admin:
+        raise HTTPException(403, "only the case's owner shares it")
+    other = svc.users.get(body.user.strip())
+    if other is None:
+        raise HTTPException(400, f"no user {body.user!r}")
+    try:
+        svc.cases.share(case, other)
+    except InputError as exc:
+        raise _bad(exc) from None
+    return svc.cases.get(case.id).to_dict()
+
+
+@router.post("/cases/{case_id}/evidence", status_code=201, tags=["cases"])
+def add_evidence(
+    request: Request,
+    case_id: int,
+    witness: Annotated[str, Form(description="Who gave this evidence.")],
+    kind: Annotated[str, Form(description="sketch, lq (a low-quality frame) or text.")],
+    user: ApiUser,
+    text: Annotated[str, Form(description="The description, when kind is text.")] = "",
+    file: Annotated[
+        UploadFile | None, File(description="The image, when kind is sketch or lq.")
+    ] = None,
+) -> dict[str, Any]:
+    """Add evidence (multipart form). Images are checked as the CLI checks them."""
+    svc = services(request)
+    case = open_case(request, user, case_id, "evidence.upload", kind=kind)
+    try:
+        if kind == "text":
+            item = svc.cases.add_text(case, user, witness, text)
+        else:
+            if file is None:
+                raise InputError(f"{kind}: send the image as the 'file' field")
+            data = read_limited(file.file, svc.settings.max_upload_bytes, file.filename or "file")
+            item = svc.cases.add_image(case, user, witness, kind, data, file.filename or "upload")
+    except InputError as exc:
+        svc.audit.record(
+            user,
+            "evidence.refused",
+            case_id=case.id,
+            outcome="refused",
+            detail=str(exc)[:300],
+            ip=client_ip(request),
+        )
+        too_big = "upload limit" in str(exc)
+        raise _bad(exc, 413 if too_big else 400) from None
+    svc.audit.record(
+        user,
+        "evidence.stored",
+        case_id=case.id,
+        target=item.sha256,
+        detail={"evidence": item.id, "kind": item.kind, "witness": item.witness},
+        ip=client_ip(request),
+    )
+    return item.to_dict()
+
+
+@router.get("/cases/{case_id}/evidence/{item_id}/file", tags=["cases"])
+def evidence_file(request: Request, case_id: int, item_id: int, user: ApiUser) -> Response:
+    """The evidence file as uploaded (its sha256 is in the evidence listing)."""
+    svc = services(request)
+    case = open_case(request, user, case_id, "evidence.view", evidence=item_id)
+    item = svc.cases.evidence_item(item_id)
+    if item is None or item.case_id != case.id:
+        raise HTTPException(404, f"no evidence {item_id} in case {case_id}")
+    return blob_response(svc.blobs.read(item.sha256), item.media_type)
+
+
+@router.post("/cases/{case_id}/runs", status_code=202, tags=["runs"])
+def start_run(request: Request, case_id: int, body: NewRun, user: ApiUser) -> dict:
+    """Queue a run; poll ``GET /api/v1/runs/{id}`` for its progress."""
+    svc = services(request)
+    case = open_case(request, user, case_id, "run.start")
+    items = [item for i in body.evidence if (item := svc.cases.evidence_item(i)) is not None]
+    if len(items) != len(body.evidence):
+        raise HTTPException(400, f"unknown evidence id in {body.evidence}")
+    try:
+        run_id = svc.start_run(
+            case, user, body.gallery, items, rounds=body.rounds, interactive=body.interactive
+        )
+    except QueueFull as exc:
+        raise _bad(exc, 503) from None
+    except InputError as exc:
+        raise _bad(exc) from None
+    svc.audit.record(user, "run.queued", case_id=case.id, target=str(run_id), ip=client_ip(request))
+    row = svc.db.one("SELECT * FROM runs WHERE id = ?", (run_id,))
+    return run_view(svc, row, rounds=False)
+
+
+@router.get("/runs/{run_id}", tags=["runs"])
+def get_run(request: Request, run_id: int, user: ApiUser) -> dict[str, Any]:
+    """A run: status, live progress, the round awaiting a choice, rounds, ranked identities."""
+    _, row = open_run(request, user, run_id, "run.view")
+    return run_view(services(request), row)
+
+
+@router.post("/runs/{run_id}/choice", tags=["runs"])
+def choose(request: Request, run_id: int, body: ChoiceIn, user: ApiUser) -> dict:
+    """Answer the round the run waits on: pick, reject, accept (or none: the loop decides)."""
+    svc = services(request)
+    _, row = open_run(request, user, run_id, "run.choice", **body.model_dump())
+    try:
+        svc.runs.choose(run_id, body.round, parse_choice(body.pick, body.reject, body.accept))
+    except InputError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return run_view(svc, row, rounds=False)
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"])
+def cancel(request: Request, run_id: int, user: ApiUser) -> dict[str, Any]:
+    """Stop a run; the rounds it completed are kept."""
+    svc = services(request)
+    _, row = open_run(request, user, run_id, "run.cancel")
+    return {
+        "cancelling": svc.runs.cancel(run_id),
+        "status": run_view(svc, row, rounds=False)["status"],
+    }
+
+
+@router.get("/runs/{run_id}/images/{sha256}", tags=["runs"])
+def run_image(request: Request, run_id: int, sha256: str, user: ApiUser) -> Response:
+    """A candidate image or gallery photo of the run (PNG), by the checksum the run lists."""
+    svc = services(request)
+    _, row = open_run(request, user, run_id, "run.image", image=sha256[:64])
+    if sha256 not in run_images(svc, row):
+        raise HTTPException(404, f"no image {sha256} in run {run_id}")
+    return blob_response(svc.blobs.read(sha256), "image/png")
+
+
+@router.get("/runs/{run_id}/result.json", tags=["runs"])
+def result_json(request: Request, run_id: int, user: ApiUser) -> Any:
+    """``result.json`` as ``facefit generate`` writes it."""
+    return _export(request, run_id, user, "result")
+
+
+@router.get("/runs/{run_id}/provenance.json", tags=["runs"])
+def provenance_json(request: Request, run_id: int, user: ApiUser) -> Any:
+    """``provenance.json``: hashes, model versions, config and seeds to reproduce the run."""
+    return _export(request, run_id, user, "provenance")
+
+
+def _export(request: Request, run_id: int, user: User, name: str) -> Any:
+    _, row = open_run(request, user, run_id, "run.export", file=f"{name}.json")
+    data = loads(row[name])
+    if data is None:
+        raise HTTPException(404, f"run {run_id} has no {name}.json (status {row['status']})")
+    return data
+
+
+@router.get("/audit", tags=["admin"])
+def audit(
+    request: Request,
+    user: ApiUser,
+    case_id: int | None = None,
+    user_name: str | None = None,
+    action: str | None = None,
+    before: int | None = None,
+    limit: int = 200,
+) -> dict[str, Any]:
+    """The audit log, newest first (admins only)."""
+    svc = services(request)
+    if not user.is_admin:
+        svc.audit.record(user, "audit.view", outcome="denied", ip=client_ip(request))
+        raise HTTPException(403, "admins only")
+    filters = {"case_id": case_id, "user_name": user_name, "action": action, "before": before}
+    svc.audit.record(
+        user,
+        "audit.view",
+        detail=json.dumps({k: v for k, v in filters.items() if v is not None}),
+        ip=client_ip(request),
+    )
+    check = svc.audit.verify()
+    return {
+        "chain": {
+            "intact": check.intact,
+            "records": check.records,
+            "first_broken": check.first_broken,
+        },
+        "entries": svc.audit.entries(limit=min(max(limit, 1), 1000), **filters),
+    }

@@ -1,0 +1,122 @@
+"""Everything one server holds, made once by :func:`open_services` and kept on ``app.state``.
+
+No module-level state: tests make as many servers as they like, each with its
+own data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from facefit.errors import InputError
+from facefit.serve.audit import AuditLog
+from facefit.serve.auth import Sessions, Tokens, User, Users
+from facefit.serve.cases import Case, Cases, EvidenceItem
+from facefit.serve.db import Database, now
+from facefit.serve.execute import RunExecutor
+from facefit.serve.galleries import Galleries
+from facefit.serve.runs import RunManager
+from facefit.serve.settings import ServeSettings
+from facefit.serve.storage import BlobStore
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass
+class Services:
+    settings: ServeSettings
+    db: Database
+    users: Users
+    sessions: Sessions
+    tokens: Tokens
+    audit: AuditLog
+    blobs: BlobStore
+    cases: Cases
+    galleries: Galleries
+    runs: RunManager
+    ready: threading.Event
+    load_error: str | None = None
+
+    def start_run(
+        self,
+        case: Case,
+        user: User,
+        gallery: str,
+        items: list[EvidenceItem],
+        *,
+        rounds: int | None = None,
+        interactive: bool = True,
+    ) -> int:
+        """Check a run request and queue it; return the run's id."""
+        if gallery not in self.galleries.names:
+            raise InputError(
+                f"gallery {gallery!r}: not served here; known: {', '.join(self.galleries.names)}"
+            )
+        if not items:
+            raise InputError("a run needs evidence: choose a sketch, a frame or a description")
+        kinds = [i.kind for i in items]
+        if len(set(kinds)) != len(kinds):
+            raise InputError("choose at most one sketch, one frame and one description per run")
+        if any(i.case_id != case.id for i in items):
+            raise InputError(f"evidence must belong to case {case.id}")
+        witnesses = {i.witness for i in items}
+        if len(witnesses) > 1:
+            raise InputError(
+                f"evidence of one witness per run (got {', '.join(sorted(witnesses))}): "
+                "each witness's memory is run separately"
+            )
+        rounds = self.settings.rounds if rounds is None else int(rounds)
+        if not 1 <= rounds <= self.settings.rounds:
+            raise InputError(f"rounds: choose 1 to {self.settings.rounds}")
+        options = {"rounds": rounds, "interactive": bool(interactive)}
+
+        def insert() -> int:
+            cursor = self.db.execute(
+                "INSERT INTO runs (case_id, user_id, gallery, evidence, options, status, created) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                (
+                    case.id,
+                    user.id,
+                    gallery,
+                    json.dumps([i.id for i in items]),
+                    json.dumps(options),
+                    now(),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+        return self.runs.submit(insert)
+
+    def close(self) -> None:
+        self.runs.shutdown()
+        self.db.close()
+
+
+def open_services(settings: ServeSettings, *, registry: Any = None) -> Services:
+    """Open the data folder and create every part (models load later, see :func:`load_models`)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database)
+    blobs = BlobStore(settings.blob_dir)
+    galleries = Galleries(settings, registry=registry)
+    runs = RunManager(
+        db,
+        execute=RunExecutor(db, blobs, galleries, settings),
+        workers=settings.workers,
+        queue_size=settings.queue_size,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        users=Users(db),
+        sessions=Sessions(db, settings.session_hours),
+        tokens=Tokens(db),
+        audit=AuditLog(db),
+        blobs=blobs,
+        cases=Cases(db, blobs, max_pixels=settings.max_pixels),
+        galleries=galleries,
+        runs=runs,
+        ready=threading.Event(),
+    )

@@ -1,0 +1,75 @@
+"""What a ``facefit serve`` instance is configured with (command-line flags end up here)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facefit.errors import InputError
+
+__all__ = ["DEFAULT_DATA_DIR", "DEMO_GALLERY", "ServeSettings"]
+
+DEMO_GALLERY = "demo"
+"""Gallery name of the bundled 24-face FS2K demo gallery (offered when none is configured)."""
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "facefit" / "serve"
+
+
+DEFAULT_DATA_DIR = _default_data_dir()
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """One server's configuration.
+
+    ``data_dir`` holds ``facefit.sqlite3`` (users, cases, runs, audit) and
+    ``blobs/`` (evidence, candidates and gallery photos, content-addressed).
+    ``galleries`` maps a gallery name to a saved gallery folder, or to
+    :data:`DEMO_GALLERY` for the bundled one. ``rounds``, ``candidates`` and
+    ``steps`` are the loop's settings for every run (a run may ask for fewer rounds).
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    galleries: dict[str, str] = field(default_factory=lambda: {DEMO_GALLERY: DEMO_GALLERY})
+    config_file: Path | None = None
+    rounds: int = 3
+    candidates: int = 4
+    steps: int = 20
+    seed: int = 0
+    workers: int = 2
+    queue_size: int = 8
+    choice_timeout: float = 600.0
+    """Seconds a run waits for the investigator's choice before the loop decides itself."""
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    match_threshold: float = 0.363
+    """Fused cosine below which the top identity is shown as "no likely match" (SFace's
+    published same-person threshold; a calibrated probability, where the pipeline
+    gives one, is compared with 0.5 instead)."""
+    session_hours: float = 12.0
+    secure_cookies: bool = False
+    """Mark cookies Secure: set when the server is reached through HTTPS (a TLS proxy)."""
+    warm_up: bool = True
+    """Run the loop once at start-up, so the first investigator does not wait for lazy loading."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        for name in ("rounds", "candidates", "steps", "workers", "queue_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"serve: --{name.replace('_', '-')} must be at least 1")
+        if not self.galleries:
+            raise InputError("serve: no gallery configured; pass --gallery NAME=PATH")
+        if self.choice_timeout <= 0:
+            raise InputError("serve: --choice-timeout must be positive (seconds)")
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "facefit.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
