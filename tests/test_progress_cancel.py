@@ -179,3 +179,19 @@ def test_warm_up_loads_ahead_and_changes_nothing(pipeline):
     first = pipeline.run(EVIDENCE)
     again = pipeline.warm_up().run(EVIDENCE)
     assert first.matches == again.matches
+
+
+def test_progress_bar_follows_the_run(pipeline):
+    import io
+
+    from facefit.pipeline.progress import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(file=out, mininterval=0)
+    pipeline.run(EVIDENCE, progress=bar)
+    text = out.getvalue()
+    assert "12/12" in text and "round 3/3" in text and bar.bar is None
+    refused = ProgressBar(file=io.StringIO())
+    with pytest.raises(FacefitError):
+        pipeline.run(Evidence(sketch=np.full((48, 48), 255, np.uint8)), progress=refused)
+    assert refused.bar is None and refused.options["file"].getvalue() == ""  # no bar shown

@@ -172,7 +172,9 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Re-run a provenance.json's inputs and settings.",
 )
-@click.option("--no-progress", is_flag=True, help="Batch: no progress bar.")
+@click.option(
+    "--no-progress", is_flag=True, help="No progress bar (batch: no bar over the probes)."
+)
 def generate(
     sketch,
     lq,
@@ -231,7 +233,18 @@ def generate(
         if report.failed:
             sys.exit(1)
         return
-    result = run_probe_files(
-        pipeline, probe, out, on_round=_ask if interactive else None, command=sys.argv[1:]
-    )
+    from facefit.pipeline.progress import ProgressBar
+
+    bar = ProgressBar(disable=no_progress or interactive)  # prompts and a bar do not mix
+    try:
+        result = run_probe_files(
+            pipeline,
+            probe,
+            out,
+            on_round=_ask if interactive else None,
+            command=sys.argv[1:],
+            progress=bar,
+        )
+    finally:
+        bar.close()
     _print_result(result, out)

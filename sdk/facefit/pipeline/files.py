@@ -33,10 +33,7 @@ class ProbeFiles:
         }
 
     def load(self) -> Evidence:
-        from facefit.images import load_image
-
-        images = {m: load_image(p) for m, p in self.paths().items()}
-        return Evidence(text=self.text, sources=self.paths(), **images).require_any()
+        return Evidence(text=self.text, **self.paths()).require_any()
 
 
 def _gallery_images(pipeline: Any, result: Result) -> dict[str, np.ndarray]:
@@ -61,15 +58,21 @@ def run_probe_files(
     *,
     on_round: Any = None,
     command: list[str] | None = None,
+    progress: Any = None,
+    cancel: Any = None,
 ) -> Result:
-    """Run the loop on one probe and write its output folder (see :mod:`.output`)."""
+    """Run the loop on one probe and write its output folder (see :mod:`.output`).
+
+    ``progress`` and ``cancel`` go to :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>`;
+    a cancelled run writes nothing and raises :class:`~facefit.pipeline.Cancelled`.
+    """
     from facefit.pipeline.output import write_run
     from facefit.pipeline.provenance import make_provenance
 
     start = time.perf_counter()
     evidence = probe.load()
     loaded = time.perf_counter()
-    result = pipeline.run(evidence, on_round=on_round)
+    result = pipeline.run(evidence, on_round=on_round, progress=progress, cancel=cancel)
     ran = time.perf_counter()
     prepared = pipeline.prepare(evidence)
     tiles: list[tuple[np.ndarray | None, str]] = []

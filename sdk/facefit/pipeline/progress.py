@@ -29,7 +29,7 @@ from facefit.errors import FacefitError
 if TYPE_CHECKING:
     from facefit.types import Result
 
-__all__ = ["STAGES", "CancelToken", "Cancelled", "Progress", "ProgressCallback"]
+__all__ = ["STAGES", "CancelToken", "Cancelled", "Progress", "ProgressBar", "ProgressCallback"]
 
 STAGES = ("prepare", "sample", "rank", "done")
 """The stages a run reports, in order (``sample`` and ``rank`` once per round)."""
@@ -115,6 +115,45 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"CancelToken(cancelled={self.cancelled})"
+
+
+class ProgressBar:
+    """A tqdm progress bar fed by :class:`Progress` (what ``facefit generate`` shows).
+
+    ``pipeline.run(evidence, progress=ProgressBar())``: one bar over the run's
+    sampler steps, with the round and stage beside it; it closes at ``"done"``
+    (call :meth:`close` after a cancelled or failed run). ``disable=True`` shows nothing.
+    """
+
+    def __init__(self, desc: str = "generating", *, disable: bool = False, **tqdm_options: Any):
+        self.desc, self.disable, self.options = desc, disable, tqdm_options
+        self.bar: Any = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self.bar is None:
+            if progress.stage == "prepare":  # a run refused while preparing shows no bar
+                return
+            from tqdm import tqdm
+
+            total = progress.rounds * progress.steps
+            self.bar = tqdm(
+                total=total, desc=self.desc, unit="step", disable=self.disable, **self.options
+            )
+        bar = self.bar
+        bar.set_postfix_str(
+            f"round {progress.round + 1}/{progress.rounds} {progress.stage}", refresh=False
+        )
+        bar.update(round(progress.fraction * bar.total) - bar.n)
+        if progress.stage == "done":
+            bar.close()
+            self.bar = None
+
+    def close(self) -> None:
+        """Remove an unfinished bar (after a cancelled or failed run); safe to call twice."""
+        if self.bar is not None:
+            self.bar.leave = False
+            self.bar.close()
+            self.bar = None
 
 
 class Reporter:
