@@ -28,6 +28,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,7 +95,7 @@ class MilvusRetriever(Retriever):
     def __init__(
         self,
         dim: int,
-        uri: str,
+        uri: str | None = None,
         collection: str | None = None,
         token: str | None = None,
         timeout: float = 30.0,
@@ -107,7 +108,6 @@ class MilvusRetriever(Retriever):
         nprobe: int = 32,
     ) -> None:
         super().__init__(dim)
-        self.place: MilvusLocation = parse_location(uri, collection)
         if mode not in ("create", "open", "replace"):
             raise PluginError(
                 f"retriever 'milvus': mode must be create, open or replace, not {mode!r}"
@@ -127,10 +127,18 @@ class MilvusRetriever(Retriever):
         self.index_type, self.M, self.ef_construction = index_type, M, ef_construction
         self.nlist, self.nprobe, self._ef = nlist, nprobe, ef
         self.timeout = float(timeout)
-        self._client = self._connect(token if token is not None else os.environ.get("MILVUS_TOKEN"))
+        self._token = token
         self._info: dict[str, Any] = {}
         self._count = 0
         self._orphans_possible = True  # rows past next_label from a write that died
+        self.place: MilvusLocation | None = None
+        if uri is not None:  # else attached by load(), from the files of a gallery directory
+            self._attach(parse_location(uri, collection), mode)
+
+    def _attach(self, place: MilvusLocation, mode: str) -> None:
+        self.place = place
+        token = self._token if self._token is not None else os.environ.get("MILVUS_TOKEN")
+        self._client = self._connect(token)
         exists = self._call("look for the collection", self._client.has_collection, self.collection)
         if exists and mode == "replace":
             self._call("drop the old collection", self._client.drop_collection, self.collection)
@@ -154,22 +162,31 @@ class MilvusRetriever(Retriever):
 
     @property
     def collection(self) -> str:
-        return self.place.collection
+        return self._place.collection
+
+    @property
+    def _place(self) -> MilvusLocation:
+        if self.place is None:
+            raise PluginError(
+                "retriever 'milvus' has no collection: give uri='milvus://host:19530/name' "
+                "(or milvus:PATH.db/name)"
+            )
+        return self.place
 
     @property
     def location(self) -> str:
         """The ``milvus:`` URL of this gallery (no token in it)."""
-        return self.place.url
+        return self._place.url
 
     @property
     def where(self) -> str:
         """Where the data lives, in words (for messages and ``facefit gallery info``)."""
-        return self.place.describe()
+        return self._place.describe()
 
     @property
     def next_label(self) -> int:
         """Labels below this are committed; rows at or above it are not part of the gallery."""
-        return int(self._info["next_label"])
+        return int(self._info.get("next_label", 0))
 
     @property
     def ef(self) -> int:
@@ -189,6 +206,7 @@ class MilvusRetriever(Retriever):
         return {"index_type": self.index_type, **{k: getattr(self, k) for k in build + search}}
 
     def __len__(self) -> int:
+        self._place  # noqa: B018 (an unattached retriever says so)
         return self._count
 
     # -- the Retriever contract -------------------------------------------------------------
@@ -259,15 +277,31 @@ class MilvusRetriever(Retriever):
                 raise InputError(f"{self.where}: cannot return k={k} faces; ask for fewer")
         return scores, labels
 
-    def save(self, directory: Any, stem: str) -> list[str]:
-        raise PluginError(
-            f"retriever 'milvus' keeps its data in {self.where}, not in files: save the "
-            "gallery with GalleryIndex.save() (it commits to Milvus), or copy it to a "
-            "directory with `facefit gallery migrate`"
-        )
+    def save(self, directory: Path, stem: str) -> list[str]:
+        """Flush, and write ``stem.milvus.json``: where the collection is (no token).
 
-    def load(self, directory: Any, stem: str) -> None:
-        raise PluginError("retriever 'milvus' is opened by location: GalleryIndex.load('milvus:…')")
+        The vectors and records stay in Milvus; a gallery directory saved this way is a
+        bookmark with a copy of the metadata (to copy the vectors: `facefit gallery migrate`).
+        """
+        self._call("flush", self._client.flush, self.collection)
+        name = f"{stem}.milvus.json"
+        pointer = {"location": self.location, "next_label": self.next_label, "faces": len(self)}
+        (Path(directory) / name).write_text(json.dumps(pointer, indent=2) + "\n", "utf-8")
+        return [name]
+
+    def load(self, directory: Path, stem: str) -> None:
+        """Open the collection a gallery directory's ``stem.milvus.json`` names."""
+        path = Path(directory) / f"{stem}.milvus.json"
+        try:
+            pointer = json.loads(path.read_text("utf-8"))
+            place, limit = parse_location(pointer["location"]), int(pointer["next_label"])
+        except (OSError, ValueError, KeyError, TypeError, InputError) as exc:
+            raise ValueError(f"{path}: not a readable milvus location ({exc})") from None
+        self._attach(place, "open")
+        # faces added to the collection after this directory was saved are not in its
+        # metadata: keep them out of sight (and refuse writes: the collection moved on)
+        self._info["next_label"] = min(self.next_label, limit)
+        self._count = self._count_faces()
 
     # -- a gallery in the collection (see facefit.gallery.remote) ---------------------------
 
@@ -321,7 +355,7 @@ class MilvusRetriever(Retriever):
 
     def _connect(self, token: str | None) -> Any:
         pymilvus = _pymilvus()
-        if self.place.is_lite:
+        if self._place.is_lite:
             try:
                 import milvus_lite  # noqa: F401
             except ImportError:
@@ -331,7 +365,7 @@ class MilvusRetriever(Retriever):
                 ) from None
         try:
             return pymilvus.MilvusClient(
-                uri=self.place.uri, token=token or "", timeout=self.timeout
+                uri=self._place.uri, token=token or "", timeout=self.timeout
             )
         except pymilvus.MilvusException as exc:
             raise GalleryError(
@@ -388,12 +422,19 @@ class MilvusRetriever(Retriever):
                 f"{self.dim}-d (another encoder); open it with the gallery's own encoder"
             )
         self._info = info
+        built = info.get("retriever_params", {})  # the index is as it was built
+        self.index_type = built.get("index_type", self.index_type)
+        for key in ("M", "ef_construction", "nlist"):
+            setattr(self, key, built.get(key, getattr(self, key)))
         self._call("load the collection", self._client.load_collection, self.collection)
+        self._count = self._count_faces()
+
+    def _count_faces(self) -> int:
         rows = self._call(
             "count the faces", self._client.query, self.collection,
             filter=f"label < {self.next_label}", output_fields=["count(*)"],
         )  # fmt: skip
-        self._count = int(rows[0]["count(*)"])
+        return int(rows[0]["count(*)"])
 
     def _read_info(self) -> dict[str, Any] | None:
         described = self._call("describe the collection", self._client.describe_collection,

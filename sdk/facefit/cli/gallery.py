@@ -244,21 +244,30 @@ def build_command(
         registry=registry,
         **options,
     )
-    report = build.enrol(index, embedder, items, progress=not no_progress)
-    if not report.added:
-        _report(report, index, out)
-        raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
-    if recall is not None:
-        if index.retriever.name == "exact" or not getattr(index.retriever, "trained", True):
-            click.echo(f"--recall: {len(index)} faces are searched exactly; nothing to tune")
-        else:
-            tuning = index.tune(recall)
-            click.echo(
-                f"{tuning.option}={tuning.value}: recall@10 {tuning.recall:.4f} "
-                f"on {tuning.sample} stored faces"
-            )
-    where = index.save(out, overwrite=force) if uri is None else index.save()
+    try:  # faces go to Milvus as they are enrolled: a build that fails drops its collection
+        report = build.enrol(index, embedder, items, progress=not no_progress)
+        if not report.added:
+            _report(report, index, out or uri)
+            raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
+        if recall is not None:
+            _tune_after_build(index, recall)
+        where = index.save(out, overwrite=force) if uri is None else index.save()
+    except BaseException:
+        if uri is not None:
+            _drop_quietly(index.retriever)
+        raise
     _report(report, index, where)
+
+
+def _tune_after_build(index: Any, recall: float) -> None:
+    if index.retriever.name == "exact" or not getattr(index.retriever, "trained", True):
+        click.echo(f"--recall: {len(index)} faces are searched exactly; nothing to tune")
+        return
+    tuning = index.tune(recall)
+    click.echo(
+        f"{tuning.option}={tuning.value}: recall@10 {tuning.recall:.4f} "
+        f"on {tuning.sample} stored faces"
+    )
 
 
 @gallery.command("add")

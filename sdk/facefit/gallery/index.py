@@ -306,7 +306,8 @@ class GalleryIndex:
     def _location(self) -> str:
         """Where the data lives, in words."""
         if remote.keeps_records(self._retriever):
-            return self._retriever.where
+            copy = f"; metadata copied in directory {self._path}" if self._path else ""
+            return self._retriever.where + copy
         return f"directory {self._path}" if self._path else "in memory (not saved)"
 
     def check_encoder(self, encoder: Any) -> None:
@@ -542,8 +543,10 @@ class GalleryIndex:
     def save(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path | str:
         """Write the gallery to a directory atomically; return the directory.
 
-        A gallery in a database (``milvus``) is committed where it lives instead (its
-        URL is returned); its faces were written there when added.
+        A gallery opened from or created in a database (``milvus``) is committed where it
+        lives when no ``path`` is given (its URL is returned; its faces were written there
+        when added). Saved to a directory, it leaves its vectors and records in the
+        database and writes a bookmark to them with a copy of the metadata.
 
         Without ``path``, saves where it was loaded from or last saved. A directory
         holding another gallery is replaced only with ``overwrite=True``; a
@@ -551,10 +554,10 @@ class GalleryIndex:
         saved the same gallery since this one was loaded, the save is refused
         rather than losing that process's changes.
         """
-        if remote.keeps_records(self._retriever):
-            with self._save_mutex, self._lock.read():
+        if remote.keeps_records(self._retriever) and path is None and self._path is None:
+            with self._save_mutex, self._lock.read():  # a gallery in a database: commit there
                 self._manifest = remote.save(
-                    self._retriever, path, len(self._retriever), len(self._face_counts)
+                    self._retriever, len(self._retriever), len(self._face_counts)
                 )
             return self._retriever.location
         if path is None and self._path is None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -173,13 +172,8 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def save(retriever: Retriever, path: str | Path | None, faces: int, identities: int) -> Manifest:
-    """Commit a database gallery: search options, counts and the time; refuse another place."""
-    if path is not None and str(path) != retriever.location:
-        raise GalleryError(
-            f"this gallery lives in {retriever.where}; it is saved there. Copy it to "
-            f"{path} with `facefit gallery migrate {retriever.location} --to {path}`"
-        )
+def save(retriever: Retriever, faces: int, identities: int) -> Manifest:
+    """Commit a database gallery: its search options, the time; flush."""
     from facefit import __version__
 
     saved = now()
