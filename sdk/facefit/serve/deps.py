@@ -86,7 +86,7 @@ def api_user(request: Request) -> User:
     return user
 
 
-def open_case(request: Request, user: User, case_id: int, action: str, **detail: Any) -> Case:
+def open_case(request: Request, user: User, case_id: int, action: str, /, **detail: Any) -> Case:
     """The case when ``user`` may see it (audited either way), else 404."""
     svc = services(request)
     case = svc.cases.get(case_id)
@@ -111,7 +111,7 @@ def open_case(request: Request, user: User, case_id: int, action: str, **detail:
     return case
 
 
-def open_run(request: Request, user: User, run_id: int, action: str, **detail: Any) -> tuple:
+def open_run(request: Request, user: User, run_id: int, action: str, /, **detail: Any) -> tuple:
     """(case, run row) when ``user`` may see the run's case (audited either way), else 404."""
     svc = services(request)
     row = svc.db.one("SELECT * FROM runs WHERE id = ?", (run_id,))
