@@ -119,3 +119,34 @@ def test_result_types_are_documented_field_by_field():
         for f in fields(cls):
             after = source.split(f"    {f.name}:", 1)[1].splitlines()[1].strip()
             assert after.startswith('"""'), f"{cls.__name__}.{f.name} needs a docstring"
+
+
+def test_open_or_build_builds_once_then_opens(tmp_path):
+    from PIL import Image
+
+    from facefit import Registry
+    from facefit.faces import FaceEmbedder
+    from facefit.gallery import EncoderMismatchError, GalleryError, GalleryIndex
+    from tests.plugins.gallery_toys import Toys, ToysV2, identity_images
+
+    root = tmp_path / "photos"
+    for identity, faces in identity_images(3, 2, seed=1).items():
+        (root / identity).mkdir(parents=True)
+        for j, face in enumerate(faces):
+            Image.fromarray(face).save(root / identity / f"{j}.png")
+    registry = Registry.load(allow=["retrievers"], plugins=[("toys", Toys())])
+    embedder = FaceEmbedder.from_registry(registry, detector="blob", encoder="pattern")
+    built = GalleryIndex.open_or_build(tmp_path / "g", root, embedder=embedder, registry=registry)
+    assert (len(built), built.num_identities) == (6, 3)
+    (root / "person0" / "0.png").unlink()  # a changed folder is not re-read: the gallery opens
+    opened = GalleryIndex.open_or_build(tmp_path / "g", root, embedder=embedder, registry=registry)
+    assert len(opened) == 6 and opened.path == tmp_path / "g"
+    other = Registry.load(allow=["retrievers"], plugins=[("toys", ToysV2())])
+    changed = FaceEmbedder.from_registry(other, detector="blob", encoder="pattern")
+    with pytest.raises(EncoderMismatchError):
+        GalleryIndex.open_or_build(tmp_path / "g", root, embedder=changed, registry=other)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(GalleryError, match="not a facefit gallery"):
+        GalleryIndex.open_or_build(tmp_path / "notes", root, embedder=embedder, registry=registry)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"

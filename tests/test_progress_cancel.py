@@ -56,13 +56,13 @@ def test_progress_reports_every_stage_and_step(pipeline):
     assert {p.stage for p in seen} == set(STAGES)
     for r in range(3):
         steps = [p.step for p in seen if p.stage == "sample" and p.round == r]
-        assert steps == [0, 1, 2, 3, 4, 4]  # before, after each step, and at the end
+        assert steps == [0, 1, 2, 3, 4]  # before the first step, then after each
         ranked = [p.candidate for p in seen if p.stage == "rank" and p.round == r]
         assert ranked == [0, 2]
     assert all(p.rounds == 3 and p.candidates == 2 and p.steps == 4 for p in seen[:-1])
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
-    assert seen[-1] == Progress("done", 3, 3, 0, 2, 0, 4)
+    assert seen[-1] == Progress("done", 2, 3, 2, 2, 4, 4)
     with pytest.raises(FrozenInstanceError):
         seen[0].step = 9  # type: ignore[misc]
     # progress changes nothing in the result

@@ -382,7 +382,8 @@ class Pipeline:
             report("sample", r)
             hook = report.step_hook(r) if self._step_hook else None
             images = self._sample([*conditions, domain_condition("photo")], seed, hook)
-            report("sample", r, step=settings.steps)
+            if hook is None:  # a sampler without on_step: report its steps at the end
+                report("sample", r, step=settings.steps)
             report("rank", r)
             identity, scores, hits = self._rank(probe, images)
             matches = [tuple(h.to_match() for h in row) for row in hits]

@@ -12,7 +12,8 @@
 :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>` calls the ``progress``
 callback in the thread that runs the loop: once when it starts preparing the
 evidence, before and after every sampler step, when a round's candidates are
-ranked, and when it is done. A :class:`CancelToken` is checked at each of those
+ranked (as ranking starts and when it ends), and when it is done. A
+:class:`CancelToken` is checked at each of those
 points, so a cancelled run stops within one sampler step. The callback may also
 raise :class:`Cancelled` itself to stop the run.
 """
@@ -49,7 +50,7 @@ class Progress:
     """``"prepare"`` (framing and encoding the evidence), ``"sample"`` (the sampler's
     steps), ``"rank"`` (scoring candidates and searching the gallery) or ``"done"``."""
     round: int
-    """The round in progress (0-based); at ``"done"``, the number of rounds run."""
+    """The round in progress (0-based); at ``"done"``, the last round run."""
     rounds: int
     """Most rounds this run may take (it can stop earlier; at ``"done"``: the rounds run)."""
     candidate: int
@@ -198,9 +199,8 @@ class Reporter:
     def done(self, rounds_run: int) -> None:
         """Report the end of a run (no cancel check: the result is complete)."""
         if self.callback is not None:
-            self.callback(
-                Progress("done", rounds_run, rounds_run, 0, self.candidates, 0, self.steps)
-            )
+            c, s = self.candidates, self.steps
+            self.callback(Progress("done", max(rounds_run - 1, 0), rounds_run, c, c, s, s))
 
     def step_hook(self, round: int) -> Callable[[int], None] | None:
         """The sampler's ``on_step(step)`` for one round, or None when nobody listens."""
