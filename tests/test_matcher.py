@@ -443,19 +443,19 @@ def test_synthetic_entries_take_the_person_of_their_source_photo(tmp_path):
     assert [p.label for p in untraced] == [p.identity for p in pairs]
 
 
-def test_photo_check_pairs_skip_development_and_trained_identities(tmp_path):
+def test_photo_check_pairs_skip_development_and_trained_identities(shared_data):
+    """On the real data: the development split needs the committed person grouping."""
     from facefit.matcher.data import celeba_photo_pairs
+    from facefit.splits import celeba_split, load_celeba_rows
 
-    folder = tmp_path / "celeba-subset"
-    folder.mkdir()
-    lines = ["image,celeba_identity"]
-    lines += [f"{i:03d}{j}.jpg,{i}" for i in range(1, 51) for j in range(2)]
-    (folder / "identities.csv").write_text("\n".join(lines) + "\n")
-    pairs = celeba_photo_pairs(tmp_path, identities=100, exclude={"3"})
-    names = [p.key for p in pairs]
-    assert len(names) == 50 - 40 - 1  # the last 40 identities are the development split
-    assert "celeba/3" not in names and "celeba/50" not in names
-    assert pairs[0].photo.name == "0010.jpg" and pairs[0].sketch.name == "0011.jpg"
+    identity_of = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(shared_data)}
+    dev = {identity_of[image] for image in celeba_split(shared_data).dev}
+    first = celeba_photo_pairs(shared_data, identities=5)
+    pairs = celeba_photo_pairs(shared_data, identities=1000, exclude={first[0].identity[7:]})
+    identities = {p.identity.removeprefix("celeba/") for p in pairs}
+    assert pairs and not identities & dev
+    assert first[0].identity not in {p.identity for p in pairs}
+    assert all(p.photo.name < p.sketch.name for p in pairs)  # first photo, then second
 
 
 def test_fs2k_training_pairs_never_include_the_development_split(shared_data):
