@@ -195,7 +195,12 @@ class DenoiserBackend(ABC):
     def __call__(
         self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
     ) -> torch.Tensor:
-        """One denoiser evaluation; returns the model's prediction, shaped like ``sample``."""
+        """One denoiser evaluation: the noise prediction for the image channels.
+
+        ``sample`` is ``(B, 3 + C, S, S)``, the noisy image followed by ``C`` channels of
+        spatial evidence; the result is ``(B, 3, S, S)`` (the model's ``out_channels``),
+        not shaped like ``sample``. See docs/writing-plugins.md, "Writing a sampler".
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the backend holds. Safe to call twice."""
