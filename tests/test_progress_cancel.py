@@ -195,3 +195,16 @@ def test_progress_bar_follows_the_run(pipeline):
     with pytest.raises(FacefitError):
         pipeline.run(Evidence(sketch=np.full((48, 48), 255, np.uint8)), progress=refused)
     assert refused.bar is None and refused.options["file"].getvalue() == ""  # no bar shown
+
+
+def test_loading_is_quiet_and_the_switch_is_restored():
+    from transformers.utils import logging as hf_logging
+
+    from facefit.pipeline.warmup import quiet_loading
+
+    before = hf_logging.is_progress_bar_enabled()
+    with quiet_loading():
+        with quiet_loading():  # nested (another thread's run) keeps it off
+            assert not hf_logging.is_progress_bar_enabled()
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled() == before
