@@ -31,7 +31,8 @@ __all__ = ["ACTIVE", "QueueFull", "RunManager", "RunState"]
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running", "waiting")
-"""Statuses of a run that has not ended (``finished``, ``cancelled``, ``failed``, ``interrupted``)."""
+"""Stored statuses of a run that has not ended (``finished``, ``cancelled``, ``failed``,
+``interrupted``); a live run may also read ``cancelling``."""
 
 
 class QueueFull(FacefitError):
@@ -71,7 +72,8 @@ class RunState:
                 lambda: self._choice is not None or self.token.cancelled, timeout
             )
             choice, self._choice = self._choice, None
-            self.awaiting, self.status = None, "running"
+            self.awaiting = None
+            self.status = "cancelling" if self.token.cancelled else "running"
         if self.token.cancelled:
             return None, "cancelled"
         return (choice, "investigator") if got else (None, "timeout")
@@ -94,8 +96,10 @@ class RunState:
             self._cond.notify_all()
 
     def cancel(self) -> None:
+        """Ask the run to stop; it reads ``cancelling`` until the worker has stopped it."""
         self.token.cancel()
         with self._cond:
+            self.awaiting, self.status = None, "cancelling"
             self._cond.notify_all()
 
     def snapshot(self) -> dict[str, Any]:

@@ -42,6 +42,8 @@ def _live_text(live: dict[str, Any]) -> str:
         return f"round {live['awaiting'] + 1} is ready: waiting for the investigator's choice"
     if live["status"] == "queued":
         return "waiting in the queue"
+    if live["status"] == "cancelling":
+        return "cancelling: stopping at the next step"
     return progress_text(live["progress"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,19 @@ def _templates() -> Jinja2Templates:
     t.env.globals.update(version=__version__, kinds=KINDS)
     t.env.filters["short"] = lambda sha: (sha or "")[:12]
     t.env.filters["when"] = lambda iso: (iso or "")[:19].replace("T", " ")
+    t.env.filters["steer"] = steering_words
     return t
+
+
+def steering_words(reference: str | None) -> str:
+    """The loop's "candidate 0/1 …" (0-based round/index) as the page counts: round 1, face 2."""
+    if not reference:
+        return "the evidence only"
+    return re.sub(
+        r"\b(\d+)/(\d+)\b",
+        lambda m: f"round {int(m[1]) + 1} face {int(m[2]) + 1}",
+        reference,
+    )
 
 
 templates = _templates()
