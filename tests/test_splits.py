@@ -1,4 +1,4 @@
-"""The development split is a fixed rule and never overlaps training."""
+"""The development split is a fixed rule by person and never overlaps training."""
 
 from __future__ import annotations
 
@@ -7,50 +7,96 @@ import pytest
 from facefit.errors import InputError
 from facefit.splits import (
     CELEBA_DEV_FINGERPRINT,
+    CELEBA_DEV_IDENTITIES,
     FS2K_DEV_FINGERPRINT,
+    FS2K_DEV_PAIRS,
     celeba_split,
+    dev_persons,
     fs2k_split,
-    split_celeba_rows,
-    split_fs2k_ids,
+    refuse_dev,
+    split_by_person,
 )
 
 
-def test_fs2k_rule_takes_the_last_pairs_of_each_photo_group_in_proportion():
-    # groups of 300, 150 and 50 pairs: 120, 60 and 20 held out
-    ids = [f"photo1_{i:04d}" for i in range(300)]
-    ids += [f"photo2_{i:04d}" for i in range(150)] + [f"photo3_{i:04d}" for i in range(50)]
-    split = split_fs2k_ids(list(reversed(ids)))
-    assert len(split.dev) == 200
-    for group, held_out in (("photo1", 120), ("photo2", 60), ("photo3", 20)):
-        members = sorted(i for i in ids if i.startswith(group))
-        assert tuple(i for i in split.dev if i.startswith(group)) == tuple(members[-held_out:])
-    assert not set(split.dev) & set(split.train)
-    assert len(split.train) + len(split.dev) == len(ids)
+def _made_up(n_pairs=600, n_identities=120):
+    """Pairs of 1-4 photos per person; every 10th CelebA identity is an FS2K person."""
+    ids = [f"photo1_{i:04d}" for i in range(n_pairs)]
+    fs2k_person = {i: f"p{int(i[-4:]) // (1 + int(i[-4:]) % 4)}" for i in ids}
+    identities = [str(n) for n in range(1, n_identities + 1)]
+    celeba_person = {
+        c: (fs2k_person[ids[int(c) * 3]] if int(c) % 10 == 0 else f"c{c}") for c in identities
+    }
+    return ids, identities, fs2k_person, celeba_person
 
 
-def test_fs2k_rounding_still_holds_out_exactly_200():
-    ids = [f"photo1_{i:04d}" for i in range(707)] + [f"photo2_{i:04d}" for i in range(98)]
-    ids += [f"photo3_{i:04d}" for i in range(253)]
-    dev = split_fs2k_ids(ids).dev
-    counts = [sum(i.startswith(g) for i in dev) for g in ("photo1", "photo2", "photo3")]
-    assert counts == [134, 18, 48]
+def _split(ids, identities, fs2k_person, celeba_person, **kw):
+    return split_by_person(ids, identities, fs2k_person.get, celeba_person.get, **kw)
+
+
+def test_no_person_is_on_both_sides():
+    ids, identities, fp, cp = _made_up()
+    split = _split(ids, identities, fp, cp)
+    train = {fp[i] for i in split.fs2k.train} | {cp[c] for c in split.celeba_identities.train}
+    dev = {fp[i] for i in split.fs2k.dev} | {cp[c] for c in split.celeba_identities.dev}
+    assert dev and not train & dev
+    assert dev == split.dev_persons
+    assert len(split.fs2k.dev) <= FS2K_DEV_PAIRS and len(split.fs2k.dev) >= FS2K_DEV_PAIRS - 3
+    assert len(split.celeba_identities.dev) >= CELEBA_DEV_IDENTITIES
+    assert sorted(split.fs2k.train + split.fs2k.dev) == sorted(ids)
+
+
+def test_celeba_identities_follow_their_fs2k_person():
+    ids, identities, fp, cp = _made_up()
+    split = _split(ids, identities, fp, cp)
+    for c in identities:
+        if cp[c].startswith("p"):  # shares a person with FS2K pairs
+            fs2k_side = {("dev" if i in split.fs2k.dev else "train") for i in ids if fp[i] == cp[c]}
+            celeba_side = "dev" if c in split.celeba_identities.dev else "train"
+            assert fs2k_side == {celeba_side}
+
+
+def test_rule_is_deterministic_and_seeded_by_the_demo_pairs():
+    ids, identities, fp, cp = _made_up()
+    first = _split(ids, identities, fp, cp, seed_pairs=("photo1_0007",))
+    again = _split(
+        list(reversed(ids)), list(reversed(identities)), fp, cp, seed_pairs=("photo1_0007",)
+    )
+    assert first == again
+    assert "photo1_0007" in first.fs2k.dev
+    assert all(i in first.fs2k.dev for i in ids if fp[i] == fp["photo1_0007"])
+
+
+def test_too_little_data_is_refused():
+    ids, identities, fp, cp = _made_up()
     with pytest.raises(InputError, match="FS2K"):
-        split_fs2k_ids(ids[:200])
-
-
-def test_celeba_rule_holds_out_whole_identities_by_numeric_id():
-    rows = [(f"{n:06d}.jpg", str(n % 50 + 5)) for n in range(300)]  # ids 5..54
-    split = split_celeba_rows(rows)
-    identity = dict(rows)
-    assert {identity[i] for i in split.dev} == {str(n) for n in range(15, 55)}
-    assert not {identity[i] for i in split.dev} & {identity[i] for i in split.train}
+        _split(ids[:FS2K_DEV_PAIRS], identities, fp, cp)
+    with pytest.raises(InputError, match="CelebA"):
+        _split(ids, identities[:20], fp, cp)
 
 
 @pytest.mark.shared_data
 def test_split_of_the_shared_data_is_the_one_fixed_in_code(shared_data):
     fs2k = fs2k_split(shared_data)
     celeba = celeba_split(shared_data)
-    assert (len(fs2k.dev), len(fs2k.train)) == (200, 858)
+    assert 190 <= len(fs2k.dev) <= 200 and len(fs2k.dev) + len(fs2k.train) == 1058
     assert fs2k.fingerprint == FS2K_DEV_FINGERPRINT
     assert celeba.fingerprint == CELEBA_DEV_FINGERPRINT
     assert not set(celeba.dev) & set(celeba.train)
+
+
+@pytest.mark.shared_data
+def test_no_development_person_in_any_training_data(shared_data):
+    from facefit.persons import load_persons
+    from facefit.splits import CELEBA_DIR, load_celeba_rows
+
+    persons = load_persons(shared_data)
+    held = dev_persons(shared_data)
+    train_images = set(celeba_split(shared_data).train)
+    rows = [r for r in load_celeba_rows(shared_data) if r["image"] in train_images]
+    seen = {persons.fs2k_person(i) for i in fs2k_split(shared_data).train}
+    seen |= {persons.celeba_person(r["celeba_identity"]) for r in rows}
+    assert not seen & held  # 0 development persons in training data
+    assert (shared_data / CELEBA_DIR).is_dir()
+    refuse_dev(shared_data, fs2k_ids=fs2k_split(shared_data).train, what="test")
+    with pytest.raises(InputError, match="development-split persons"):
+        refuse_dev(shared_data, fs2k_ids=fs2k_split(shared_data).dev[:1], what="test")

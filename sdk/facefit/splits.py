@@ -1,18 +1,32 @@
 """The development split: data that training never sees and evaluation grades on.
 
-The split is a rule fixed here, not a file: :data:`FS2K_DEV_PAIRS` FS2K pairs,
-the last by sorted id of each photo group in proportion to its size, and the last :data:`CELEBA_DEV_IDENTITIES` CelebA identities by
-numeric id (all of their photos, so no development identity leaks into training).
+The split is a rule fixed here, made **by person**, not by photo: FS2K shows many
+celebrities in several photos, under separate ids, and some of them are CelebA
+identities too (:mod:`facefit.persons` holds the committed grouping). A person is
+wholly on one side:
+
+1. FS2K: the persons of the demo's pairs (:data:`DEMO_PAIRS`, so the demo shows
+   held-out faces) come first, then every other person in the order of
+   ``sha256(SPLIT_SEED + person)``; a person is taken while each FS2K photo group
+   (``photo1_*``, ``photo2_*``, ``photo3_*``: sources and sketch styles differ)
+   stays within its share of :data:`FS2K_DEV_PAIRS`, in proportion to its size.
+2. CelebA: every identity of a development person is held out, every identity of a
+   person with FS2K training pairs is training data, and the last of the rest by
+   numeric id fill the development side to :data:`CELEBA_DEV_IDENTITIES` identities
+   (all their photos).
+
 Training code and the evaluation harness both import this module; nothing else may
 decide what is held out.
 
     >>> from facefit.splits import fs2k_split, celeba_split
     >>> fs2k = fs2k_split(data_dir)        # .train / .dev: lists of pair ids
     >>> celeba = celeba_split(data_dir)    # .train / .dev: lists of image file names
+    >>> dev_persons(data_dir)              # every person held out
 
 :func:`check_fingerprints` compares the split found on disk with the one this
 project was developed on, so a changed data folder is noticed instead of silently
-moving images between training and evaluation.
+moving images between training and evaluation; :func:`refuse_dev` is the guard
+training code calls on what it is about to train on.
 """
 
 from __future__ import annotations
@@ -21,7 +35,9 @@ import csv
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from facefit.errors import InputError
@@ -29,16 +45,46 @@ from facefit.errors import InputError
 log = logging.getLogger(__name__)
 
 FS2K_DEV_PAIRS = 200
-"""How many FS2K pairs are held out (the last of each photo group, proportionally)."""
+"""At most this many FS2K pairs are held out (whole persons)."""
 CELEBA_DEV_IDENTITIES = 40
-"""How many CelebA identities (the last by numeric id) are held out, with all their photos."""
+"""How many CelebA identities are held out, with all their photos."""
+SPLIT_SEED = "facefit-dev-split-2"
+"""Salt of the person order (changing it moves people between the sides)."""
+DEMO_PAIRS = (
+    "photo1_0724",
+    "photo1_0726",
+    "photo1_0729",
+    "photo1_0731",
+    "photo1_0745",
+    "photo1_0746",
+    "photo1_0753",
+    "photo1_0771",
+    "photo1_0783",
+    "photo1_0785",
+    "photo1_1325",
+    "photo1_1358",
+    "photo1_1375",
+    "photo1_1380",
+    "photo2_0092",
+    "photo2_0093",
+    "photo2_0099",
+    "photo3_0412",
+    "photo3_0417",
+    "photo3_0418",
+    "photo3_0422",
+    "photo3_0435",
+    "photo3_0461",
+    "photo3_0473",
+)
+"""The demo's pairs (sdk/facefit/demo_data): their persons are held out first, so the
+demo shows only held-out faces."""
 
 FS2K_DIR = "fs2k-train"
 CELEBA_DIR = "celeba-subset"
 
 # sha256 of "\n".join(dev ids) for ../shared/data as it was when the split was fixed
-FS2K_DEV_FINGERPRINT = "a45c20a86d1e4f6504fe24aa8a645fed780cc29dd844f8656cdcd57fd2c77250"
-CELEBA_DEV_FINGERPRINT = "f6c86eaaded0f868605949e2a7c94e9b7008be61eb46432dfef5d2567a5f66b4"
+FS2K_DEV_FINGERPRINT = "ea6ea0d9ac601bf0e2bbac34739cb7ad22c5480614b24076a4395281c1a7d49e"
+CELEBA_DEV_FINGERPRINT = "4d1b4337b34343dc9448e96495116551289a11090374ecabedfb3a20cf2d2fb1"
 
 
 @dataclass(frozen=True)
@@ -59,55 +105,102 @@ def fingerprint(ids: tuple[str, ...] | list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
-def _photo_group(pair_id: str) -> str:
-    # FS2K ids are "photoN_XXXX": N is the photo group (source and sketch style differ by group)
-    return pair_id.split("_", 1)[0]
+@dataclass(frozen=True)
+class PersonSplit:
+    """Both data sets split by person (see the module docstring)."""
+
+    fs2k: Split
+    """FS2K pair ids."""
+    celeba_identities: Split
+    """CelebA identities."""
+    dev_persons: frozenset[str]
+    """Every person with an item on the development side."""
 
 
-def split_fs2k_ids(ids: list[str] | tuple[str, ...]) -> Split:
-    """Split FS2K pair ids: :data:`FS2K_DEV_PAIRS` held out, stratified by photo group.
+def _person_order(person: str) -> str:
+    return hashlib.sha256(f"{SPLIT_SEED}\0{person}".encode()).hexdigest()
 
-    FS2K's photo groups (``photo1_*``, ``photo2_*``, ``photo3_*``) differ in source
-    and sketch style, so each group gives its last pairs in sorted order, in
-    proportion to its size (largest remainders round), and the development split
-    looks like the whole data set rather than like one group.
+
+def split_by_person(
+    fs2k_ids: Sequence[str],
+    celeba_identities: Sequence[str],
+    fs2k_person: Callable[[str], str],
+    celeba_person: Callable[[str], str],
+    *,
+    seed_pairs: Sequence[str] = DEMO_PAIRS,
+) -> PersonSplit:
+    """Split FS2K pairs and CelebA identities so that no person is on both sides.
+
+    ``fs2k_person``/``celeba_person`` map an id to its person. See the module
+    docstring for the rule; it is deterministic and depends on no order of input.
     """
-    ordered = sorted(set(ids))
+    ordered = sorted(set(fs2k_ids))
     if len(ordered) <= FS2K_DEV_PAIRS:
         raise InputError(
             f"FS2K: only {len(ordered)} pairs; need more than {FS2K_DEV_PAIRS} "
             "to hold out a development split"
         )
-    groups: dict[str, list[str]] = {}
+    pairs_of: dict[str, list[str]] = {}
     for pair_id in ordered:
-        groups.setdefault(_photo_group(pair_id), []).append(pair_id)
-    exact = {g: FS2K_DEV_PAIRS * len(members) / len(ordered) for g, members in groups.items()}
+        pairs_of.setdefault(fs2k_person(pair_id), []).append(pair_id)
+    seeds = [fs2k_person(i) for i in seed_pairs if i in set(ordered)]
+    rest = sorted(set(pairs_of) - set(seeds), key=_person_order)
+    quota = _group_quotas(ordered)
+    dev_persons: set[str] = set()
+    taken: dict[str, int] = dict.fromkeys(quota, 0)
+    for person in dict.fromkeys([*seeds, *rest]):
+        need: dict[str, int] = {}
+        for pair_id in pairs_of[person]:
+            need[_photo_group(pair_id)] = need.get(_photo_group(pair_id), 0) + 1
+        if all(taken[g] + n <= quota[g] for g, n in need.items()):
+            dev_persons.add(person)
+            for g, n in need.items():
+                taken[g] += n
+    fs2k_dev = {i for i in ordered if fs2k_person(i) in dev_persons}
+    fs2k = Split(
+        tuple(i for i in ordered if i not in fs2k_dev), tuple(i for i in ordered if i in fs2k_dev)
+    )
+
+    identities = sorted(set(celeba_identities), key=_identity_key)
+    train_persons = {fs2k_person(i) for i in fs2k.train}
+    forced = [i for i in identities if celeba_person(i) in dev_persons]
+    free = [
+        i
+        for i in identities
+        if celeba_person(i) not in dev_persons and celeba_person(i) not in train_persons
+    ]
+    if len(free) + len(forced) <= CELEBA_DEV_IDENTITIES:
+        raise InputError(
+            f"CelebA: only {len(free) + len(forced)} identities can be held out; "
+            f"need more than {CELEBA_DEV_IDENTITIES}"
+        )
+    fill = free[len(free) - max(0, CELEBA_DEV_IDENTITIES - len(forced)) :]
+    celeba_dev = set(forced) | set(fill)
+    dev_persons |= {celeba_person(i) for i in celeba_dev}
+    celeba = Split(
+        tuple(i for i in identities if i not in celeba_dev),
+        tuple(i for i in identities if i in celeba_dev),
+    )
+    return PersonSplit(fs2k, celeba, frozenset(dev_persons))
+
+
+def _photo_group(pair_id: str) -> str:
+    # FS2K ids are "photoN_XXXX": N is the photo group (source and sketch style differ by group)
+    return pair_id.split("_", 1)[0]
+
+
+def _group_quotas(ordered: Sequence[str]) -> dict[str, int]:
+    """Development pairs per FS2K photo group, in proportion to its size (largest remainders),
+    so that the development side looks like the whole data set rather than like one group."""
+    groups: dict[str, int] = {}
+    for pair_id in ordered:
+        groups[_photo_group(pair_id)] = groups.get(_photo_group(pair_id), 0) + 1
+    exact = {g: FS2K_DEV_PAIRS * n / len(ordered) for g, n in groups.items()}
     quota = {g: int(q) for g, q in exact.items()}
     by_remainder = sorted(groups, key=lambda g: (-(exact[g] - quota[g]), g))
     for g in by_remainder[: FS2K_DEV_PAIRS - sum(quota.values())]:
         quota[g] += 1
-    dev = {
-        pair_id for g, members in groups.items() for pair_id in members[len(members) - quota[g] :]
-    }
-    return Split(tuple(i for i in ordered if i not in dev), tuple(i for i in ordered if i in dev))
-
-
-def dev_celeba_identities(identities: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """The held-out CelebA identities: the last :data:`CELEBA_DEV_IDENTITIES` by numeric id."""
-    ordered = sorted(set(identities), key=_identity_key)
-    if len(ordered) <= CELEBA_DEV_IDENTITIES:
-        raise InputError(
-            f"CelebA: only {len(ordered)} identities; need more than {CELEBA_DEV_IDENTITIES}"
-        )
-    return tuple(ordered[-CELEBA_DEV_IDENTITIES:])
-
-
-def split_celeba_rows(rows: list[tuple[str, str]]) -> Split:
-    """Split ``(image, identity)`` rows by whole identities; ids are image names, sorted."""
-    dev_ids = set(dev_celeba_identities([identity for _, identity in rows]))
-    train = sorted(image for image, identity in rows if identity not in dev_ids)
-    dev = sorted(image for image, identity in rows if identity in dev_ids)
-    return Split(tuple(train), tuple(dev))
+    return quota
 
 
 def _identity_key(identity: str) -> tuple[int, str]:
@@ -136,15 +229,64 @@ def load_celeba_rows(data_dir: str | Path) -> list[dict[str, str]]:
         ) from None
 
 
+def person_split(data_dir: str | Path) -> PersonSplit:
+    """The split of ``data_dir`` by person (refused if the grouping was made from other data)."""
+    return _person_split(str(Path(data_dir).resolve()))
+
+
+@cache
+def _person_split(data_dir: str) -> PersonSplit:
+    from facefit.persons import load_persons
+
+    persons = load_persons(data_dir)
+    fs2k_ids = [a["id"] for a in load_fs2k_annotations(data_dir)]
+    identities = [r["celeba_identity"] for r in load_celeba_rows(data_dir)]
+    return split_by_person(fs2k_ids, identities, persons.fs2k_person, persons.celeba_person)
+
+
 def fs2k_split(data_dir: str | Path) -> Split:
     """The FS2K split of ``data_dir`` (pair ids)."""
-    return _checked(split_fs2k_ids([a["id"] for a in load_fs2k_annotations(data_dir)]), "FS2K")
+    return _checked(person_split(data_dir).fs2k, "FS2K")
 
 
 def celeba_split(data_dir: str | Path) -> Split:
     """The CelebA split of ``data_dir`` (image file names), by whole identities."""
-    rows = [(r["image"], r["celeba_identity"]) for r in load_celeba_rows(data_dir)]
-    return _checked(split_celeba_rows(rows), "CelebA")
+    dev = set(person_split(data_dir).celeba_identities.dev)
+    rows = load_celeba_rows(data_dir)
+    train = sorted(r["image"] for r in rows if r["celeba_identity"] not in dev)
+    held = sorted(r["image"] for r in rows if r["celeba_identity"] in dev)
+    return _checked(Split(tuple(train), tuple(held)), "CelebA")
+
+
+def dev_celeba_identities(data_dir: str | Path) -> tuple[str, ...]:
+    """The held-out CelebA identities of ``data_dir``."""
+    return person_split(data_dir).celeba_identities.dev
+
+
+def dev_persons(data_dir: str | Path) -> frozenset[str]:
+    """Every person held out (ids of :mod:`facefit.persons`)."""
+    return person_split(data_dir).dev_persons
+
+
+def refuse_dev(data_dir: str | Path, *, fs2k_ids=(), celeba_identities=(), what: str) -> None:
+    """Raise :class:`InputError` if any item is, or shows, a development person.
+
+    The guard training code calls on what it is about to train on: an item is
+    refused when its id is on the development side *or* its person is a
+    development person (another photo of someone held out).
+    """
+    from facefit.persons import load_persons
+
+    persons = load_persons(data_dir)
+    held = dev_persons(data_dir)
+    bad = [f"fs2k/{i}" for i in fs2k_ids if persons.fs2k_person(i) in held]
+    bad += [f"celeba/{i}" for i in celeba_identities if persons.celeba_person(i) in held]
+    if bad:
+        raise InputError(
+            f"{what}: {len(bad)} item(s) show development-split persons "
+            f"({', '.join(bad[:5])}{', …' if len(bad) > 5 else ''}); "
+            "training must never see them (facefit.splits)"
+        )
 
 
 def _checked(split: Split, what: str) -> Split:
