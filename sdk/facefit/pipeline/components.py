@@ -15,7 +15,7 @@ from facefit.config import PipelineConfig, validate
 from facefit.errors import ConfigError, InputError
 from facefit.types import MODALITIES
 
-__all__ = ["Components", "build_components", "resolve_device"]
+__all__ = ["Components", "accepts", "build_components", "resolve_device"]
 
 
 def resolve_device(name: str) -> str:
@@ -41,7 +41,8 @@ def resolve_device(name: str) -> str:
     raise InputError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
 
 
-def _accepts(factory: Any, option: str) -> bool:
+def accepts(factory: Any, option: str) -> bool:
+    """Whether ``factory`` takes the keyword ``option`` (or any keyword)."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
@@ -96,7 +97,7 @@ def build_components(config: PipelineConfig, registry: Any, gallery: Any = None)
 
     def create(kind: str, name: str, options: dict[str, Any], **defaults: Any) -> Any:
         factory = registry.entry(kind, name).factory
-        extra = {k: v for k, v in defaults.items() if k not in options and _accepts(factory, k)}
+        extra = {k: v for k, v in defaults.items() if k not in options and accepts(factory, k)}
         return registry.create(kind, name, **options, **extra)
 
     model_config = model.config

@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,12 @@ import numpy as np
 from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
 from facefit.pipeline.choice import Choice
-from facefit.pipeline.components import Components, _accepts, build_components
+from facefit.pipeline.components import Components, accepts, build_components
 from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
-from facefit.pipeline.fusion import RoundScores, fuse_rounds, round_scores, top_identity_streak
+from facefit.pipeline.fusion import round_scores, top_identity_streak
 from facefit.pipeline.progress import Cancelled, CancelToken, ProgressCallback, Reporter
 from facefit.pipeline.scoring import evidence_scores, text_scorer
+from facefit.pipeline.state import Probe, RunState
 from facefit.pipeline.warmup import quiet_loading, warm_up
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
 
@@ -75,38 +75,6 @@ def _resize(crops: np.ndarray, size: int) -> np.ndarray:
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-
-
-@dataclass
-class _RunState:
-    """What one run has done so far: enough to build its result at any point."""
-
-    max_rounds: int
-    traces: list[RoundTrace] = field(default_factory=list)
-    per_round: list[RoundScores | None] = field(default_factory=list)
-    tops: list[str | None] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    stopped: str = ""
-
-    def result(self, top_k: int, start: float) -> Result:
-        info = {
-            "stopped": self.stopped or f"ran all {self.max_rounds} rounds",
-            "rounds_run": len(self.traces),
-            "round_seeds": self.seeds[: len(self.traces)],
-            "seconds": time.perf_counter() - start,
-        }
-        return Result(fuse_rounds(self.per_round, top_k), tuple(self.traces), info)
-
-
-@dataclass(frozen=True)
-class _Probe:
-    """The evidence of one run, framed and encoded once for all its rounds."""
-
-    prepared: PreparedEvidence
-    base: dict[str, Condition]
-    reference_vector: np.ndarray | None
-    text: Any
-    notes: list[str]
 
 
 def _thread_safe(part: Any, default: bool = False) -> bool:
@@ -154,7 +122,7 @@ class Pipeline:
             self.parts.backend, self.parts.backend.name in THREAD_SAFE_BACKENDS
         )
         self._sampling: Any = contextlib.nullcontext() if concurrent else threading.Lock()
-        self._step_hook = _accepts(self.parts.sampler.sample, "on_step")
+        self._step_hook = accepts(self.parts.sampler.sample, "on_step")
         self._loaded = False
 
     @classmethod
@@ -258,7 +226,7 @@ class Pipeline:
                 evidence, detector=self.parts.detector, image_size=self.parts.model.image_size
             )
 
-    def _probe(self, evidence: Evidence) -> _Probe:
+    def _probe(self, evidence: Evidence) -> Probe:
         """Frame and encode the evidence (once per run)."""
         parts = self.parts
         quiet = contextlib.nullcontext() if self._loaded else quiet_loading()
@@ -275,7 +243,7 @@ class Pipeline:
             reference = base["reference"].tokens[0].numpy().astype(np.float32)
         if parts.gallery is None:
             notes.append("no gallery: candidates are generated and scored, nothing is ranked")
-        return _Probe(prepared, base, reference, text, notes)
+        return Probe(prepared, base, reference, text, notes)
 
     def _sample(self, conditions: list[Condition], seed: int, on_step: Any) -> np.ndarray:
         settings = self.settings
@@ -292,7 +260,7 @@ class Pipeline:
             )
 
     def _rank(
-        self, probe: _Probe, images: np.ndarray
+        self, probe: Probe, images: np.ndarray
     ) -> tuple[np.ndarray, list[dict[str, float]], list[list[Any]]]:
         """Identity embeddings, evidence scores and gallery hits of a round's candidates."""
         parts = self.parts
@@ -347,7 +315,7 @@ class Pipeline:
             candidates=settings.candidates,
             steps=settings.steps,
         )
-        state = _RunState(max_rounds)
+        state = RunState(max_rounds)
         try:
             report("prepare", 0)
             probe = self._probe(evidence)
@@ -362,7 +330,7 @@ class Pipeline:
         return result
 
     def _loop(
-        self, probe: _Probe, state: _RunState, report: Reporter, on_round: OnRound | None
+        self, probe: Probe, state: RunState, report: Reporter, on_round: OnRound | None
     ) -> None:
         from facefit.generator.conditions import domain_condition
 

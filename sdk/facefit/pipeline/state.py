@@ -1,0 +1,47 @@
+"""What one pipeline run carries between its rounds (see :mod:`.loop`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facefit.pipeline.evidence import PreparedEvidence
+from facefit.pipeline.fusion import RoundScores, fuse_rounds
+from facefit.types import Condition, Result, RoundTrace
+
+__all__ = ["Probe", "RunState"]
+
+
+@dataclass
+class RunState:
+    """What one run has done so far: enough to build its result at any point."""
+
+    max_rounds: int
+    traces: list[RoundTrace] = field(default_factory=list)
+    per_round: list[RoundScores | None] = field(default_factory=list)
+    tops: list[str | None] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    stopped: str = ""
+
+    def result(self, top_k: int, start: float) -> Result:
+        info = {
+            "stopped": self.stopped or f"ran all {self.max_rounds} rounds",
+            "rounds_run": len(self.traces),
+            "round_seeds": self.seeds[: len(self.traces)],
+            "seconds": time.perf_counter() - start,
+        }
+        return Result(fuse_rounds(self.per_round, top_k), tuple(self.traces), info)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The evidence of one run, framed and encoded once for all its rounds."""
+
+    prepared: PreparedEvidence
+    base: dict[str, Condition]
+    reference_vector: np.ndarray | None
+    text: Any
+    notes: list[str]
