@@ -208,3 +208,45 @@ def test_loading_is_quiet_and_the_switch_is_restored():
             assert not hf_logging.is_progress_bar_enabled()
         assert not hf_logging.is_progress_bar_enabled()
     assert hf_logging.is_progress_bar_enabled() == before
+
+
+def test_a_sampler_without_on_step_reports_per_round_and_cancels_between_rounds(tmp_path, registry):
+    from facefit.interfaces import Sampler
+
+    model_dir = save_model(tmp_path / "tiny")
+    config = toy_config(model_dir, rounds=2, candidates=1, steps=2, stop_when_stable=0)
+    pipeline = Pipeline(config, registry=registry)
+
+    class OldSampler(Sampler):  # a vendor sampler written before on_step existed
+        name = "old"
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def sample(self, denoiser, conditions, *, num_images, steps, guidance, seed):
+            return self.inner.sample(
+                denoiser,
+                conditions,
+                num_images=num_images,
+                steps=steps,
+                guidance=guidance,
+                seed=seed,
+            )
+
+    pipeline.parts.sampler = OldSampler(pipeline.parts.sampler)
+    from facefit.pipeline.components import accepts
+
+    pipeline._step_hook = accepts(pipeline.parts.sampler.sample, "on_step")
+    assert not pipeline._step_hook
+    seen = []
+    pipeline.run(EVIDENCE, progress=seen.append)
+    assert [p.step for p in seen if p.stage == "sample"] == [0, 2, 0, 2]
+    token = CancelToken()
+
+    def cancel_at_rank(p):
+        if p.stage == "rank" and p.round == 0 and p.candidate == 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled) as caught:
+        pipeline.run(EVIDENCE, progress=cancel_at_rank, cancel=token)
+    assert len(caught.value.result.rounds) == 1
