@@ -482,3 +482,22 @@ def test_page_loads_are_quick(client, app, case):
             assert browser.get(path).status_code == 200
         timings[path] = (time.perf_counter() - start) / 5
     assert max(timings.values()) < 1.0, timings
+
+
+def test_the_httpx_example_in_the_docs_drives_a_whole_case(client, app, capsys):
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient  # an httpx.Client: the example's client type
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "webapp.md").read_text(encoding="utf-8")
+    example = next(
+        b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def drive_case" in b
+    )
+    namespace: dict = {}
+    exec(compile(example, "docs/webapp.md", "exec"), namespace)
+    provenance = namespace["drive_case"](
+        TestClient(app), "bob", PASSWORDS["bob"], str(SKETCH), DESCRIPTION
+    )
+    assert provenance["format"] == "facefit-provenance/1" and provenance["text"] == DESCRIPTION
+    printed = capsys.readouterr().out
+    assert "match" in printed and "1. photo" in printed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import stat
 import threading
@@ -267,3 +268,48 @@ def test_a_choice_reaches_only_the_round_the_run_waits_on(db):
     assert state.wait_for_choice(1, 0.05) == (None, "timeout")
     state.cancel()
     assert state.wait_for_choice(2, 5) == (None, "cancelled")
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_facefit_users_adds_lists_disables_and_makes_tokens(tmp_path):
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    runner = CliRunner()
+    data = ["--data", str(tmp_path)]
+    added = runner.invoke(
+        main, ["users", "add", "carol", "--role", "admin", "--password-stdin", *data],
+        input="carol-password-1\n",
+    )  # fmt: skip
+    assert added.exit_code == 0 and "added carol (admin)" in added.output
+    short = runner.invoke(main, ["users", "add", "dave", "--password-stdin", *data], input="x\n")
+    assert short.exit_code == 2 and "at least 10 characters" in short.output
+    token = runner.invoke(main, ["users", "token", "carol", *data]).output.strip()
+    assert token.startswith("ff_")
+    assert runner.invoke(main, ["users", "disable", "carol", *data]).exit_code == 0
+    listing = runner.invoke(main, ["users", "list", *data]).output
+    assert re.search(r"carol\s+admin\s+disabled", listing)
+    missing = runner.invoke(main, ["users", "disable", "nobody", *data])
+    assert missing.exit_code == 2 and "no user 'nobody'" in missing.output
+    db = Database(tmp_path / "facefit.sqlite3")
+    assert Tokens(db).user(token) is None  # disabled
+    actions = [e["action"] for e in AuditLog(db).entries()]
+    assert actions == ["user.disable", "token.create", "user.add"]
+    assert AuditLog(db).entries()[0]["user_name"].startswith("cli:")
+
+
+def test_a_fresh_server_gets_one_admin_with_a_printed_password(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from facefit.cli.serve import _first_admin
+
+    db = Database(tmp_path / "facefit.sqlite3")
+    services = SimpleNamespace(users=Users(db), audit=AuditLog(db))
+    _first_admin(services)
+    password = re.search(r"made 'admin' with password (\S+)", capsys.readouterr().out).group(1)
+    assert services.users.authenticate("admin", password).is_admin
+    _first_admin(services)  # users exist: nothing more
+    assert len(services.users.list()) == 1

@@ -24,7 +24,7 @@ def require_serve_extra() -> None:
     try:
         import argon2  # noqa: F401
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise InputError(

@@ -27,15 +27,22 @@ def _templates() -> Jinja2Templates:
     return t
 
 
-def steering_words(reference: str | None) -> str:
-    """The loop's "candidate 0/1 …" (0-based round/index) as the page counts: round 1, face 2."""
+def steering_words(reference: str | None, names: bool = True) -> str:
+    """The loop's "candidate 0/1 …" (0-based round/index) as the page counts: round 1, face 2.
+
+    ``names=False`` hides which gallery identity was blended in: the run page is
+    what the witness sees while choosing, and mugshot names must not steer them.
+    """
     if not reference:
         return "the evidence only"
-    return re.sub(
+    text = re.sub(
         r"\b(\d+)/(\d+)\b",
         lambda m: f"round {int(m[1]) + 1} face {int(m[2]) + 1}",
         reference,
     )
+    if not names:
+        text = re.sub(r"gallery face of \S+", "its closest gallery face", text)
+    return text
 
 
 templates = _templates()
