@@ -226,7 +226,6 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
         celeba_split,
         dev_celeba_identities,
         fs2k_split,
-        load_celeba_rows,
     )
 
     data_dir = Path(data_dir)
@@ -236,8 +235,7 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
     if (data_dir / FS2K_DIR / "annotations.json").is_file():
         fs2k_ids = frozenset(fs2k_split(data_dir).dev)
     if (data_dir / CELEBA_DIR / "identities.csv").is_file():
-        rows = load_celeba_rows(data_dir)
-        identities = frozenset(dev_celeba_identities([r["celeba_identity"] for r in rows]))
+        identities = frozenset(dev_celeba_identities(data_dir))
         images = frozenset(celeba_split(data_dir).dev)
     return DevExclusions(fs2k_ids, identities, images)
 
