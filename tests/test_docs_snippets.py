@@ -24,6 +24,10 @@ FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 SKIP = {
     ("augmentation.md", "augment_ray("): "needs a Ray cluster with a GPU (address='auto')",
     ("gallery.md", "milvus://"): "connects to a Milvus server (milvus://milvus.internal:19530)",
+    ("webapp.md", "http://127.0.0.1:8000"): (
+        "talks to a running `facefit serve`; tests/test_serve_api.py drives drive_case() "
+        "against the app"
+    ),
 }
 """(document, text in the snippet) → why it cannot run on a test machine."""
 
