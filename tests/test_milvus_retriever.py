@@ -355,6 +355,18 @@ def test_a_server_that_never_answers_times_out(registry):
         silent.close()
 
 
+def test_a_lite_file_in_use_by_another_process_is_a_clear_error(lite):
+    location = fresh(lite)
+    MilvusRetriever(16, uri=location)  # this process holds the file now
+    code = (
+        "from facefit_plugins.milvus_retriever import MilvusRetriever\n"
+        f"MilvusRetriever(16, uri={location!r}, mode='open')"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert other.returncode != 0
+    assert "a Milvus Lite file is used by one process at a time" in other.stderr
+
+
 class _FailingInsert:
     """Lets ``ok`` insert requests through to the real client, then fails like a lost server."""
 

@@ -51,7 +51,7 @@ _BATCH = 4096
 """Rows per insert or query request: a 512-d face with its metadata is a few KB, far
 below gRPC's 64 MB message limit; Milvus returns at most 16,384 rows per query."""
 _MAX_K = 16_384
-"""Milvus's largest top-k."""
+"""Milvus's largest top-k, and the most rows one query returns."""
 _INDEXES = {
     "FLAT": ((), ()),
     "HNSW": (("M", "ef_construction"), ("ef",)),
@@ -327,10 +327,12 @@ class MilvusRetriever(Retriever):
     def face_records(self) -> Iterator[FaceRecord]:
         """Every face of the gallery, without vectors, by label."""
         fields = ["label", "identity", "source", "sha256", "metadata", "added"]
-        for start in range(0, self.next_label, _BATCH):  # labels are dense: page by range
+        # labels are dense: page by range, in Milvus's largest pages (on Milvus Lite a
+        # page of 16,384 cost a third less per face than one of 4,096, measured here)
+        for start in range(0, self.next_label, _MAX_K):
             rows = self._call(
                 "read the faces", self._client.query, self.collection,
-                filter=f"label >= {start} and label < {min(start + _BATCH, self.next_label)}",
+                filter=f"label >= {start} and label < {min(start + _MAX_K, self.next_label)}",
                 output_fields=fields,
             )  # fmt: skip
             for r in sorted(rows, key=lambda r: int(r["label"])):
@@ -368,6 +370,12 @@ class MilvusRetriever(Retriever):
                 uri=self._place.uri, token=token or "", timeout=self.timeout
             )
         except pymilvus.MilvusException as exc:
+            if self._place.is_lite:
+                raise GalleryError(
+                    f"{self.where}: cannot open it ({exc.message}); a Milvus Lite file is used "
+                    "by one process at a time: close the other one, or share the gallery "
+                    "through a Milvus server (milvus://HOST:19530/COLLECTION)"
+                ) from None
             raise GalleryError(
                 f"{self.where}: cannot connect within {self.timeout:g} s ({exc.message}); "
                 "check that Milvus is running and reachable at that address, and the token "
