@@ -21,7 +21,12 @@ from facefit.interfaces import Loss, LossInputs
 
 
 class DiffusionLoss(Loss):
-    """Mean squared error between the model's prediction and its target (noise or velocity)."""
+    """Mean squared error between the model's prediction and its target (noise or velocity).
+
+    Per-item weights in ``inputs.extra["weights"]`` (``(B,)``, e.g. Min-SNR-γ's
+    from :func:`facefit.generator.noise.min_snr_weights`) weight each item's mean
+    error; without them every item counts the same.
+    """
 
     name: ClassVar[str] = "diffusion"
 
@@ -31,7 +36,12 @@ class DiffusionLoss(Loss):
     def __call__(self, inputs: LossInputs) -> Any:
         import torch.nn.functional as F
 
-        return self.weight * F.mse_loss(inputs.prediction.float(), inputs.target.float())
+        weights = (inputs.extra or {}).get("weights")
+        if weights is None:
+            return self.weight * F.mse_loss(inputs.prediction.float(), inputs.target.float())
+        error = (inputs.prediction.float() - inputs.target.float()).pow(2)
+        per_item = error.flatten(1).mean(1)
+        return self.weight * (per_item * weights.to(per_item)).mean()
 
 
 class IdentityLoss(Loss):

@@ -139,9 +139,10 @@ class ConditionTensors:
 
     Shapes for batch ``B`` and image size ``S``: ``sketch`` ``(B, 1, S, S)``,
     ``lq`` ``(B, 3, S, S)``, ``reference`` ``(B, identity_dim)``, ``text``
-    ``(B, text_tokens, text_dim)``; each ``*_present`` is ``(B,)`` float (1 or 0);
-    ``domain`` ``(B,)`` long (an index into :data:`DOMAINS`). Values of absent
-    items are zero.
+    ``(B, text_tokens, text_dim)``, ``reference_image`` ``(B, 3, S, S)`` (the aligned
+    reference face; only v2 models look at it); each ``*_present`` is ``(B,)``
+    float (1 or 0); ``domain`` ``(B,)`` long (an index into :data:`DOMAINS`).
+    Values of absent items are zero.
     """
 
     sketch: torch.Tensor
@@ -153,6 +154,17 @@ class ConditionTensors:
     text: torch.Tensor
     text_present: torch.Tensor
     domain: torch.Tensor
+    reference_image: torch.Tensor | None = None
+    reference_image_present: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        # absent unless given, so code written before the reference image keeps working
+        if self.reference_image is None:
+            object.__setattr__(self, "reference_image", self.lq.new_zeros(self.lq.shape))
+        if self.reference_image_present is None:
+            object.__setattr__(
+                self, "reference_image_present", self.lq_present.new_zeros(self.lq_present.shape)
+            )
 
     @property
     def batch_size(self) -> int:
@@ -221,6 +233,8 @@ def empty_conditions(
         text=torch.zeros(batch, text_tokens, text_dim),
         text_present=zeros.clone(),
         domain=torch.full((batch,), domain, dtype=torch.long),
+        reference_image=torch.zeros(batch, 3, image_size, image_size),
+        reference_image_present=zeros.clone(),
     )
 
 
@@ -243,7 +257,9 @@ def conditions_to_tensors(
     """One piece of evidence, as :class:`Condition` s, to a batch of one.
 
     Missing modalities and null conditions become absent; a ``domain`` condition
-    (:func:`domain_condition`) picks the target domain (default photo).
+    (:func:`domain_condition`) picks the target domain (default photo). A
+    ``reference`` condition may carry the aligned reference face as its spatial
+    map ``(3, S, S)`` as well as the identity embedding as its tokens.
     """
     import torch
 
@@ -274,6 +290,9 @@ def conditions_to_tensors(
                 f"got {got}; configure the {cond.modality!r} conditioner for this model "
                 f"(image_size={image_size}, its encoder's dimensions)"
             )
+        if cond.modality == "reference" and cond.spatial is not None and cond.present:
+            values["reference_image"] = _reference_image(cond.spatial, image_size)
+            values["reference_image_present"] = torch.ones(1)
         if cond.present:
             value = tensor.float()
             if cond.modality == "reference":  # one identity vector per item
@@ -281,3 +300,12 @@ def conditions_to_tensors(
             values[cond.modality] = value.unsqueeze(0)
             values[f"{cond.modality}_present"] = torch.ones(1)
     return replace(out, **values)
+
+
+def _reference_image(spatial: torch.Tensor, image_size: int) -> torch.Tensor:
+    if spatial.shape[0] != 3:
+        raise InputError(
+            f"reference condition: the face image must be (3, H, W) in [-1, 1], "
+            f"got {tuple(spatial.shape)}"
+        )
+    return resize(spatial.float()[None], image_size).clamp_(-1, 1)

@@ -18,20 +18,29 @@ array               shape, dtype                 what
 ``text_index``      (N,) int32                   row of ``text_tokens``; -1: no text
 ``text_tokens``     (T, L, Dt) float16           text-encoder tokens (padding zeroed)
 ``sentences``       (T,) str                     the sentences encoded
-``identities``      (N,) str                     identity labels (for reports)
+``identities``      (N,) str                     identity labels: the person (FS2K, by
+                                                 :mod:`facefit.persons`) or CelebA identity
 ``sources``         (N,) str                     ``fs2k`` or ``celeba``
 ``meta``            () str                       JSON: sizes, encoders, split fingerprints
 ==================  ===========================  =====================================
 
 :class:`TrainingBatches` draws batches with on-the-fly augmentation: mirrored
-copies, low-quality copies at random sizes, the target domain, and each modality
-dropped independently so that any subset of evidence (and guidance) works.
+copies, low-quality copies at random sizes, the target domain, the reference face
+image, and each modality dropped independently so that any subset of evidence (and
+guidance) works.
+
+The reference face image of an item is, for a photo target, another photo of the
+same identity (never the target itself), and with probability ``lookalike`` a
+near neighbour of another identity (by identity embedding), so that the model
+learns to take from the reference only what the other evidence leaves open
+instead of copying it; for an artist-sketch target it is the pair's own photo, so
+mugshot-to-sketch rendering is learned directly.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,9 +177,17 @@ class Augmentation:
     lq_sizes: tuple[int, ...] = (8, 12, 16, 24, 32)
     """Sides of the low-quality copies, one drawn per item."""
     drop: dict[str, float] = field(
-        default_factory=lambda: {"sketch": 0.3, "lq": 0.4, "text": 0.3, "reference": 0.5}
+        default_factory=lambda: {
+            "sketch": 0.3,
+            "lq": 0.4,
+            "text": 0.3,
+            "reference": 0.5,
+            "reference_image": 0.5,
+        }
     )
     """Probability of dropping each modality, independently per item."""
+    lookalike: float = 0.2
+    """Probability that a photo target's reference image is a look-alike of another identity."""
     sketch_domain: float = 0.15
     """Probability that an item with an artist sketch is rendered as that sketch."""
     style_drop: float = 0.3
@@ -184,6 +201,7 @@ class Augmentation:
             "flip": self.flip,
             "sketch_domain": self.sketch_domain,
             "style_drop": self.style_drop,
+            "lookalike": self.lookalike,
             **self.drop,
         }.items():
             if not 0.0 <= p <= 1.0:
@@ -223,6 +241,7 @@ class TrainingBatches:
         if len(pack) == 0 or weights.sum() <= 0:
             raise InputError("training pack: no items to draw (empty pack or all weights 0)")
         self._weights = torch.from_numpy(weights / weights.sum())
+        self._same, self._lookalikes = _reference_rows(pack)
 
     def __call__(
         self, batch_size: int, generator: torch.Generator
@@ -251,6 +270,7 @@ class TrainingBatches:
         text = torch.zeros(batch_size, *self._text.shape[1:])
         text[has_text] = self._text[text_index[has_text]]
 
+        x0_photo = x0.clone()
         # rendering the artist's sketch: the sketch (and a copy of the photo) would give it away
         to_sketch = self._real[idx] & (torch.rand(batch_size, generator=g) < self.aug.sketch_domain)
         x0[to_sketch] = sketch[to_sketch].expand(-1, 3, -1, -1)
@@ -271,11 +291,68 @@ class TrainingBatches:
             text_present=has_text.float(),
             domain=domain,
         )
+        cond = self._with_reference_image(cond, idx, x0_photo, to_sketch, g)
         cond = cond.drop("sketch", to_sketch).drop("lq", to_sketch)
-        for modality in ("sketch", "lq", "text", "reference"):
+        for modality in ("sketch", "lq", "text", "reference", "reference_image"):
             p = self.aug.drop.get(modality, 0.0)
             cond = cond.drop(modality, torch.rand(batch_size, generator=g) < p)
         return x0, cond
+
+    def _with_reference_image(
+        self,
+        cond: ConditionTensors,
+        idx: torch.Tensor,
+        photos: torch.Tensor,
+        to_sketch: torch.Tensor,
+        g: torch.Generator,
+    ) -> ConditionTensors:
+        """Attach each item's reference face image (see the module docstring)."""
+        import torch
+
+        batch = len(idx)
+        image = torch.zeros_like(photos)
+        present = torch.zeros(batch)
+        draws = torch.rand(batch, 3, generator=g)
+        for i in range(batch):
+            if to_sketch[i]:  # mugshot → sketch: the pair's own photo
+                image[i], present[i] = photos[i], 1.0
+                continue
+            row = int(idx[i])
+            pool = self._lookalikes[row] if draws[i, 0] < self.aug.lookalike else self._same[row]
+            if len(pool) == 0:
+                continue
+            pick = int(pool[int(draws[i, 1] * len(pool)) % len(pool)])
+            face = images_to_tensor(self.pack.photos[pick : pick + 1])[0]
+            image[i] = face.flip(-1) if draws[i, 2] < self.aug.flip else face
+            present[i] = 1.0
+        return replace(cond, reference_image=image, reference_image_present=present)
+
+
+LOOKALIKES = 5
+"""How many nearest other identities a look-alike reference is drawn from."""
+
+
+def _reference_rows(pack: TrainingPack) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per row: the other rows of its identity, and its nearest rows of other identities."""
+    labels = pack.identities
+    groups: dict[str, list[int]] = {}
+    for row, label in enumerate(labels.tolist()):
+        groups.setdefault(label, []).append(row)
+    same = [
+        np.array([r for r in groups[label] if r != row], np.int64)
+        for row, label in enumerate(labels.tolist())
+    ]
+    vectors = pack.embeddings.astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-6)
+    lookalikes = []
+    for start in range(0, len(vectors), 1024):
+        sims = vectors[start : start + 1024] @ vectors.T
+        sims[labels[start : start + 1024, None] == labels[None, :]] = -np.inf
+        k = min(LOOKALIKES, max(0, len(vectors) - 1))
+        top = np.argsort(-sims, axis=1)[:, :k]
+        for row, cols in zip(sims, top):
+            lookalikes.append(cols[np.isfinite(row[cols])])
+    return same, lookalikes
 
 
 def synthetic_pack(

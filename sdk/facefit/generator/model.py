@@ -1,14 +1,26 @@
 """The conditional face generator: a pixel-space diffusers UNet with evidence attached.
 
-Spatial evidence (sketch, upsampled low-quality image, one presence channel each)
-is concatenated to the noisy image; the reference identity (a face-encoder
-embedding), the text (token embeddings of a text encoder) and the target domain
-become cross-attention tokens through learned projections. An absent modality
-gets a learned null embedding instead of its projection, so the network knows
-"not given" from "given and empty".
+Spatial evidence (sketch, upsampled low-quality image and, in v2 models, the
+aligned reference face; one presence channel each) is concatenated to the noisy
+image. The global evidence — the reference identity (a face-encoder embedding),
+the text and the target domain — reaches the network in one of two ways, set by
+``conditioning``:
+
+- ``"adanorm"`` (generator v2): the three are projected and concatenated into one
+  vector that diffusers adds to the timestep embedding (``class_embed_type=
+  "projection"``, zero-initialised last layer), so it scales and shifts the
+  normalisation of every residual block (``resnet_time_scale_shift="scale_shift"``),
+  as in ADM and DiT's adaLN. The text is its sentence embedding (mean of the token
+  embeddings). No cross-attention.
+- ``"cross-attention"`` (the first model): the three become cross-attention tokens.
+  Kept so that old model directories load and run.
+
+An absent modality gets a learned null embedding instead of its projection, so the
+network knows "not given" from "given and empty".
 
 The per-step call a runtime backend runs is :attr:`FaceGenerator.denoiser`
-(``(sample, timestep, encoder_hidden_states) → prediction``); the projections run
+(``(sample, timestep, encoder_hidden_states) → prediction``; for adanorm models
+``encoder_hidden_states`` is the global vector as one token); the projections run
 once per sampling call in :meth:`FaceGenerator.encode_conditions`.
 """
 
@@ -31,8 +43,16 @@ log = logging.getLogger(__name__)
 
 SPATIAL_MODALITIES = (("sketch", 1), ("lq", 3))
 """Spatial evidence in input order, with its channel count; each adds a presence channel."""
+REFERENCE_IMAGE = ("reference_image", 3)
+"""The aligned reference face: a spatial modality of v2 models (after the others)."""
 SPATIAL_CHANNELS = sum(c + 1 for _, c in SPATIAL_MODALITIES)
 IMAGE_CHANNELS = 3
+CONDITIONING = ("cross-attention", "adanorm")
+
+
+def spatial_modalities(reference_image: bool) -> tuple[tuple[str, int], ...]:
+    """The spatial evidence a model takes, in input order."""
+    return SPATIAL_MODALITIES + ((REFERENCE_IMAGE,) if reference_image else ())
 
 
 class Denoiser(nn.Module):
@@ -43,18 +63,30 @@ class Denoiser(nn.Module):
     are the export contract a compiled runtime reads (:mod:`facefit_runtime.contract`).
     """
 
-    def __init__(self, unet: UNet2DConditionModel, image_size: int, num_tokens: int) -> None:
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        image_size: int,
+        num_tokens: int,
+        global_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.unet = unet
         self.in_channels = int(unet.config.in_channels)
         self.out_channels = int(unet.config.out_channels)
         self.image_size = image_size
         self.num_tokens = num_tokens
-        self.token_dim = int(unet.config.cross_attention_dim)
+        self.adanorm = global_dim is not None
+        self.token_dim = int(global_dim if self.adanorm else unet.config.cross_attention_dim)
 
     def forward(
         self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor
     ) -> torch.Tensor:
+        if self.adanorm:  # the one "token" is the global vector for the timestep embedding
+            labels = encoder_hidden_states[:, 0]
+            return self.unet(
+                sample, timestep, encoder_hidden_states, class_labels=labels, return_dict=False
+            )[0]
         return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
 
 
@@ -100,8 +132,15 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         face_encoder: str = "sface",
         text_encoder: str = "minilm",
         sketch_extractor: str | None = None,
+        conditioning: str = "cross-attention",
+        reference_image: bool = False,
     ) -> None:
         super().__init__()
+        if conditioning not in CONDITIONING:
+            raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
+        if conditioning == "adanorm":
+            self._init_adanorm()
+            return
         if len(attention_levels) != len(block_out_channels):
             raise ValueError(
                 f"attention_levels {tuple(attention_levels)} needs one flag per level of "
@@ -130,6 +169,44 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         self.text_proj = nn.Linear(text_dim, d)
         self.text_null = nn.Parameter(torch.randn(text_tokens, d) * 0.02)
         self.token_norm = nn.LayerNorm(d)
+
+    def _init_adanorm(self) -> None:
+        """Global evidence through the timestep embedding (scale-shift norm), no attention."""
+        c = self.config
+        d = int(c.cross_attention_dim)
+        levels = len(c.block_out_channels)
+        spatial = sum(n + 1 for _, n in spatial_modalities(c.reference_image))
+        unet = UNet2DConditionModel(
+            sample_size=c.image_size,
+            in_channels=IMAGE_CHANNELS + spatial,
+            out_channels=IMAGE_CHANNELS,
+            down_block_types=("DownBlock2D",) * levels,
+            up_block_types=("UpBlock2D",) * levels,
+            mid_block_type="UNetMidBlock2D",
+            block_out_channels=tuple(c.block_out_channels),
+            layers_per_block=c.layers_per_block,
+            cross_attention_dim=3 * d,
+            norm_num_groups=c.norm_num_groups,
+            class_embed_type="projection",
+            projection_class_embeddings_input_dim=3 * d,
+            resnet_time_scale_shift="scale_shift",
+        )
+        # zero-initialised: the evidence starts with no effect and grows in (ControlNet, DiT)
+        nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        nn.init.zeros_(unet.class_embedding.linear_2.bias)
+        self.denoiser = Denoiser(unet, c.image_size, 1, global_dim=3 * d)
+        self.domain_embedding = nn.Embedding(len(DOMAINS), d)
+        self.reference_proj = nn.Sequential(
+            nn.Linear(c.identity_dim, d), nn.SiLU(), nn.Linear(d, d)
+        )
+        self.reference_null = nn.Parameter(torch.randn(1, d) * 0.02)
+        self.text_proj = nn.Sequential(nn.Linear(c.text_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.text_null = nn.Parameter(torch.randn(1, d) * 0.02)
+
+    @property
+    def adanorm(self) -> bool:
+        """True for v2 models: global evidence through adaptive group norm."""
+        return self.config.conditioning == "adanorm"
 
     # -- shapes ----------------------------------------------------------------------------
 
@@ -167,14 +244,16 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         return conditions_to_tensors(conditions, **self.condition_sizes())
 
     def encode_conditions(self, cond: ConditionTensors) -> tuple[torch.Tensor, torch.Tensor]:
-        """Evidence → ``(spatial (B, SPATIAL_CHANNELS, S, S), tokens (B, num_tokens, D))``."""
+        """Evidence → ``(spatial (B, C, S, S), tokens (B, num_tokens, D))``."""
         cond = cond.to(self.device, self.dtype)
         size = self.image_size
         maps = []
-        for modality, _ in SPATIAL_MODALITIES:
+        for modality, _ in spatial_modalities(bool(self.config.reference_image)):
             present = cond.present(modality).view(-1, 1, 1, 1)
             maps += [getattr(cond, modality) * present, present.expand(-1, 1, size, size)]
         spatial = torch.cat(maps, dim=1)
+        if self.adanorm:
+            return spatial, self._global_vector(cond)
 
         batch = cond.batch_size
         p_ref = cond.reference_present.view(-1, 1, 1)
@@ -187,6 +266,18 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         domain = self.domain_embedding(cond.domain).unsqueeze(1)
         tokens = self.token_norm(torch.cat([domain, reference, text], dim=1))
         return spatial, tokens
+
+    def _global_vector(self, cond: ConditionTensors) -> torch.Tensor:
+        """Identity, text (sentence embedding) and domain as one ``(B, 1, 3·D)`` vector."""
+        p_ref = cond.reference_present.view(-1, 1)
+        reference = p_ref * self.reference_proj(cond.reference) + (1 - p_ref) * self.reference_null
+        # the sentence embedding: the mean of the non-padding token embeddings (MiniLM's pooling)
+        used = (cond.text.abs().sum(-1, keepdim=True) > 0).to(cond.text.dtype)
+        sentence = (cond.text * used).sum(1) / used.sum(1).clamp(min=1)
+        p_text = cond.text_present.view(-1, 1)
+        text = p_text * self.text_proj(sentence) + (1 - p_text) * self.text_null
+        domain = self.domain_embedding(cond.domain)
+        return torch.cat([domain, reference, text], dim=1).unsqueeze(1)
 
     def forward(
         self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: ConditionTensors

@@ -57,3 +57,23 @@ def predict_x0(
     if kind == "sample":
         return prediction
     raise InputError(f"prediction_type {kind!r} is not supported")
+
+
+def min_snr_weights(scheduler: Any, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ loss weights (Hang et al. 2023) for the model's prediction type.
+
+    ``min(SNR, γ) / SNR`` for epsilon, ``min(SNR, γ) / (SNR + 1)`` for v and
+    ``min(SNR, γ)`` for sample prediction: the loss of each timestep as if the
+    model predicted x₀, clipped at γ, so the easy small-t steps stop dominating.
+    """
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
+    snr = alphas / (1 - alphas)
+    clipped = snr.clamp(max=float(gamma))
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return clipped / snr
+    if kind == "v_prediction":
+        return clipped / (snr + 1)
+    if kind == "sample":
+        return clipped
+    raise InputError(f"prediction_type {kind!r} is not supported")

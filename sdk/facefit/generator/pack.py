@@ -4,7 +4,10 @@ FS2K training pairs give photos, artist sketches (aligned with the photo's
 landmarks: the pairs are drawn over the photos) and attribute sentences; CelebA
 training identities give photos, simple sketches extracted from them, and a
 sentence where the attributes are known. The development split of
-:mod:`facefit.splits` is left out before anything is read. Faces are detected and
+:mod:`facefit.splits` is left out before anything is read, and
+:func:`facefit.splits.refuse_dev` checks that no item shows a development person.
+Identities are persons (:mod:`facefit.persons`), so that photos of one person in
+FS2K and CelebA can be each other's reference faces. Faces are detected and
 aligned by :class:`facefit.faces.FaceEmbedder` (YuNet + SFace by default);
 images where no face is found are skipped and counted in the pack's metadata.
 """
@@ -45,12 +48,15 @@ def _fs2k_items(data_dir: Path, embedder: Any, size: int, limit: int | None, ski
     from facefit.attributes import fs2k_sentence
     from facefit.faces import NoFaceError, align_landmarks
     from facefit.images import load_image
+    from facefit.persons import load_persons
     from facefit.sketch import normalize_sketch, to_grey
-    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations, refuse_dev
 
     folder = data_dir / FS2K_DIR
     records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
     ids = fs2k_split(data_dir).train[:limit]
+    refuse_dev(data_dir, fs2k_ids=ids, what="training pack")
+    persons = load_persons(data_dir)
     for pair_id in ids:
         record = records[pair_id]
         photo = load_image(folder / record["photo"])
@@ -71,7 +77,7 @@ def _fs2k_items(data_dir: Path, embedder: Any, size: int, limit: int | None, ski
             real_sketch=True,
             style=_fs2k_style(record),
             sentence=fs2k_sentence(record, photo),
-            identity=f"fs2k/{pair_id}",
+            identity=persons.fs2k_person(pair_id),
             source="fs2k",
         )
 
@@ -93,10 +99,17 @@ def _celeba_items(
     from facefit.attributes import celeba_sentence
     from facefit.faces import NoFaceError, align_landmarks
     from facefit.images import load_image
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.persons import load_persons
+    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows, refuse_dev
 
     rows = {r["image"]: r for r in load_celeba_rows(data_dir)}
     images = celeba_split(data_dir).train[:limit]
+    refuse_dev(
+        data_dir,
+        celeba_identities=sorted({rows[n]["celeba_identity"] for n in images}),
+        what="training pack",
+    )
+    persons = load_persons(data_dir)
     for name in images:
         row = rows[name]
         image = load_image(data_dir / CELEBA_DIR / "faces" / name)
@@ -115,7 +128,7 @@ def _celeba_items(
             real_sketch=False,
             style=-1,
             sentence=celeba_sentence(row) if has_attrs else None,
-            identity=f"celeba/{row['celeba_identity']}",
+            identity=persons.celeba_person(row["celeba_identity"]),
             source="celeba",
         )
 

@@ -159,7 +159,7 @@ class Trainer:
         """The losses for one batch with given noise and timesteps (differentiable)."""
         import torch
 
-        from facefit.generator.noise import predict_x0, training_target
+        from facefit.generator.noise import min_snr_weights, predict_x0, training_target
         from facefit.interfaces import LossInputs
 
         x0, noise, timesteps = (v.to(self.device) for v in (x0, noise, timesteps))
@@ -170,7 +170,10 @@ class Trainer:
         ):
             prediction = self.model(noisy, timesteps, cond)
         target = training_target(self.noise, x0, noise, timesteps)
-        losses = {"diffusion": self.diffusion_loss(LossInputs(prediction, target))}
+        extra = None
+        if self.config.snr_gamma > 0:
+            extra = {"weights": min_snr_weights(self.noise, timesteps, self.config.snr_gamma)}
+        losses = {"diffusion": self.diffusion_loss(LossInputs(prediction, target, extra=extra))}
         if self.identity_loss is not None:
             photo = cond.domain == 0  # the identity of an artist's sketch is not a photo's
             x0_pred = predict_x0(self.noise, noisy[photo], prediction[photo], timesteps[photo])

@@ -37,6 +37,8 @@ class TrainConfig:
     warmup_steps: int = 200
     ema_decay: float = 0.9995
     grad_clip: float = 1.0
+    snr_gamma: float = 0.0
+    """Min-SNR-γ loss weighting (γ = 5 is the paper's); 0 turns it off."""
     mixed_precision: str = "auto"
     """``auto`` (bf16 on a GPU that has it, else fp16; none on CPU), ``no``, ``bf16``, ``fp16``."""
     device: str = "auto"

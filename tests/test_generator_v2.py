@@ -1,0 +1,152 @@
+"""Generator v2: global evidence through adaptive group norm, and the reference face image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facefit.generator import FaceGenerator
+from facefit.generator.conditions import empty_conditions
+from facefit.generator.noise import noise_scheduler, training_target
+from facefit.types import Condition
+from tests.generator_helpers import TINY, single_thread, tiny_generator  # noqa: F401 (autouse)
+
+V2 = {"conditioning": "adanorm", "reference_image": True, "prediction_type": "v_prediction"}
+
+
+def _sizes(model):
+    return model.condition_sizes()
+
+
+def _colour_batch(classes: torch.Tensor, size: int, identity_dim: int):
+    """Class 0 → red images, class 1 → blue; the class is given only as the identity vector."""
+    x0 = -torch.ones(len(classes), 3, size, size)
+    x0[classes == 0, 0] = 1.0
+    x0[classes == 1, 2] = 1.0
+    vectors = torch.zeros(len(classes), identity_dim)
+    vectors[torch.arange(len(classes)), classes] = 1.0
+    return x0, vectors
+
+
+def _train_colour(model, steps: int, cut: bool) -> float:
+    """Train on class → colour; return how far apart the two classes' x̂₀ are (red − blue)."""
+    torch.manual_seed(0)
+    noise = noise_scheduler(model)
+    sizes = _sizes(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(steps):
+        classes = torch.randint(0, 2, (16,))
+        x0, vectors = _colour_batch(classes, sizes["image_size"], sizes["identity_dim"])
+        cond = empty_conditions(16, **sizes)
+        if not cut:
+            cond = cond.__class__(
+                **{**cond.__dict__, "reference": vectors, "reference_present": torch.ones(16)}
+            )
+        eps = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (16,))
+        target = training_target(noise, x0, eps, t)
+        loss = torch.nn.functional.mse_loss(model(noise.add_noise(x0, eps, t), t, cond), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    # sample both classes from the same noise: only the condition can tell them apart
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(**model.scheduler_config, timestep_spacing="trailing")
+    scheduler.set_timesteps(10)
+    classes = torch.tensor([0] * 4 + [1] * 4)
+    _, vectors = _colour_batch(classes, sizes["image_size"], sizes["identity_dim"])
+    cond = empty_conditions(8, **sizes)
+    cond = cond.__class__(
+        **{**cond.__dict__, "reference": vectors, "reference_present": torch.ones(8)}
+    )
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, sizes["image_size"], sizes["image_size"], generator=g).repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            x = scheduler.step(model(x, t.repeat(8), cond), t, x).prev_sample
+    red_minus_blue = (x[:, 0] - x[:, 2]).clamp(-2, 2).mean(dim=(1, 2))
+    return float(red_minus_blue[:4].mean() - red_minus_blue[4:].mean())
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["condition path", "path cut"])
+def test_tiny_model_learns_a_global_condition_and_not_without_its_path(cut):
+    model = tiny_generator(**V2)
+    gap = _train_colour(model, steps=150, cut=cut)
+    if cut:
+        assert abs(gap) < 0.2, gap
+    else:
+        assert gap > 2.0, gap  # red items come out red, blue ones blue (at most 4)
+
+
+def test_v2_has_no_cross_attention_and_one_global_token():
+    model = tiny_generator(**V2)
+    names = [n for n, _ in model.named_modules()]
+    assert not any("attn" in n for n in names)
+    assert model.denoiser.num_tokens == 1
+    assert model.denoiser.in_channels == 3 + 2 + 4 + 4  # image, sketch, lq, reference image
+
+
+def test_dropping_the_reference_image_gives_exactly_the_null_condition():
+    model = tiny_generator(**V2)
+    size = model.image_size
+    vector = torch.randn(1, TINY["identity_dim"])
+    face = torch.rand(3, size, size) * 2 - 1
+    with_face = Condition("reference", tokens=vector, spatial=face)
+    null = model.conditions_to_tensors([with_face.null()])
+    empty = model.conditions_to_tensors([])
+    for a, b in zip(model.encode_conditions(null), model.encode_conditions(empty)):
+        assert torch.equal(a, b)
+    given = model.conditions_to_tensors([with_face])
+    assert given.reference_image_present.item() == 1.0
+    dropped = given.drop("reference_image", torch.tensor([True])).drop(
+        "reference", torch.tensor([True])
+    )
+    for a, b in zip(model.encode_conditions(dropped), model.encode_conditions(empty)):
+        assert torch.equal(a, b)
+
+
+def test_reference_image_reaches_the_prediction():
+    model = tiny_generator(**V2)
+    size = model.image_size
+    with torch.no_grad():
+        for p in model.parameters():  # zero-initialised layers would hide any effect
+            p.add_(torch.randn_like(p) * 0.05)
+    vector = torch.randn(1, TINY["identity_dim"])
+    a = model.conditions_to_tensors(
+        [Condition("reference", tokens=vector, spatial=torch.ones(3, size, size))]
+    )
+    b = model.conditions_to_tensors(
+        [Condition("reference", tokens=vector, spatial=-torch.ones(3, size, size))]
+    )
+    x = torch.randn(1, 3, size, size)
+    t = torch.tensor([500])
+    with torch.no_grad():
+        assert not torch.allclose(model(x, t, a), model(x, t, b))
+
+
+def test_v2_round_trips_through_save_and_load(tmp_path):
+    model = tiny_generator(**V2)
+    model.save_pretrained(tmp_path / "v2")
+    loaded = FaceGenerator.from_pretrained(tmp_path / "v2")
+    assert loaded.adanorm and loaded.config.reference_image
+    cond = model.conditions_to_tensors([])
+    x, t = torch.randn(1, 3, model.image_size, model.image_size), torch.tensor([10])
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, cond), loaded(x, t, cond), atol=1e-5)
+
+
+def test_old_cross_attention_model_ignores_the_reference_image():
+    model = tiny_generator()
+    assert not model.adanorm
+    size = model.image_size
+    vector = torch.randn(1, TINY["identity_dim"])
+    a = model.conditions_to_tensors([Condition("reference", tokens=vector)])
+    b = model.conditions_to_tensors(
+        [Condition("reference", tokens=vector, spatial=torch.ones(3, size, size))]
+    )
+    x, t = torch.randn(1, 3, size, size), torch.tensor([500])
+    with torch.no_grad():
+        assert torch.equal(model(x, t, a), model(x, t, b))
