@@ -421,6 +421,22 @@ def test_rows_of_a_write_whose_clean_up_failed_are_ignored_then_cleared(
     assert rows[0]["count(*)"] == len(faces.vectors) + 2
 
 
+def test_a_remove_that_fails_removes_nothing_and_can_be_repeated(
+    registry, lite, faces, monkeypatch
+):
+    location = fresh(lite)
+    g = gallery_of(registry, location, faces)
+    client, n3 = g.retriever._client, len(g.find(identity="id3"))
+    monkeypatch.setattr(client, "delete", _FailingInsert(client.delete, ok=0))
+    with pytest.raises(GalleryError, match=r"could not remove faces \(connection lost"):
+        g.remove_identity("id3")
+    assert "id3" in g.identities() and len(g) == len(faces.vectors)
+    monkeypatch.undo()
+    assert g.remove_identity("id3") == n3 > 0
+    again = GalleryIndex.load(location, registry=registry)
+    assert "id3" not in again.identities() and len(again) == len(faces.vectors) - n3
+
+
 def test_a_second_writer_is_refused_not_merged(registry, lite, faces):
     location = fresh(lite)
     gallery_of(registry, location, faces).save()
@@ -435,10 +451,8 @@ def test_a_second_writer_is_refused_not_merged(registry, lite, faces):
 # -- a Milvus server (milvus-lite's own gRPC server, on this machine) ----------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = _free_port()
-    data = tmp_path_factory.mktemp("milvus-server")
+def _start_server(data, port: int) -> subprocess.Popen:
+    """milvus-lite's own gRPC server on this machine, listening on ``port``."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -453,19 +467,27 @@ def server(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the local Milvus Lite server did not start within 60 s")
-        yield f"milvus://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail("the local Milvus Lite server did not start within 60 s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    process = _start_server(tmp_path_factory.mktemp("milvus-server"), port)
+    yield f"milvus://127.0.0.1:{port}"
+    _stop(process)
 
 
 def test_a_gallery_on_a_server_by_url_with_a_token(registry, server, faces, monkeypatch):
@@ -581,3 +603,34 @@ def test_a_migration_that_fails_leaves_no_collection(toys, photos, lite, tmp_pat
     assert failed.exit_code == 2 and "connection lost" in failed.output, failed.output
     assert MilvusRetriever.stored_gallery(uri) is None  # the half-made copy was dropped
     assert len(GalleryIndex.load(local, registry=toys)) == 15  # the source is untouched
+
+
+def test_a_server_that_goes_away_is_a_clear_error_and_loses_nothing(registry, tmp_path, faces):
+    port, data = _free_port(), tmp_path / "server-data"
+    process = _start_server(data, port)
+    location = f"milvus://127.0.0.1:{port}/mugshots"
+    try:
+        g = gallery_of(registry, location, faces, timeout=3)
+        g.save()
+    finally:
+        _stop(process)
+    started = time.monotonic()
+    with pytest.raises(GalleryError, match="could not search"):
+        g.search(faces.probes[0], 3)
+    with pytest.raises(GalleryError, match=r"Milvus server http://127\.0\.0\.1"):
+        g.add(faces.vectors[:2], "lost")
+    assert time.monotonic() - started < 60
+    assert "lost" not in g.identities() and len(g) == len(faces.vectors)
+    process = _start_server(data, port)
+    try:
+        again, waited = None, time.monotonic()
+        while again is None:  # gRPC reconnects by itself, after a back-off
+            try:
+                again = GalleryIndex.load(location, registry=registry)
+            except GalleryError:
+                if time.monotonic() - waited > 60:
+                    raise
+                time.sleep(1)
+        assert len(again) == len(faces.vectors) and "lost" not in again.identities()
+    finally:
+        _stop(process)

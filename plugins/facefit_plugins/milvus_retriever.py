@@ -239,10 +239,18 @@ class MilvusRetriever(Retriever):
         missing = sorted(set(labels.tolist()) - found)
         if missing:
             raise InputError(f"cannot remove labels not in the index: {missing[:10]}")
-        for start in range(0, len(labels), _BATCH):
-            chunk = labels[start : start + _BATCH].tolist()
-            self._call("remove faces", self._client.delete, self.collection, ids=chunk)
-            self._count -= len(chunk)
+        try:  # one request: Milvus applies it whole or not at all
+            self._call("remove faces", self._client.delete, self.collection, ids=labels.tolist())
+        except GalleryError as exc:
+            gone = len(labels) - len(self._existing_quietly(labels))
+            if gone:  # a timeout after Milvus had applied it
+                self._count -= gone
+                raise GalleryError(
+                    f"{exc}; {gone} of the {len(labels)} faces were removed all the same: "
+                    "open the gallery again to see it as it is"
+                ) from None
+            raise
+        self._count -= len(labels)
 
     def get_vectors(self, labels: np.ndarray) -> np.ndarray:
         labels = check_labels(labels)
@@ -481,6 +489,13 @@ class MilvusRetriever(Retriever):
                               output_fields=["label"])  # fmt: skip
             found.update(int(r["label"]) for r in rows)
         return found
+
+    def _existing_quietly(self, labels: np.ndarray) -> set[int]:
+        """:meth:`_existing`, or all of ``labels`` when Milvus cannot be asked."""
+        try:
+            return self._existing(labels)
+        except GalleryError:
+            return set(labels.tolist())
 
     def _write(self, labels: np.ndarray, rows: list[dict[str, Any]], *, upsert: bool) -> None:
         """Write rows, then commit by advancing ``next_label``; a failure leaves nothing new."""
