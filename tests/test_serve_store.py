@@ -313,3 +313,18 @@ def test_a_fresh_server_gets_one_admin_with_a_printed_password(tmp_path, capsys)
     assert services.users.authenticate("admin", password).is_admin
     _first_admin(services)  # users exist: nothing more
     assert len(services.users.list()) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/cases/3", "/cases/3"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://x", "/"),
+    ],
+)
+def test_logins_only_return_to_pages_of_this_server(target, safe):
+    from facefit.serve.pages import _safe_next
+
+    assert _safe_next(target) == safe

@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from facefit import __version__
 from facefit.errors import FacefitError
 from facefit.serve import api, pages, pages_admin, pages_runs
-from facefit.serve.deps import SESSION_COOKIE, LoginRequired, api_user, services
+from facefit.serve.deps import SESSION_COOKIE, LoginRequired, api_user, client_ip, services
 from facefit.serve.services import Services, open_services
 from facefit.serve.settings import ServeSettings
 from facefit.serve.web import HERE, render
@@ -58,7 +58,9 @@ def _api_docs(app: FastAPI) -> None:
     def docs_user(request: Request) -> Any:
         svc = services(request)
         session = svc.sessions.get(request.cookies.get(SESSION_COOKIE))
-        return session.user if session else api_user(request)
+        user = session.user if session else api_user(request)
+        svc.audit.record(user, "api.docs", target=request.url.path, ip=client_ip(request))
+        return user
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> JSONResponse:
@@ -68,8 +70,10 @@ def _api_docs(app: FastAPI) -> None:
     @app.get("/api/v1/docs", include_in_schema=False)
     def docs(request: Request) -> Response:
         svc = services(request)
-        if svc.sessions.get(request.cookies.get(SESSION_COOKIE)) is None:
+        session = svc.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
             raise LoginRequired()
+        svc.audit.record(session.user, "api.docs", target=request.url.path, ip=client_ip(request))
         return get_swagger_ui_html(
             openapi_url="/api/v1/openapi.json",
             title="facefit API",

@@ -37,7 +37,7 @@ LOGIN_CSRF = "facefit_login_csrf"
 
 def _safe_next(target: str | None) -> str:
     """Only redirect to a path on this server (never to another site)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
 
