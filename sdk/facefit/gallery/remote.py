@@ -6,8 +6,9 @@ vectors, identities, provenance and the gallery's description — in a database:
 a gallery has a URL whose scheme is the plugin's name (``milvus://host:19530/mugshots``,
 ``milvus:faces.db/mugshots``), no local files and no index to rebuild. Opening it reads
 the identities and provenance of its faces into memory (what ranking by identity
-needs, about 150 bytes a face); every add and remove is written to the database before
-it returns, and :meth:`GalleryIndex.save` stores the search options and flushes.
+needs; the vectors stay in the database); every add and remove is written to the
+database before it returns, and :meth:`GalleryIndex.save` stores the search options
+and flushes (saved to a directory instead, it writes a bookmark to the collection).
 
 What such a retriever provides besides :class:`~facefit.interfaces.Retriever`:
 
