@@ -68,3 +68,14 @@ def toy_sketch(seed: int = 0, size: int = 48) -> np.ndarray:
         page[row, 4 : size - 4] = 20
     page[8:40, 10] = 0
     return page
+
+
+def toy_lq(seed: int = 0, size: int = 8) -> np.ndarray:
+    """A small square low-quality image that is not blank (a coarse random pattern).
+
+    No real detector finds a face in it: evidence using it needs
+    ``allow_no_face=("lq",)`` (the toy ``blob`` detector's landmarks miss the template).
+    """
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 220, (2, 2, 3)).astype(np.uint8)
+    return np.kron(coarse, np.ones((size // 2, size // 2, 1), np.uint8))

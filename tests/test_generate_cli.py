@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facefit.cli import main
-from tests.pipeline_helpers import save_model, toy_gallery, toy_registry, toy_sketch
+from tests.pipeline_helpers import save_model, toy_gallery, toy_lq, toy_registry, toy_sketch
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def setup(tmp_path_factory, registry):
         '[face_encoder]\nplugin = "tiny-face"\n'
     )
     Image.fromarray(toy_sketch()).save(root / "sketch.png")
-    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(root / "lq.png")
+    Image.fromarray(toy_lq()).save(root / "lq.png")  # no face: used only where allowed
     Image.fromarray(np.full((48, 48), 255, np.uint8)).save(root / "blank.png")
     return root
 
@@ -64,13 +64,20 @@ def test_outputs_and_provenance_reproduce_the_result(registry, setup, tmp_path):
 
     out = tmp_path / "run"
     args = [*base(setup), "--sketch", setup / "sketch.png", "--lq", setup / "lq.png"]
+    args += ["--allow-no-face", "lq"]
     result = run(registry, *args, "--text", "a man with a beard", "--seed", "5", "--out", out)
     assert result.exit_code == 0, result.output
     assert "ranked identities" in result.output and "contact_sheet.png" in result.output
+    assert "CAUTION: evidence used without a verified face" in result.output
     assert sorted(p.name for p in (out / "round2").iterdir()) == ["cand0.png", "cand1.png"]
     assert Image.open(out / "contact_sheet.png").size[0] > 0
     data = json.loads((out / "result.json").read_text())
     assert data["matches"][0]["rank"] == 1 and len(data["rounds"]) == 3
+    assert data["confidence"] == "low" and data["caution"][0].startswith("lq: CAUTION")
+    assert [(e["modality"], e["use"]) for e in data["evidence"]] == [
+        ("sketch", "detected"),
+        ("lq", "as given"),
+    ]
     candidate = data["rounds"][0]["candidates"][0]
     assert set(candidate["evidence_scores"]) == {"sketch", "lq"} and candidate["matches"]
     prov = json.loads((out / "provenance.json").read_text())
@@ -81,6 +88,7 @@ def test_outputs_and_provenance_reproduce_the_result(registry, setup, tmp_path):
     assert prov["seeds"]["seed"] == 5 and len(prov["seeds"]["rounds"]) == 3
     assert prov["timings"]["loop"] > 0 and prov["facefit"]
     assert prov["text"] == "a man with a beard"
+    assert prov["allow_no_face"] == ["lq"] and prov["evidence"][1]["flagged"] is True
 
     again = tmp_path / "again"
     result = run(registry, "generate", "--replay", out / "provenance.json", "--out", again)
@@ -116,7 +124,8 @@ def test_interactive_pick_reject_accept(registry, setup, tmp_path):
     ("args", "message"),
     [
         ([], "no evidence given"),
-        (["--sketch", "blank.png"], "no face can be framed"),
+        (["--sketch", "blank.png"], "blank.png: the sketch is blank"),
+        (["--lq", "lq.png"], "lq.png: a face was found"),
         (["--sketch", "sketch.png", "--device", "cuda"], "no CUDA GPU"),
     ],
 )
@@ -171,14 +180,20 @@ def test_batch_resumes_after_an_interruption(registry, setup, tmp_path):
     assert not (out / "p2").exists()
     (out / ".p2.partial-999").mkdir()  # what a kill while writing leaves behind
 
-    result = run(registry, *base(setup), "--manifest", manifest, "--out", out)
+    refused = run(registry, *base(setup), "--manifest", manifest, "--out", out)
+    assert refused.exit_code == 2 and "--resume" in refused.output and "--force" in refused.output
+    resume = ["--manifest", manifest, "--out", out, "--resume", "--allow-no-face", "lq"]
+    result = run(registry, *base(setup), *resume)
     assert result.exit_code == 0, result.output
     assert "2 probes done, 1 already complete, 0 failed" in result.output
     assert (out / "p1" / "result.json").stat().st_mtime_ns == first
     assert all((out / p / "provenance.json").is_file() for p in ("p1", "p2", "p3"))
     assert not list(out.glob(".*partial*"))
-    result = run(registry, *base(setup), "--manifest", manifest, "--out", out)
+    result = run(registry, *base(setup), *resume)
     assert "0 probes done, 3 already complete" in result.output
+    result = run(registry, *base(setup), *resume[:4], "--force", "--allow-no-face", "lq")
+    assert "3 probes done, 0 already complete" in result.output
+    assert (out / "p1" / "result.json").stat().st_mtime_ns != first
 
 
 def test_demo_refuses_without_a_default_model(registry, monkeypatch, tmp_path):

@@ -7,7 +7,14 @@ import pytest
 
 from facefit.errors import ConfigError, InputError, UnknownPluginError
 from facefit.types import Evidence
-from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry, toy_sketch
+from tests.pipeline_helpers import (
+    save_model,
+    toy_config,
+    toy_gallery,
+    toy_lq,
+    toy_registry,
+    toy_sketch,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +47,7 @@ def make(model_dir, registry, gallery=True, **settings):
     )
 
 
-EVIDENCE = Evidence(sketch=toy_sketch(), lq=np.full((8, 8, 3), 90, np.uint8), text="a man")
+EVIDENCE = Evidence(sketch=toy_sketch(), lq=toy_lq(), text="a man", allow_no_face=("lq",))
 
 
 def test_loop_scores_candidates_and_ranks_identities(model_dir, registry):
@@ -128,8 +135,8 @@ def test_no_evidence(model_dir, registry):
 
 def test_sketch_where_no_face_can_be_framed(model_dir, registry):
     blank = np.full((48, 48), 255, np.uint8)  # the toy detector finds nothing on a flat page
-    with pytest.raises(InputError, match=r"no face can be framed.*blank"):
-        make(model_dir, registry).run(Evidence(sketch=blank))
+    with pytest.raises(InputError, match=r"blank"):
+        make(model_dir, registry).run(Evidence(sketch=blank, allow_no_face="sketch"))
     wide = np.full((40, 160), 255, np.uint8)
     wide[20, 10:150] = 0
     from facefit.pipeline.evidence import frame_sketch
@@ -139,9 +146,11 @@ def test_sketch_where_no_face_can_be_framed(model_dir, registry):
             return []
 
     with pytest.raises(InputError, match="aspect ratio"):
-        frame_sketch(wide, Nothing(), 16, "wide.png")
-    _, how = frame_sketch(toy_sketch(), Nothing(), 16, "framed.png")
-    assert "fallback" in how
+        frame_sketch(wide, Nothing(), 16, "wide.png", allow_fallback=True)
+    with pytest.raises(InputError, match=r"framed\.png: no face detected.*--allow-no-face sketch"):
+        frame_sketch(toy_sketch(), Nothing(), 16, "framed.png")
+    aligned, check = frame_sketch(toy_sketch(), Nothing(), 16, "framed.png", allow_fallback=True)
+    assert check.flagged and "fallback" in check.why and aligned.shape == (16, 16)
 
 
 def test_gallery_built_with_another_encoder(model_dir, registry, tmp_path):

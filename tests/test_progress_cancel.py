@@ -11,9 +11,16 @@ import pytest
 from facefit.errors import FacefitError
 from facefit.pipeline import STAGES, Cancelled, CancelToken, Pipeline, Progress
 from facefit.types import Evidence
-from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry, toy_sketch
+from tests.pipeline_helpers import (
+    save_model,
+    toy_config,
+    toy_gallery,
+    toy_lq,
+    toy_registry,
+    toy_sketch,
+)
 
-EVIDENCE = Evidence(sketch=toy_sketch(), lq=np.full((8, 8, 3), 90, np.uint8), text="a man")
+EVIDENCE = Evidence(sketch=toy_sketch(), lq=toy_lq(), text="a man", allow_no_face=("lq",))
 
 
 @pytest.fixture(autouse=True)
@@ -149,8 +156,7 @@ def test_bad_progress_and_cancel_arguments(pipeline):
 
 def test_four_threads_on_one_pipeline_match_sequential_runs(pipeline):
     probes = [
-        Evidence(sketch=toy_sketch(seed), lq=np.full((8, 8, 3), 40 * seed, np.uint8))
-        for seed in range(4)
+        Evidence(sketch=toy_sketch(seed), lq=toy_lq(seed), allow_no_face="lq") for seed in range(4)
     ]
     expected = [pipeline.run(e) for e in probes]
     got: list = [None] * 4

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # torch is imported lazily: the SDK's types must stay light
 
 MODALITIES = ("sketch", "lq", "text", "reference")
 """Kinds of evidence, in the order the generator sees them."""
+IMAGE_MODALITIES = ("sketch", "lq", "reference")
+"""The kinds of evidence that are images (each must show a face; see :class:`Evidence`)."""
 
 
 def _frozen_image(value: Any, what: str) -> np.ndarray | None:
@@ -67,6 +69,13 @@ class Evidence:
     Text is normalised (runs of whitespace become one space). A blank description
     is left out and noted in ``notes``, and the pipeline copies the note into the
     first round's notes, so an app can tell that a run used no text.
+
+    Each image must show a face the detector finds, or the pipeline refuses it
+    (:mod:`facefit.pipeline.evidence`). ``allow_no_face`` names the image
+    modalities the caller vouches for without one: a sketch then uses the
+    framed-drawing fallback, and a small square low-quality image or a square
+    reference is taken as an aligned crop as given. Such use is flagged in the
+    result.
     """
 
     sketch: np.ndarray | None = None
@@ -81,8 +90,22 @@ class Evidence:
     """Modality → the file it was read from."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """What was changed or left out on the way in (e.g. an empty description)."""
+    allow_no_face: tuple[str, ...] = ()
+    """Image modalities (``"sketch"``, ``"lq"``, ``"reference"``) that may be used
+    without a detected face, flagged (see the class doc); a string names one."""
 
     def __post_init__(self) -> None:
+        allowed = (
+            (self.allow_no_face,) if isinstance(self.allow_no_face, str) else self.allow_no_face
+        )
+        allowed = tuple(dict.fromkeys(allowed or ()))
+        unknown = [m for m in allowed if m not in IMAGE_MODALITIES]
+        if unknown:
+            raise InputError(
+                f"allow_no_face: {', '.join(map(repr, unknown))} is not an image modality; "
+                f"give any of {', '.join(IMAGE_MODALITIES)}"
+            )
+        object.__setattr__(self, "allow_no_face", allowed)
         sources = dict(self.sources)
         notes = list(self.notes)
         whats = {
@@ -120,11 +143,13 @@ class Evidence:
         lq: str | os.PathLike[str] | None = None,
         text: str | None = None,
         reference: str | os.PathLike[str] | None = None,
+        allow_no_face: tuple[str, ...] | str = (),
     ) -> Evidence:
         """Evidence read from image files (any subset) and a description.
 
         Raises :class:`~facefit.errors.InputError` naming the file when one cannot
-        be read, and when no evidence at all is given.
+        be read, and when no evidence at all is given. ``allow_no_face``: see the
+        class doc.
         """
         for name, value in (("sketch", sketch), ("lq", lq), ("reference", reference)):
             if value is not None and not _is_path(value):
@@ -132,7 +157,9 @@ class Evidence:
                     f"Evidence.from_files: {name} must be a file path, got "
                     f"{type(value).__name__}; pass arrays to Evidence(...) instead"
                 )
-        return cls(sketch=sketch, lq=lq, text=text, reference=reference).require_any()
+        return cls(
+            sketch=sketch, lq=lq, text=text, reference=reference, allow_no_face=allow_no_face
+        ).require_any()
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+
+
+def _earlier_demo(out: Path) -> bool:
+    """Whether ``out`` holds an earlier ``facefit demo``'s output (which a demo replaces)."""
+    import json
+
+    try:
+        provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(provenance, dict) and provenance.get("command") == ["demo"]
 
 
 @click.command("demo")
@@ -20,10 +32,20 @@ import click
 @click.option("--candidates", default=4, show_default=True, type=int)
 @click.option("--steps", default=20, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Replace --out even if it holds another run's output.")
 def demo(
-    out: Path, probe_id: str | None, rounds: int, candidates: int, steps: int, seed: int
+    out: Path,
+    probe_id: str | None,
+    rounds: int,
+    candidates: int,
+    steps: int,
+    seed: int,
+    force: bool,
 ) -> None:
-    """Run the loop on a bundled FS2K sketch + description against a 24-face gallery."""
+    """Run the loop on a bundled FS2K sketch + description against a 24-face gallery.
+
+    An earlier demo's output in --out is replaced; any other output only with --force.
+    """
     import time
 
     from facefit.config import PipelineConfig
@@ -31,10 +53,13 @@ def demo(
     from facefit.pipeline import Pipeline
     from facefit.pipeline.demo import demo_gallery, demo_probes, require_default_model
     from facefit.pipeline.files import run_probe_files
+    from facefit.pipeline.output import check_out
     from facefit.registry import Registry
 
     start = time.perf_counter()
     require_default_model()  # before anything slow: never show output of no model
+    force = force or _earlier_demo(out)
+    check_out(out, force=force)
     probes = {p.id: p for p in demo_probes()}
     probe = probes[next(iter(probes))] if probe_id is None else probes.get(probe_id)
     if probe is None:
@@ -46,7 +71,20 @@ def demo(
     encoder = registry.create_face_encoder(config.components["face_encoder"].plugin)
     pipeline = Pipeline(config, registry=registry, gallery=demo_gallery(encoder, registry))
     click.echo(f'evidence: sketch {Path(probe.sketch).name} + "{probe.text}"')
-    result = run_probe_files(pipeline, probe, out, command=["demo"])
+    from facefit.pipeline.progress import ProgressBar, ProgressLog, progress_to
+
+    bar = ProgressBar(disable=not sys.stderr.isatty())  # a bar only where a person watches
+    try:
+        result = run_probe_files(
+            pipeline,
+            probe,
+            out,
+            command=["demo"],
+            force=force,
+            progress=progress_to(bar, ProgressLog()),
+        )
+    finally:
+        bar.close()
     click.echo(f"{result.provenance.get('stopped')}; ranked identities (fused over rounds):")
     for match in result.top(5):
         click.echo(f"  {match.rank}. {match.identity}  {match.score:.4f}")

@@ -1,8 +1,12 @@
 """``facefit generate``: evidence in, candidate faces and ranked identities out.
 
 facefit generate --sketch s.png --text "a man with a beard" -g mugshots.gallery --out run1
-facefit generate --manifest probes.csv -g mugshots.gallery --out runs/   # batch, resumable
+facefit generate --manifest probes.csv -g mugshots.gallery --out runs/   # batch (--resume)
 facefit generate --replay run1/provenance.json --out run1-again         # same result.json
+
+An --out folder that holds anything is refused before any model loads, unless
+--force (a single run) or --resume/--force (a batch). Evidence without a usable
+face is refused unless --allow-no-face names its kind; then it is flagged.
 """
 
 from __future__ import annotations
@@ -88,7 +92,24 @@ def _registry() -> Any:
     return Registry.load()
 
 
+def _print_cautions(result: Any) -> None:
+    """Say loudly, before the ranking, which evidence was used without a verified face."""
+    from facefit.pipeline.output import cautions
+
+    flags = cautions(result)
+    if flags:
+        click.secho(
+            "CAUTION: evidence used without a verified face (allowed by --allow-no-face); "
+            "the ranking below rests on it and is of low confidence:",
+            fg="red",
+            bold=True,
+        )
+        for note in flags:
+            click.secho(f"  {note}", fg="red")
+
+
 def _print_result(result: Any, out: Path) -> None:
+    _print_cautions(result)
     click.echo(f"{result.provenance.get('stopped')}; ranked identities (fused over rounds):")
     for match in result.top(10):
         click.echo(f"  {match.rank:>3}. {match.identity}  {match.score:.4f}")
@@ -118,6 +139,11 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
         paths[modality] = path
     gallery = (replay.get("gallery") or {}).get("path")
     return paths, replay.get("text"), gallery
+
+
+def _show_progress(no_progress: bool) -> bool:
+    """A bar only where a person watches: not under --no-progress, not into a file or pipe."""
+    return not no_progress and sys.stderr.isatty()
 
 
 @click.command("generate")
@@ -173,7 +199,22 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
     help="Re-run a provenance.json's inputs and settings.",
 )
 @click.option(
-    "--no-progress", is_flag=True, help="No progress bar (batch: no bar over the probes)."
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar (none is shown when stderr is not a terminal); -v logs each stage.",
+)
+@click.option(
+    "--allow-no-face",
+    "allow_no_face",
+    multiple=True,
+    type=click.Choice(["sketch", "lq", "reference"]),
+    help="Use this evidence (repeat for several) even without a detected face: a sketch "
+    "framed like a portrait, a small square low-quality crop or a square reference "
+    "taken as aligned. Flagged in the output; the ranking is then of low confidence.",
+)
+@click.option("--force", is_flag=True, help="Replace an earlier run's output in --out.")
+@click.option(
+    "--resume", is_flag=True, help="Batch: run only the probes not already complete in --out."
 )
 def generate(
     sketch,
@@ -194,17 +235,25 @@ def generate(
     manifest,
     replay,
     no_progress,
+    allow_no_face,
+    force,
+    resume,
 ) -> None:
     """Generate candidate faces from evidence and rank gallery identities (the IdentiFace loop)."""
+    from dataclasses import replace
+
     from facefit.pipeline import Pipeline
-    from facefit.pipeline.batch import read_manifest, run_batch
+    from facefit.pipeline.batch import check_batch_out, read_manifest, run_batch
     from facefit.pipeline.files import ProbeFiles, run_probe_files
+    from facefit.pipeline.output import check_out
 
     replay_data = _load_replay(replay) if replay is not None else None
+    allowed = tuple(allow_no_face)
     if replay_data is not None:
         paths, text, recorded_gallery = _replay_inputs(replay_data)
         sketch, lq, reference = paths.get("sketch"), paths.get("lq"), paths.get("reference")
         gallery = gallery or recorded_gallery
+        allowed = (*replay_data.get("allow_no_face", ()), *allowed)
     overrides = {
         "model": model,
         "rounds": rounds,
@@ -216,14 +265,28 @@ def generate(
     }
     probes = read_manifest(manifest) if manifest is not None else None
     if probes is None:
+        if resume:
+            raise InputError("--resume continues a batch; give --manifest, or use --force")
+        check_out(out, force=force)  # before any model loads: never lose a run to it
         probe = ProbeFiles(sketch=sketch, lq=lq, text=text, reference=reference)
+        probe = replace(probe, allow_no_face=allowed)
         probe.load()  # no evidence / unreadable file: fail before any model is loaded
     elif interactive:
         raise InputError("--interactive runs one probe at a time; leave out --manifest")
+    else:
+        check_batch_out(out, resume=resume, force=force)
+        probes = [replace(p, allow_no_face=allowed) for p in probes]
     config = _config(config_path, replay_data, overrides)
     pipeline = Pipeline(config, registry=_registry(), gallery=gallery)
     if probes is not None:
-        report = run_batch(pipeline, probes, out, progress=not no_progress)
+        report = run_batch(
+            pipeline,
+            probes,
+            out,
+            progress=_show_progress(no_progress),
+            resume=resume,
+            force=force,
+        )
         click.echo(
             f"{out}: {len(report.done)} probes done, {len(report.skipped)} already complete, "
             f"{len(report.failed)} failed"
@@ -233,9 +296,10 @@ def generate(
         if report.failed:
             sys.exit(1)
         return
-    from facefit.pipeline.progress import ProgressBar
+    from facefit.pipeline.progress import ProgressBar, ProgressLog, progress_to
 
-    bar = ProgressBar(disable=no_progress or interactive)  # prompts and a bar do not mix
+    # prompts and a bar do not mix
+    bar = ProgressBar(disable=not _show_progress(no_progress) or interactive)
     try:
         result = run_probe_files(
             pipeline,
@@ -243,7 +307,8 @@ def generate(
             out,
             on_round=_ask if interactive else None,
             command=sys.argv[1:],
-            progress=bar,
+            progress=progress_to(bar, ProgressLog()),
+            force=force,
         )
     finally:
         bar.close()

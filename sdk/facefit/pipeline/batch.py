@@ -5,13 +5,17 @@ output folder name) and any of ``sketch``, ``lq``, ``reference`` (image paths,
 relative to the manifest's folder) and ``text``. Each probe's output goes to
 ``OUT/<id>/`` and is written atomically (:func:`facefit.pipeline.output.write_run`),
 so after an interruption a folder either holds a complete result or does not
-exist; a re-run skips the complete ones and cleans up half-written leftovers.
-A probe whose evidence cannot be used is reported and left for the next run.
+exist. An ``OUT`` that already holds anything is refused before any probe runs,
+unless ``resume`` (skip the complete probes, clean up half-written leftovers:
+``--resume``) or ``force`` (run every probe again and replace its folder:
+``--force``). A probe whose evidence cannot be used is reported and left for the
+next run.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -22,7 +26,9 @@ from typing import Any
 from facefit.errors import InputError
 from facefit.pipeline.files import ProbeFiles, run_probe_files
 
-__all__ = ["BatchReport", "read_manifest", "run_batch"]
+__all__ = ["BatchReport", "check_batch_out", "read_manifest", "run_batch"]
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("id", "sketch", "lq", "text", "reference")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -80,6 +86,33 @@ def read_manifest(path: str | Path) -> list[ProbeFiles]:
     return probes
 
 
+def check_batch_out(out: str | Path, *, resume: bool = False, force: bool = False) -> Path:
+    """Refuse a batch ``out`` that holds anything unless ``resume`` or ``force`` (not both)."""
+    out = Path(out)
+    if resume and force:
+        raise InputError("give --resume (skip complete probes) or --force (redo them), not both")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder; choose a new --out folder")
+    if out.is_dir() and any(out.iterdir()) and not (resume or force):
+        raise InputError(
+            f"--out {out}: already holds output; pass --resume to run only the probes not "
+            "complete there, or --force to run every probe again and replace its folder"
+        )
+    return out
+
+
+def _probe_progress(bar: Any, probe_id: str) -> Any:
+    """A probe's progress: log lines (``-v``) and the batch bar's postfix."""
+    from facefit.pipeline.progress import ProgressLog, progress_to
+
+    def postfix(progress: Any) -> None:
+        step = f" {progress.step}/{progress.steps}" if progress.stage == "sample" else ""
+        where = f"round {progress.round + 1}/{progress.rounds} {progress.stage}{step}"
+        bar.set_postfix_str(f"{probe_id} {where}")
+
+    return progress_to(ProgressLog(prefix=f"{probe_id}: "), postfix if not bar.disable else None)
+
+
 def run_batch(
     pipeline: Any,
     probes: list[ProbeFiles],
@@ -87,11 +120,13 @@ def run_batch(
     *,
     progress: bool = True,
     after_probe: Callable[[str], None] | None = None,
+    resume: bool = False,
+    force: bool = False,
 ) -> BatchReport:
-    """Run every probe not already complete in ``out``; see the module doc."""
+    """Run the probes into ``out``; see the module doc for ``resume`` and ``force``."""
     from tqdm import tqdm
 
-    out = Path(out)
+    out = check_batch_out(out, resume=resume, force=force)
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".*.partial-*"):  # a run killed while writing
         shutil.rmtree(leftover, ignore_errors=True)
@@ -99,14 +134,18 @@ def run_batch(
     bar = tqdm(probes, desc="probes", unit="probe", disable=not progress)
     for probe in bar:
         target = out / probe.id
-        if (target / "result.json").is_file():
+        if resume and (target / "result.json").is_file():
             report.skipped.append(probe.id)
+            log.info("%s: complete in %s, skipped", probe.id, target)
             continue
         bar.set_postfix_str(probe.id)
         try:
-            run_probe_files(pipeline, probe, target)
+            run_probe_files(
+                pipeline, probe, target, progress=_probe_progress(bar, probe.id), force=force
+            )
         except InputError as exc:
             report.failed.append((probe.id, str(exc)))
+            log.warning("%s: failed: %s", probe.id, exc)
             continue
         report.done.append(probe.id)
         if after_probe is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 from facefit.types import Evidence, Result
 
 __all__ = ["ProbeFiles", "run_probe_files"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class ProbeFiles:
     reference: str | None = None
     id: str = "probe"
     extra: dict[str, Any] = field(default_factory=dict)
+    allow_no_face: tuple[str, ...] = ()
+    """Image modalities that may be used without a detected face (see :class:`~facefit.types.Evidence`)."""
 
     def paths(self) -> dict[str, str]:
         return {
@@ -33,7 +38,9 @@ class ProbeFiles:
         }
 
     def load(self) -> Evidence:
-        return Evidence(text=self.text, **self.paths()).require_any()
+        return Evidence(
+            text=self.text, allow_no_face=self.allow_no_face, **self.paths()
+        ).require_any()
 
 
 def _gallery_images(pipeline: Any, result: Result) -> dict[str, np.ndarray]:
@@ -51,6 +58,37 @@ def _gallery_images(pipeline: Any, result: Result) -> dict[str, np.ndarray]:
     return out
 
 
+def _evidence_tiles(evidence: Evidence, prepared: Any) -> list[tuple[np.ndarray | None, str]]:
+    """The contact sheet's evidence pictures; one used as given says so in its caption."""
+    flagged = {c.modality for c in prepared.flagged}
+
+    def caption(modality: str, text: str) -> str:
+        return f"AS GIVEN {text}" if modality in flagged else text
+
+    tiles: list[tuple[np.ndarray | None, str]] = []
+    if evidence.sketch is not None:
+        tiles += [
+            (evidence.sketch, "sketch"),
+            (prepared.sketch, caption("sketch", "sketch, aligned")),
+        ]
+    if evidence.lq is not None:
+        tiles.append((prepared.lq, caption("lq", f"low-quality {prepared.lq.shape[0]}px")))
+    if evidence.reference is not None:
+        tiles.append((evidence.reference, caption("reference", "reference")))
+    if evidence.text:
+        tiles.append((None, evidence.text))
+    return tiles
+
+
+def _log_checks(prepared: Any) -> None:
+    """One log line per image verdict: a warning for evidence used as given."""
+    for check in prepared.checks:
+        if check.flagged:
+            log.warning("%s (%s): %s", check.modality, check.source, check.note)
+        else:
+            log.info("%s (%s): %s", check.modality, check.source, check.why)
+
+
 def run_probe_files(
     pipeline: Any,
     probe: ProbeFiles,
@@ -60,39 +98,40 @@ def run_probe_files(
     command: list[str] | None = None,
     progress: Any = None,
     cancel: Any = None,
+    force: bool = False,
 ) -> Result:
     """Run the loop on one probe and write its output folder (see :mod:`.output`).
 
+    ``out`` is checked first (:func:`~facefit.pipeline.output.check_out`: an earlier
+    run's folder is replaced only with ``force``), then the evidence is judged
+    (:mod:`.evidence`; unusable evidence raises before anything is generated).
     ``progress`` and ``cancel`` go to :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>`;
     a cancelled run writes nothing and raises :class:`~facefit.pipeline.Cancelled`.
     """
-    from facefit.pipeline.output import write_run
+    from facefit.pipeline.output import check_out, write_run
     from facefit.pipeline.provenance import make_provenance
 
+    check_out(out, force=force)
     start = time.perf_counter()
     evidence = probe.load()
+    prepared = pipeline.prepare(evidence)
+    _log_checks(prepared)
     loaded = time.perf_counter()
     result = pipeline.run(evidence, on_round=on_round, progress=progress, cancel=cancel)
     ran = time.perf_counter()
-    prepared = pipeline.prepare(evidence)
-    tiles: list[tuple[np.ndarray | None, str]] = []
-    if evidence.sketch is not None:
-        tiles += [(evidence.sketch, "sketch"), (prepared.sketch, "sketch, aligned")]
-    if evidence.lq is not None:
-        tiles.append((prepared.lq, f"low-quality {prepared.lq.shape[0]}px"))
-    if evidence.reference is not None:
-        tiles.append((evidence.reference, "reference"))
-    if evidence.text:
-        tiles.append((None, evidence.text))
     seconds = {"load": round(loaded - start, 4), "loop": round(ran - loaded, 4)}
     provenance = make_provenance(
         pipeline, result, inputs=probe.paths(), text=probe.text, seconds=seconds, command=command
     )
+    provenance["evidence"] = [c.to_dict() for c in prepared.checks]
+    provenance["allow_no_face"] = list(evidence.allow_no_face)
     write_run(
         out,
         result,
         provenance,
-        evidence_tiles=tiles,
+        evidence_tiles=_evidence_tiles(evidence, prepared),
         gallery_images=_gallery_images(pipeline, result),
+        checks=prepared.checks,
+        force=force,
     )
     return result

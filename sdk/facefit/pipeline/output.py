@@ -9,9 +9,14 @@
       provenance.json           inputs, model, gallery, plugins, seeds, timings
 
 ``result.json`` holds no timings or paths that change from run to run, so a re-run
-with the same inputs and settings gives the same bytes. :func:`write_run` writes
-into a temporary sibling folder and renames it into place: a folder named ``OUT``
-is always complete.
+with the same inputs and settings gives the same bytes. Evidence used without a
+verified face (:mod:`facefit.pipeline.evidence`) is listed under ``"caution"`` with
+``"confidence": "low"``, and shown on a red band across the contact sheet.
+
+:func:`write_run` writes into a temporary sibling folder and renames it into place:
+a folder named ``OUT`` is always complete. It never replaces an earlier run's
+folder unless told to (``force``, ``facefit generate --force``), and never replaces
+a folder that is not a facefit output; :func:`check_out` says so before a run starts.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import numpy as np
 from facefit.errors import InputError
 from facefit.types import Candidate, Match, Result
 
-__all__ = ["result_to_dict", "write_run"]
+__all__ = ["cautions", "check_out", "result_to_dict", "write_run"]
 
 RESULT_FORMAT = "facefit-result/1"
 CELL = 96
+CAUTION_COLOUR = (200, 0, 0)
 
 
 def _match(m: Match) -> dict[str, Any]:
@@ -49,10 +55,30 @@ def _candidate(c: Candidate) -> dict[str, Any]:
     }
 
 
-def result_to_dict(result: Result) -> dict[str, Any]:
-    """The result as JSON-ready data (no timings: see the module doc)."""
-    return {
+def cautions(result: Result) -> tuple[str, ...]:
+    """The notes of evidence used as given (without a verified face), in order."""
+    from facefit.pipeline.evidence import FLAG
+
+    return tuple(n for n in result.notes if f": {FLAG} " in n)
+
+
+def result_to_dict(result: Result, checks: Any = None) -> dict[str, Any]:
+    """The result as JSON-ready data (no timings: see the module doc).
+
+    ``checks`` (the :class:`~facefit.pipeline.evidence.EvidenceCheck` of each image,
+    from :meth:`Pipeline.prepare <facefit.pipeline.Pipeline.prepare>`) adds the
+    ``"evidence"`` verdicts.
+    """
+    flags = cautions(result)
+    data: dict[str, Any] = {
         "format": RESULT_FORMAT,
+        "confidence": "low" if flags else "normal",
+        "caution": list(flags),
+    }
+    if checks is not None:
+        data["evidence"] = [c.to_dict() for c in checks]
+    return {
+        **data,
         "matches": [_match(m) for m in result.matches],
         "stopped": result.provenance.get("stopped"),
         "rounds": [
@@ -68,7 +94,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
     }
 
 
-def _tile(image: np.ndarray | None, caption: str) -> Any:
+def _tile(image: np.ndarray | None, caption: str, colour: Any = (0, 0, 0)) -> Any:
     from PIL import Image, ImageDraw
 
     tile = Image.new("RGB", (CELL, CELL + 24), "white")
@@ -92,8 +118,23 @@ def _tile(image: np.ndarray | None, caption: str) -> Any:
         else:
             lines[-1] = f"{lines[-1]} {word}".strip()
     for i, line in enumerate(lines[: 2 if image is not None else 9]):
-        draw.text((2, (CELL if image is not None else 2) + 12 * i), line[:16], fill=(0, 0, 0))
+        draw.text((2, (CELL if image is not None else 2) + 12 * i), line[:16], fill=colour)
     return tile
+
+
+def _caution_band(flags: tuple[str, ...], width: int) -> Any:
+    """A red band naming the evidence used as given, for the top of the contact sheet."""
+    from PIL import Image, ImageDraw
+
+    lines = ["CAUTION: evidence used without a verified face; the ranking rests on it"]
+    lines += [f"- {n}" for n in flags]
+    chars = max(16, width // 6)
+    wrapped = [line[i : i + chars] for line in lines for i in range(0, len(line), chars)]
+    band = Image.new("RGB", (width, 6 + 12 * len(wrapped)), CAUTION_COLOUR)
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(wrapped):
+        draw.text((4, 3 + 12 * i), line, fill=(255, 255, 255))
+    return band
 
 
 def contact_sheet(
@@ -101,10 +142,19 @@ def contact_sheet(
     evidence_tiles: list[tuple[np.ndarray | None, str]],
     gallery_images: dict[str, np.ndarray],
 ) -> Any:
-    """One picture of the run: evidence, each round's candidates, the top identities."""
+    """One picture of the run: evidence, each round's candidates, the top identities.
+
+    Evidence used as given (see :func:`cautions`) puts a red band on top; such an
+    evidence tile's caption should say so (``files.run_probe_files`` marks it).
+    """
     from PIL import Image
 
-    rows = [[_tile(img, cap) for img, cap in evidence_tiles]]
+    rows = [
+        [
+            _tile(img, cap, CAUTION_COLOUR if "AS GIVEN" in cap else (0, 0, 0))
+            for img, cap in evidence_tiles
+        ]
+    ]
     for trace in result.rounds:
         row = [_tile(None, f"round {trace.round}: {trace.reference or 'evidence only'}")]
         for c in trace.candidates:
@@ -120,15 +170,45 @@ def contact_sheet(
         ]
     )
     width = max(len(r) for r in rows) * CELL
-    sheet = Image.new("RGB", (width, len(rows) * (CELL + 24)), "white")
+    flags = cautions(result)
+    band = _caution_band(flags, width) if flags else None
+    top = band.height if band is not None else 0
+    sheet = Image.new("RGB", (width, top + len(rows) * (CELL + 24)), "white")
+    if band is not None:
+        sheet.paste(band, (0, 0))
     for y, row in enumerate(rows):
         for x, tile in enumerate(row):
-            sheet.paste(tile, (x * CELL, y * (CELL + 24)))
+            sheet.paste(tile, (x * CELL, top + y * (CELL + 24)))
     return sheet
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def check_out(out: str | Path, *, force: bool = False, flag: str = "--force") -> Path:
+    """Refuse ``out`` when it holds anything, unless ``force`` and it is a facefit output.
+
+    Call it before a run starts, so no work is lost to a folder that would be
+    refused. A folder that is not a facefit output (no ``provenance.json``) is
+    refused even with ``force``: the run would delete what it holds.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder; choose a new --out folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    if not (out / "provenance.json").is_file():
+        raise InputError(
+            f"--out {out}: exists, is not empty and is not a facefit output folder; "
+            "choose a new --out folder"
+        )
+    if not force:
+        raise InputError(
+            f"--out {out}: holds an earlier run's output; choose a new --out folder, "
+            f"or pass {flag} to replace it"
+        )
+    return out
 
 
 def write_run(
@@ -138,24 +218,31 @@ def write_run(
     *,
     evidence_tiles: list[tuple[np.ndarray | None, str]],
     gallery_images: dict[str, np.ndarray] | None = None,
+    checks: Any = None,
+    force: bool = False,
 ) -> Path:
-    """Write the output folder atomically (replacing an older one); return its path."""
+    """Write the output folder atomically; return its path.
+
+    An earlier run's folder is replaced only with ``force`` (see :func:`check_out`);
+    ``checks`` go to ``result.json`` (see :func:`result_to_dict`).
+    """
     from facefit.images import save_image
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "provenance.json").is_file():
-        raise InputError(
-            f"{out}: exists and is not a facefit output folder; choose a new --out folder"
-        )
+    out = check_out(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for c in result.candidates:
-        save_image(tmp / f"round{c.round}" / f"cand{c.index}.png", c.image)
-    contact_sheet(result, evidence_tiles, gallery_images or {}).save(tmp / "contact_sheet.png")
-    _write_json(tmp / "result.json", result_to_dict(result))
-    _write_json(tmp / "provenance.json", provenance)
+    try:
+        for c in result.candidates:
+            save_image(tmp / f"round{c.round}" / f"cand{c.index}.png", c.image)
+        sheet = contact_sheet(result, evidence_tiles, gallery_images or {})
+        sheet.save(tmp / "contact_sheet.png")
+        _write_json(tmp / "result.json", result_to_dict(result, checks))
+        _write_json(tmp / "provenance.json", provenance)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)

@@ -20,6 +20,7 @@ raise :class:`Cancelled` itself to stop the run.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ from facefit.errors import FacefitError
 if TYPE_CHECKING:
     from facefit.types import Result
 
-__all__ = ["STAGES", "CancelToken", "Cancelled", "Progress", "ProgressBar", "ProgressCallback"]
+__all__ = [
+    "STAGES",
+    "CancelToken",
+    "Cancelled",
+    "Progress",
+    "ProgressBar",
+    "ProgressCallback",
+    "ProgressLog",
+    "progress_to",
+]
 
 STAGES = ("prepare", "sample", "rank", "done")
 """The stages a run reports, in order (``sample`` and ``rank`` once per round)."""
@@ -155,6 +165,53 @@ class ProgressBar:
             self.bar.leave = False
             self.bar.close()
             self.bar = None
+
+
+class ProgressLog:
+    """Log lines fed by :class:`Progress`: each stage at INFO, each sampler step at DEBUG.
+
+    What ``facefit -v generate`` prints (``-vv`` adds the steps), beside or instead of
+    a :class:`ProgressBar`. ``prefix`` starts every line (a batch gives the probe's id).
+    """
+
+    def __init__(self, prefix: str = "", logger: logging.Logger | None = None) -> None:
+        self.prefix = prefix
+        self.log = logger or logging.getLogger("facefit.pipeline.run")
+        self._last: tuple[str, int, int, bool] | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        p = progress
+        where = f"{self.prefix}round {p.round + 1}/{p.rounds}"
+        if p.stage == "sample" and p.step > 0:
+            self.log.debug("%s: sampler step %d/%d", where, p.step, p.steps)
+            return
+        key = (p.stage, p.round, p.candidate, p.stage == "rank" and p.candidate == p.candidates)
+        if key == self._last:
+            return
+        self._last = key
+        if p.stage == "prepare":
+            self.log.info("%sjudging and encoding the evidence", self.prefix)
+        elif p.stage == "sample":
+            self.log.info("%s: sampling %d candidate(s), %d step(s)", where, p.candidates, p.steps)
+        elif p.stage == "rank" and p.candidate < p.candidates:
+            self.log.info("%s: scoring the candidates and searching the gallery", where)
+        elif p.stage == "rank":
+            self.log.info("%s: done", where)
+        else:
+            self.log.info("%srun done after %d round(s)", self.prefix, p.rounds)
+
+
+def progress_to(*callbacks: ProgressCallback | None) -> ProgressCallback | None:
+    """One callback that calls each given one in turn (None when none is given)."""
+    given = [c for c in callbacks if c is not None]
+    if not given:
+        return None
+
+    def each(progress: Progress) -> None:
+        for callback in given:
+            callback(progress)
+
+    return each
 
 
 class Reporter:
