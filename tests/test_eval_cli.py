@@ -66,6 +66,15 @@ def test_eval_manifest_file_with_limit(tmp_path, codes_installed):
     data = json.loads((out / "results.json").read_text())
     assert data["results"][0]["probes"] == 3 and data["results"][0]["rank1"] == 1.0
     assert not list(out.glob("contact-*"))
+    before = (out / "results.json").read_bytes()
+    again = [str(path), "--limit", "2", "--detector", "code", "--encoder", "code",
+             "--out", str(out)]  # fmt: skip
+    refused = _eval(*again)
+    assert refused.exit_code == 2 and "already holds files" in refused.output
+    assert "--force" in refused.output and (out / "results.json").read_bytes() == before
+    forced = _eval(*again, "--force", "--contact-sheet", "0")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "results.json").read_text())["results"][0]["probes"] == 2
 
 
 def test_bad_manifest_fails_before_any_work(tmp_path, codes_installed):

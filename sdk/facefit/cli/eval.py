@@ -139,6 +139,7 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
 @click.option("--machine", default=None, help="Machine description recorded in the report.")
 @click.option("--date", default=None, help="Date recorded in the report (default: today).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--force", is_flag=True, help="Write into an --out that already holds files.")
 def eval_command(
     benchmarks,
     split,
@@ -158,6 +159,7 @@ def eval_command(
     machine,
     date,
     progress,
+    force,
 ) -> None:
     """Evaluate identification on BENCHMARKS (manifest JSON, FS2K or CelebA folders).
 
@@ -180,6 +182,13 @@ def eval_command(
     )
     if matcher_path is not None and not matcher:
         raise InputError("--matcher-path needs --matcher NAME (e.g. --matcher sketch-matcher)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder; choose a new --out folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(  # before anything is read: never lose a run to it
+            f"--out {out}: already holds files; choose a new --out folder, or pass --force "
+            "to write this report over them"
+        )
     mode_names = _names(modes)
     create_modes(mode_names)  # an unknown mode fails before anything is read
     manifests = _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery)
