@@ -207,7 +207,7 @@ def eval_command(
         graders=_names(graders),
         rounds=rounds,
         config=config,
-        progress=progress,
+        progress=progress and sys.stderr.isatty(),  # no bar into a file or pipe
     )
     written = write_report(
         run,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ FALLBACK_OPTION = click.option(
     is_flag=True,
     help="Align framed drawings without a detected face at the usual portrait position.",
 )
+
+
+def _show_progress(no_progress: bool) -> bool:
+    """A bar only where a person watches: not under --no-progress, not into a file or pipe."""
+    return not no_progress and sys.stderr.isatty()
 
 
 def parse_options(pairs: tuple[str, ...], flag: str = "--retriever-option") -> dict[str, Any]:
@@ -245,7 +251,7 @@ def build_command(
         **options,
     )
     try:  # faces go to Milvus as they are enrolled: a build that fails drops its collection
-        report = build.enrol(index, embedder, items, progress=not no_progress)
+        report = build.enrol(index, embedder, items, progress=_show_progress(no_progress))
         if not report.added:
             _report(report, index, out or uri)
             raise GalleryError(f"{directory}: no face could be enrolled from {len(items)} images")
@@ -318,7 +324,7 @@ def add_command(
     registry = _registry(ctx)
     index = GalleryIndex.load(gallery_path, registry=registry)
     embedder = _embedder(registry, detector, index.encoder.name, sketch_fallback)
-    report = build.enrol(index, embedder, items, progress=not no_progress)
+    report = build.enrol(index, embedder, items, progress=_show_progress(no_progress))
     if report.added:
         index.save()
     _report(report, index, gallery_path)
@@ -534,7 +540,7 @@ def migrate_command(ctx, source, target, retriever, sample, force, no_progress) 
             src.encoder, retriever=scheme, registry=registry, uri=target, mode=mode
         )
     try:
-        pairs = copy_faces(src, copy, progress=not no_progress)
+        pairs = copy_faces(src, copy, progress=_show_progress(no_progress))
         check = check_copy(src, copy, pairs, sample=sample)
         if not check.ok:
             raise GalleryError(f"{target}: the copy does not match: " + "; ".join(check.problems))
