@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +151,94 @@ def test_old_cross_attention_model_ignores_the_reference_image():
     x, t = torch.randn(1, 3, size, size), torch.tensor([500])
     with torch.no_grad():
         assert torch.equal(model(x, t, a), model(x, t, b))
+
+
+# -- the loop steers v2 models with a reference face image ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def v2_pipeline_parts(tmp_path_factory):
+    from tests.pipeline_helpers import toy_config, toy_registry
+
+    directory = tmp_path_factory.mktemp("v2") / "tiny-v2"
+    model = tiny_generator(**V2)
+    with torch.no_grad():  # zero-initialised layers would hide the evidence
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(directory)
+    return toy_config, directory, toy_registry()
+
+
+def _v2_pipeline(parts, gallery, **settings):
+    from facefit.pipeline import Pipeline
+
+    toy_config, directory, registry = parts
+    config = toy_config(directory, rounds=2, stop_when_stable=0, **settings)
+    return Pipeline(config, registry=registry, gallery=gallery)
+
+
+def _recorded_faces(pipeline, monkeypatch):
+    faces = []
+    original = type(pipeline)._reference_condition
+
+    def record(self, steering):
+        faces.append(steering.face)
+        return original(self, steering)
+
+    monkeypatch.setattr(type(pipeline), "_reference_condition", record)
+    return faces
+
+
+def test_investigator_pick_is_the_next_rounds_reference_image(v2_pipeline_parts, monkeypatch):
+    from facefit.pipeline import Choice
+    from facefit.types import Evidence
+    from tests.pipeline_helpers import toy_gallery, toy_sketch
+
+    registry = v2_pipeline_parts[2]
+    pipeline = _v2_pipeline(v2_pipeline_parts, toy_gallery(registry))
+    faces = _recorded_faces(pipeline, monkeypatch)
+    result = pipeline.run(
+        Evidence(sketch=toy_sketch(), text="a man"),
+        on_round=lambda trace: Choice(pick=1) if trace.round == 0 else None,
+    )
+    assert len(faces) == 1
+    assert np.array_equal(faces[0], result.rounds[0].candidates[1].image)
+
+
+def test_loop_steers_with_the_top_gallery_face_image(v2_pipeline_parts, monkeypatch, tmp_path):
+    from facefit.gallery import GalleryIndex
+    from facefit.images import load_image, save_image
+    from facefit.types import Evidence
+    from tests.pipeline_helpers import toy_sketch
+
+    registry = v2_pipeline_parts[2]
+    encoder = registry.create_face_encoder("tiny-face")
+    gallery = GalleryIndex.create(encoder, retriever="exact", registry=registry)
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        face = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+        path = tmp_path / f"person{i}.png"
+        save_image(path, face)
+        gallery.add(encoder.embed(face[None]), f"person{i}", sources=[str(path)])
+    pipeline = _v2_pipeline(v2_pipeline_parts, gallery)
+    faces = _recorded_faces(pipeline, monkeypatch)
+    result = pipeline.run(Evidence(sketch=toy_sketch(), text="a man"))
+    reference = result.rounds[1].reference
+    assert "face image of gallery person" in reference
+    identity = reference.split("face image of gallery ")[1].split()[0]
+    expected = load_image(tmp_path / f"{identity}.png")
+    assert faces[0].shape == (16, 16, 3) and np.array_equal(faces[0], expected)
+
+
+def test_loop_falls_back_to_the_candidate_when_the_gallery_keeps_no_image(
+    v2_pipeline_parts, monkeypatch
+):
+    from facefit.types import Evidence
+    from tests.pipeline_helpers import toy_gallery, toy_sketch
+
+    registry = v2_pipeline_parts[2]
+    pipeline = _v2_pipeline(v2_pipeline_parts, toy_gallery(registry))  # sources are not files
+    faces = _recorded_faces(pipeline, monkeypatch)
+    result = pipeline.run(Evidence(sketch=toy_sketch(), text="a man"))
+    best = int(result.rounds[1].reference.split("candidate 0/")[1].split()[0])
+    assert np.array_equal(faces[0], result.rounds[0].candidates[best].image)

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from facefit import hookimpl
-from facefit.errors import InputError
 from facefit.interfaces import Conditioner
 from facefit.types import Condition, Evidence
 
@@ -153,27 +152,10 @@ class ReferenceConditioner(Conditioner):
         return self._embedder.align(face, size=size, source="evidence reference face")
 
     def encode(self, evidence: Evidence) -> Condition:
+        from facefit.generator.conditions import reference_condition
+
         crop = self.aligned(evidence.reference)
         return reference_condition(self.encoder.embed(crop[None]), crop, self.image_size, self.dim)
-
-
-def reference_condition(
-    vector: np.ndarray, crop: np.ndarray | None, image_size: int, dim: int
-) -> Condition:
-    """A reference face as the generator takes it: the identity embedding as its one
-    token and, when ``crop`` (an aligned uint8 RGB face) is given, the face resized
-    to ``image_size`` in [-1, 1] as its spatial map (v2 models look at it)."""
-    import torch
-
-    from facefit.generator.conditions import images_to_tensor, resize
-
-    vector = np.asarray(vector, np.float32).reshape(1, -1)
-    if vector.shape != (1, dim):
-        raise InputError(f"reference encoder returned {vector.shape}, expected (1, {dim})")
-    spatial = None
-    if crop is not None:
-        spatial = resize(images_to_tensor(np.asarray(crop)[None]), image_size)[0].clamp_(-1, 1)
-    return Condition("reference", tokens=torch.from_numpy(vector), spatial=spatial)
 
 
 @hookimpl

@@ -309,3 +309,24 @@ def _reference_image(spatial: torch.Tensor, image_size: int) -> torch.Tensor:
             f"got {tuple(spatial.shape)}"
         )
     return resize(spatial.float()[None], image_size).clamp_(-1, 1)
+
+
+def reference_condition(
+    vector: np.ndarray, face: np.ndarray | None, image_size: int, dim: int
+) -> Condition:
+    """A reference face as the generator takes it.
+
+    The identity embedding ``vector`` becomes the condition's one token; ``face``
+    (an aligned uint8 RGB crop in the encoders' 5-point template, any size), when
+    given, becomes its spatial map: resized to ``image_size``, in [-1, 1]. Models
+    with ``reference_image`` look at it; older ones take only the token.
+    """
+    import torch
+
+    vector = np.asarray(vector, np.float32).reshape(1, -1)
+    if vector.shape != (1, dim):
+        raise InputError(f"reference encoder returned {vector.shape}, expected (1, {dim})")
+    spatial = None
+    if face is not None:
+        spatial = resize(images_to_tensor(np.asarray(face)[None]), image_size)[0].clamp_(-1, 1)
+    return Condition("reference", tokens=torch.from_numpy(vector.copy()), spatial=spatial)

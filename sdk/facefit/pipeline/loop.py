@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,15 @@ THREAD_SAFE_BACKENDS = frozenset({"eager", "onnxruntime"})
 """Built-in denoiser backends that threads may call at once (a backend class can say so
 itself with ``thread_safe = True``); compiled (CUDA graphs) and TensorRT hold one set
 of buffers, so runs sharing a pipeline take turns in them."""
+
+
+@dataclass(frozen=True)
+class Steering:
+    """The reference a round hands the next: an identity vector and, where there is
+    one, an aligned face image (the generator's v2 models look at the image)."""
+
+    vector: np.ndarray
+    face: np.ndarray | None = None
 
 
 def round_seed(seed: int, round_index: int) -> int:
@@ -180,8 +190,14 @@ class Pipeline:
         vectors: np.ndarray,
         hits: list[list[Any]],
         choice: Choice | None,
-    ) -> tuple[np.ndarray | None, str, list[str]]:
-        """The next round's reference vector, where it came from, and notes."""
+    ) -> tuple[Steering | None, str, list[str]]:
+        """The next round's reference (identity vector and face image), where it came from,
+        and notes.
+
+        The face image is the investigator's pick, else the top gallery face retrieved for
+        the most evidence-consistent candidate (IdentiFace's retrieval step), else that
+        candidate itself when the gallery keeps no readable image.
+        """
         notes: list[str] = []
         usable = [c for c in candidates if not c.rejected]
         if not usable:
@@ -193,6 +209,7 @@ class Pipeline:
         if choice is not None and choice.pick is not None:
             best = candidates[choice.pick]
             how = f"investigator pick {best.round}/{best.index}"
+            face = best.image
         else:
 
             def key(c: Candidate) -> tuple[float, float, int]:
@@ -201,6 +218,11 @@ class Pipeline:
 
             best = max(usable, key=key)
             how = f"candidate {best.round}/{best.index} (most evidence-consistent)"
+            face = self._gallery_face(hits[best.index], notes) if hits[best.index] else None
+            if face is None:
+                face = best.image
+            else:
+                how += f", face image of gallery {hits[best.index][0].identity}"
         vector = vectors[best.index]
         weight = self.settings.gallery_reference_weight
         if weight > 0 and hits[best.index]:
@@ -215,7 +237,31 @@ class Pipeline:
             else:
                 vector = (1.0 - weight) * vector + weight * gallery_vector
                 how += f" + gallery face of {top.identity} (weight {weight:g})"
-        return _normalised(vector), how, notes
+        return Steering(_normalised(vector), face), how, notes
+
+    def _reference_condition(self, steering: Steering) -> Condition:
+        from facefit.generator.conditions import reference_condition
+
+        model = self.parts.model
+        dim = int(model.config.identity_dim)
+        return reference_condition(steering.vector, steering.face, model.image_size, dim)
+
+    def _gallery_face(self, hits: list[Any], notes: list[str]) -> np.ndarray | None:
+        """The top gallery hit's photo, aligned, where the gallery kept a readable path."""
+        from facefit.errors import InputError
+        from facefit.images import load_image
+
+        source = hits[0].faces[0].source if hits[0].faces else None
+        if not source or not Path(source).is_file():
+            return None
+        reference = self.parts.conditioners.get("reference")
+        try:
+            image = load_image(source)
+            with self._lock:
+                return reference.aligned(image) if reference is not None else None
+        except InputError as exc:
+            notes.append(f"gallery face {source} not used as the reference image: {exc}")
+            return None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -335,16 +381,14 @@ class Pipeline:
         from facefit.generator.conditions import domain_condition
 
         settings = self.settings
-        steering: np.ndarray | None = None
+        steering: Steering | None = None
         how = "evidence reference face" if probe.reference_vector is not None else None
         for r in range(state.max_rounds):
             round_start = time.perf_counter()
             notes = probe.notes if r == 0 else []
             conditions = [c for m, c in probe.base.items() if m != "reference" or steering is None]
             if steering is not None:
-                import torch
-
-                conditions.append(Condition("reference", tokens=torch.from_numpy(steering[None])))
+                conditions.append(self._reference_condition(steering))
             seed = round_seed(settings.seed, r)
             state.seeds.append(seed)
             report("sample", r)
