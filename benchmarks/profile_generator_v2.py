@@ -20,11 +20,17 @@ from datetime import date
 from pathlib import Path
 
 VARIANTS = {
-    "base (32-64-128-128, b16)": {},
-    "small (16-32-64-128, b16)": {"model": {"block_out_channels": [16, 32, 64, 128]}},
-    "base, batch 32": {"batch_size": 32},
-    "base + identity loss": {"identity": {"weight": 0.1}},
-    "wide (48-96-192-192, b16)": {"model": {"block_out_channels": [48, 96, 192, 192]}},
+    "small (16-32-64-128), b16": {"model": {"block_out_channels": [16, 32, 64, 128]}},
+    "small, b32": {"model": {"block_out_channels": [16, 32, 64, 128]}, "batch_size": 32},
+    "small + identity loss": {
+        "model": {"block_out_channels": [16, 32, 64, 128]},
+        "identity": {"weight": 0.1},
+    },
+    "base (32-64-128-128), b16": {"model": {"block_out_channels": [32, 64, 128, 128]}},
+    "wide (48-96-192-192), b16": {"model": {"block_out_channels": [48, 96, 192, 192]}},
+    "small, ε-prediction": {
+        "model": {"block_out_channels": [16, 32, 64, 128], "prediction_type": "epsilon"}
+    },
 }
 
 
