@@ -27,7 +27,14 @@ def codes_installed(tmp_path, monkeypatch):
 
 
 def _eval(*args):
-    return CliRunner().invoke(main, ["eval", *args, "--no-progress"], catch_exceptions=False)
+    # only the code plugins: the generating modes then have no generator and say so
+    # (facefit's built-ins load whatever FACEFIT_LOAD_PLUGINS says)
+    from facefit import Registry
+
+    registry = Registry.load(allow={"eval-codes"})
+    return CliRunner().invoke(
+        main, ["eval", *args, "--no-progress"], obj={"registry": registry}, catch_exceptions=False
+    )
 
 
 def test_eval_fs2k_folder(tmp_path, codes_installed):

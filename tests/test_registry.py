@@ -127,14 +127,103 @@ def test_plugin_failing_on_import_is_reported_by_name(vendor_site, caplog):
         registry.create_face_encoder("broken-encoder")
 
 
-def test_environment_variable_limits_which_plugins_load(vendor_site, monkeypatch):
+def test_environment_variable_limits_third_party_plugins_only(vendor_site, monkeypatch):
     monkeypatch.setenv(ENV_LOAD_PLUGINS, "acme")
     registry = Registry.load()
-    assert set(registry.plugins) == {"acme"} and not registry.failures
+    vendors = {n for n, i in registry.plugins.items() if i.package != "facefit"}
+    assert vendors == {"acme"} and not registry.failures
+    assert "exact" in registry.list_retrievers() and "sface" in registry.list_face_encoders()
     monkeypatch.setenv(ENV_LOAD_PLUGINS, "")
-    assert Registry.load().plugins == {}
+    builtins_only = Registry.load()
+    assert {i.package for i in builtins_only.plugins.values()} == {"facefit"}
+    assert "exact" in builtins_only.list_retrievers()
+    # allow= in code names exactly what loads (a lean registry), built-ins included
+    assert set(Registry.load(allow={"acme"}).plugins) == {"acme"}
 
 
 def test_registries_are_independent():
     a, b = load(good), load()
     assert a.list_face_encoders() == ["mean-colour"] and b.list_face_encoders() == []
+
+
+# -- plugins cannot take the host down ------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_site(tmp_path, monkeypatch):
+    """A good vendor package beside ones whose import calls sys.exit or raises KeyboardInterrupt."""
+    fake_distribution(tmp_path, "acme-faces", "2.1.0", {"acme": "tests.plugins.good"})
+    fake_distribution(tmp_path, "exit-faces", "0.1.0", {"exits": "tests.plugins.exits_on_import"})
+    fake_distribution(
+        tmp_path, "ctrl-c-faces", "0.1.0", {"interrupts": "tests.plugins.interrupts_on_import"}
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(ENV_LOAD_PLUGINS, raising=False)
+    return tmp_path
+
+
+def test_sys_exit_or_interrupt_in_a_plugin_import_fails_that_plugin_only(hostile_site):
+    registry = Registry.load()
+    failures = {f.plugin: f for f in registry.failures}
+    assert set(failures) == {"exits", "interrupts"}
+    assert failures["exits"].package == "exit-faces"
+    assert "sys.exit(3)" in failures["exits"].error
+    assert "KeyboardInterrupt" in failures["interrupts"].error
+    assert registry.create_face_encoder("mean-colour").dim == 12
+    assert "exact" in registry.list_retrievers()  # the built-ins are all there
+
+
+def test_sys_exit_in_a_hook_fails_that_plugin_only():
+    from tests.plugins import exits_in_hook
+
+    registry = load(exits_in_hook, good)
+    (failure,) = registry.failures
+    assert failure.plugin == "exits_in_hook" and "no licence key found" in failure.error
+    assert registry.list_face_encoders() == ["mean-colour"]
+
+
+def test_facefit_plugins_lists_a_plugin_that_exits_on_import(hostile_site):
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    result = CliRunner().invoke(main, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "FAILED plugin 'exits' from package 'exit-faces'" in result.output
+    assert "FAILED plugin 'interrupts'" in result.output
+    assert "acme-faces 2.1.0" in result.output and "retrievers" in result.output
+
+
+@pytest.fixture
+def clashing_site(tmp_path, monkeypatch):
+    """Two vendor packages registering the same face encoder name, and a third one."""
+    fake_distribution(tmp_path, "acme-faces", "2.1.0", {"acme": "tests.plugins.good"})
+    fake_distribution(tmp_path, "other-faces", "1.0.0", {"other": "tests.plugins.duplicate"})
+    fake_distribution(tmp_path, "misc-faces", "1.0.0", {"misc": "tests.plugins.eval_codes"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(ENV_LOAD_PLUGINS, raising=False)
+    return tmp_path
+
+
+def test_the_conflict_message_gives_advice_that_works(clashing_site, monkeypatch):
+    import re
+
+    registry = Registry.load()
+    with pytest.raises(DuplicatePluginError) as caught:
+        registry.create_face_encoder("mean-colour")
+    message = str(caught.value)
+    assert "pip uninstall other-faces" in message and "built-in plugins always load" in message
+    advice = dict(
+        (package, value)
+        for value, package in re.findall(r"FACEFIT_LOAD_PLUGINS=(\S+) keeps '([\w-]+)'", message)
+    )
+    assert set(advice) == {"acme-faces", "other-faces"}
+    assert advice["acme-faces"].split(",") == ["acme", "misc"]  # the bystander stays
+    for package, value in advice.items():
+        monkeypatch.setenv(ENV_LOAD_PLUGINS, value)
+        followed = Registry.load()
+        assert not followed.conflicts
+        entry = followed.entry("face_encoder", "mean-colour")
+        assert entry.plugin.package == package
+        assert {"exact", "hnswlib"} <= set(followed.list_retrievers())  # pipeline still whole
+        assert "sface" in followed.list_face_encoders()

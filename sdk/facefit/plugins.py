@@ -4,11 +4,16 @@ A plugin is a module (or any object) with functions marked ``@hookimpl``. Plugin
 packages announce theirs in the ``facefit`` entry-point group; facefit's built-in
 plugins are announced the same way in facefit's own ``pyproject.toml``.
 
-``FACEFIT_LOAD_PLUGINS`` limits which entry points load: a comma-separated list
-of entry-point names (``FACEFIT_LOAD_PLUGINS=sface,yunet``); set but empty loads
-none. A name that no installed package provides is warned about (with the
-closest installed names), since it loads nothing. A plugin that fails to import
-or register is reported by name and skipped; the others keep working.
+``FACEFIT_LOAD_PLUGINS`` limits which third-party plugins load: a comma-separated
+list of entry-point names (``FACEFIT_LOAD_PLUGINS=acme``); set but empty loads
+none of them. facefit's own (built-in) plugins always load, so limiting the
+vendors never leaves the pipeline without its detector, encoders or retrievers.
+A name that no installed package provides is warned about (with the closest
+installed names), since it loads nothing.
+
+A plugin that fails to import or register is reported by name and skipped; the
+others keep working. That includes a plugin whose import calls ``sys.exit()`` or
+raises ``KeyboardInterrupt``: neither may end the host program.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "facefit"
 ENV_LOAD_PLUGINS = "FACEFIT_LOAD_PLUGINS"
+BUILTIN_PACKAGE = "facefit"
+"""The distribution whose entry points are the built-in plugins (never filtered, names reserved)."""
+
+PLUGIN_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+"""What a plugin may raise while it imports or registers without ending the host:
+``sys.exit()`` in a plugin's import is a failure of that plugin, not of facefit."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ def make_plugin_manager() -> pluggy.PluginManager:
 
 
 def allowed_from_env() -> set[str] | None:
-    """Entry-point names allowed by ``FACEFIT_LOAD_PLUGINS``, or None for all."""
+    """Third-party entry-point names allowed by ``FACEFIT_LOAD_PLUGINS``, or None for all."""
     value = os.environ.get(ENV_LOAD_PLUGINS)
     if value is None:
         return None
@@ -68,6 +79,10 @@ def allowed_from_env() -> set[str] | None:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: called sys.exit({exc.code!r}) (facefit went on without it)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt raised (facefit went on without it)"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -89,7 +104,7 @@ def register_plugin(
     try:
         _check_hook_names(pm, plugin)
         pm.register(plugin, name=info.name)
-    except Exception as exc:  # a broken plugin must not take the others down
+    except PLUGIN_ERRORS as exc:  # a broken plugin must not take the others down
         failure = PluginFailure(info.name, info.package, _describe(exc))
         log.warning("%s", failure)
         return failure
@@ -117,21 +132,25 @@ def load_entry_points(
 ) -> tuple[dict[str, PluginInfo], list[PluginFailure]]:
     """Load and register every plugin of the ``facefit`` entry-point group.
 
-    ``allow`` limits the entry-point names loaded; None reads
-    ``FACEFIT_LOAD_PLUGINS``. Returns the loaded plugins by name and the failures.
+    ``allow`` names exactly the entry points to load, built-ins included (a lean
+    registry for a test or an embedding application). None reads
+    ``FACEFIT_LOAD_PLUGINS``, which limits third-party plugins only: the built-ins
+    always load. Returns the loaded plugins by name and the failures.
     """
-    allowed = allowed_from_env() if allow is None else set(allow)
+    from_env = allow is None
+    allowed = allowed_from_env() if from_env else set(allow)
     infos: dict[str, PluginInfo] = {}
     failures: list[PluginFailure] = []
     found = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     if allowed:
-        _warn_unknown(allowed, {ep.name for ep in found}, "allow" if allow is not None else None)
+        _warn_unknown(allowed, {ep.name for ep in found}, None if from_env else "allow")
     for ep in found:
-        if allowed is not None and ep.name not in allowed:
-            continue
         dist = ep.dist
         package = dist.name if dist is not None else "unknown"
         version = dist.version if dist is not None else "unknown"
+        builtin = package == BUILTIN_PACKAGE
+        if allowed is not None and ep.name not in allowed and not (from_env and builtin):
+            continue
         info = PluginInfo(ep.name, package, version, ep.value)
         if ep.name in infos or pm.has_plugin(ep.name):
             failures.append(
@@ -146,7 +165,7 @@ def load_entry_points(
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             failure = PluginFailure(ep.name, package, _describe(exc))
             log.warning("%s", failure)
             failures.append(failure)

@@ -29,6 +29,8 @@ import pluggy
 from facefit import hookspecs, interfaces
 from facefit.errors import DuplicatePluginError, PluginError, PluginOptionError, UnknownPluginError
 from facefit.plugins import (
+    BUILTIN_PACKAGE,
+    PLUGIN_ERRORS,
     PluginFailure,
     PluginInfo,
     load_entry_points,
@@ -53,8 +55,8 @@ INTERFACES: dict[str, type] = {
 
 assert set(INTERFACES) == set(hookspecs.HOOKS), "every hook needs an interface"
 
-BUILTIN_PACKAGE = "facefit"
-"""The distribution whose entry points are the built-in plugins; their names are reserved."""
+IN_CODE = "(registered in code)"
+"""The package recorded for a plugin object passed to :meth:`Registry.load` (``plugins=``)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,9 @@ class Registry:
     ) -> Registry:
         """Build a registry from installed plugins and, optionally, extra plugin objects.
 
-        ``allow`` limits the entry points loaded (default: ``FACEFIT_LOAD_PLUGINS``,
-        or all). ``plugins`` are ``(name, object)`` pairs registered directly, e.g.
+        ``allow`` names exactly the entry points to load, built-ins included; by
+        default every built-in loads and ``FACEFIT_LOAD_PLUGINS`` (when set) limits
+        the third-party ones. ``plugins`` are ``(name, object)`` pairs registered directly, e.g.
         a module of an application that embeds facefit.
         """
         pm = make_plugin_manager()
@@ -124,7 +127,7 @@ class Registry:
             infos, failures = load_entry_points(pm, allow)
         for name, obj in plugins:
             module = getattr(obj, "__name__", type(obj).__name__)
-            info = PluginInfo(name, "(registered in code)", "", module)
+            info = PluginInfo(name, IN_CODE, "", module)
             failure = register_plugin(pm, obj, info)
             if failure:
                 failures.append(failure)
@@ -143,7 +146,7 @@ class Registry:
                         continue
                     register = self._make_register(kind, info, added)
                     impl.function(*[{"register": register}[a] for a in impl.argnames])
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:  # sys.exit() in a hook fails the plugin, not facefit
             failure = PluginFailure(info.name, info.package, f"{type(exc).__name__}: {exc}")
             log.warning("%s", failure)
             return failure
@@ -203,13 +206,42 @@ class Registry:
 
     def _conflict_message(self, key: tuple[str, str]) -> str:
         kind, name = key
-        who = " and ".join(
-            f"{e.plugin.package!r} (plugin {e.plugin.name!r})" for e in self._conflicts[key]
-        )
+        clash = self._conflicts[key]
+        who = " and ".join(f"{e.plugin.package!r} (plugin {e.plugin.name!r})" for e in clash)
         return (
             f"{_human(kind)} {name!r} is registered by more than one plugin: {who}; "
-            f"uninstall one, or limit plugins with FACEFIT_LOAD_PLUGINS"
+            f"{self._conflict_advice(clash)}"
         )
+
+    def _conflict_advice(self, clash: list[Entry]) -> str:
+        """What resolves a clash: the exact FACEFIT_LOAD_PLUGINS value keeping each side.
+
+        Built-ins always load whatever the variable says, so a value naming every
+        other third-party plugin in use keeps the pipeline whole.
+        """
+        rivals = {e.plugin.name for e in clash}
+        if len(rivals) == 1:
+            return (
+                f"plugin {clash[0].plugin.name!r} registers the name twice; its author must fix it"
+            )
+        installed = [e for e in clash if e.plugin.package != IN_CODE]
+        if not installed:
+            return "register only one of them in code"
+        vendors = [
+            n
+            for n, i in sorted(self.plugins.items())
+            if i.package not in (BUILTIN_PACKAGE, IN_CODE)
+        ]
+        keeps = []
+        for e in installed:
+            keep = [n for n in vendors if n not in rivals or n == e.plugin.name]
+            keeps.append(f"FACEFIT_LOAD_PLUGINS={','.join(keep)} keeps {e.plugin.package!r}'s")
+        uninstall = " or ".join(f"`pip uninstall {e.plugin.package}`" for e in installed)
+        advice = f"uninstall one ({uninstall}), or choose one: {'; '.join(keeps)}"
+        advice += " (facefit's built-in plugins always load)"
+        if len(installed) < len(clash):
+            advice += "; a plugin registered in code is not affected by FACEFIT_LOAD_PLUGINS"
+        return advice
 
     # -- using ------------------------------------------------------------------------------
 

@@ -140,7 +140,9 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
 @click.option("--date", default=None, help="Date recorded in the report (default: today).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--force", is_flag=True, help="Write into an --out that already holds files.")
+@click.pass_context
 def eval_command(
+    ctx,
     benchmarks,
     split,
     large_gallery,
@@ -197,6 +199,8 @@ def eval_command(
         from facefit.config import load_config
 
         config = load_config(config_path)
+    obj = ctx.find_root().obj  # a registry passed in by a test or an embedding app
+    registry = obj.get("registry") if isinstance(obj, dict) else None
     run = evaluate(
         manifests,
         mode_names,
@@ -208,6 +212,7 @@ def eval_command(
         rounds=rounds,
         config=config,
         progress=progress and sys.stderr.isatty(),  # no bar into a file or pipe
+        registry=registry,
     )
     written = write_report(
         run,

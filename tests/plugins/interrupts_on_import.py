@@ -1,0 +1,3 @@
+"""A plugin whose import raises ``KeyboardInterrupt`` (a stray interrupt handler's doing)."""
+
+raise KeyboardInterrupt
