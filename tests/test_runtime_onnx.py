@@ -215,6 +215,45 @@ def test_generator_sampler_gives_the_same_images_as_eager(generator, cache):
     )
 
 
+def test_v2_generator_exports_and_samples_like_eager(cache):
+    """Generator v2 (adaptive norm, reference image, v-prediction) on ONNX Runtime."""
+    from facefit.generator import FaceGenerator, domain_condition
+    from facefit.types import Condition
+    from facefit_plugins.samplers import DDIMSampler
+    from facefit_runtime.eager import EagerBackend
+
+    torch.manual_seed(0)
+    model = FaceGenerator(
+        image_size=16,
+        block_out_channels=(16, 32),
+        cross_attention_dim=16,
+        norm_num_groups=8,
+        text_tokens=4,
+        conditioning="adanorm",
+        reference_image=True,
+        prediction_type="v_prediction",
+    )
+    with torch.no_grad():  # zero-initialised layers would hide the evidence
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    model = model.eval().requires_grad_(False)
+    backend = OnnxRuntimeBackend(model, batch=(1, 2, 4), cache_dir=cache.root)
+    assert (backend.contract.profile.channels, backend.contract.profile.output_channels) == (13, 3)
+    face = torch.rand(3, 16, 16) * 2 - 1
+    conditions = [
+        Condition("reference", tokens=torch.randn(1, 128), spatial=face),
+        domain_condition("photo"),
+    ]
+    run = {"num_images": 2, "steps": 10, "guidance": 3.0, "seed": 7}
+    sampler = DDIMSampler(generator=model)
+    expected = sampler.sample(EagerBackend(model), conditions, **run)
+    got = sampler.sample(backend, conditions, **run)
+    diff = abs(got.astype(int) - expected.astype(int))
+    assert (
+        diff.max() <= TOLERANCES["fp32"].image_max and diff.mean() <= TOLERANCES["fp32"].image_mean
+    )
+
+
 @pytest.mark.skipif(
     "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available(),
     reason="needs onnxruntime-gpu and a CUDA GPU",
