@@ -31,7 +31,7 @@ def test_settings_and_plugin_options_are_read(tmp_path):
     )
     assert config.settings.rounds == 5 and config.settings.guidance == 2
     assert config.components["retriever"].plugin == "hnswlib"
-    assert dict(config.components["retriever"].options) == {"ef": 128}
+    assert config.conditioners["text"].plugin == "text"
     assert dict(config.conditioners["text"].options) == {"num_tokens": 16}
     assert config.components["sampler"].plugin == "ddpm"  # untouched default
 
@@ -95,3 +95,25 @@ def test_replace_settings_validates():
     assert config.replace_settings(rounds=7).settings.rounds == 7
     with pytest.raises(ConfigError, match="rounds must be at least 1"):
         config.replace_settings(rounds=0)
+
+
+def test_the_pipeline_toml_example_in_the_docs_loads_and_validates(tmp_path):
+    """docs/pipeline.md shows a whole pipeline.toml; it must be a config facefit accepts."""
+    import re
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
+    (example,) = re.findall(r"^```toml\n(.*?)^```", doc, re.S | re.M)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(example)
+    config = load_config(path)
+    assert (config.settings.rounds, config.settings.candidates, config.settings.steps) == (2, 2, 4)
+    assert config.components["sampler"].plugin == "ddim"
+    assert config.conditioners["text"].plugin == "text"
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "sampler: ddim" in result.output

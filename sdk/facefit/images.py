@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,7 +25,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facefit.errors import InputError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "load_grey", "load_image", "save_image", "to_rgb"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "load_grey",
+    "load_image",
+    "open_regular",
+    "save_image",
+    "to_rgb",
+]
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Largest image accepted by default (40 Mpx: any camera frame, not a bomb)."""
@@ -43,6 +51,40 @@ _SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+
+
+def open_regular(path: str | os.PathLike[str], what: str = "file"):
+    """Open a regular file for reading in binary, or raise :class:`InputError`.
+
+    A FIFO, socket or device is refused instead of read: reading a FIFO that no
+    process writes to would wait forever (a folder of images may hold one named
+    ``*.jpg``). The file is opened without blocking and checked on the open
+    descriptor, so nothing can swap it in between.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: not a {what} but a folder") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open the {what} ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else _special_kind(mode)
+        raise InputError(f"{path}: not a {what} but {kind}; give a regular {what}")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -141,22 +183,20 @@ class _open:
         self.path = Path(path)
         self.max_pixels = int(max_pixels)
         self.image: Image.Image | None = None
+        self.handle = None
 
     def __enter__(self) -> Image.Image:
         path = self.path
         if self.max_pixels < 1:
             raise InputError(f"{path}: max_pixels must be positive, got {self.max_pixels}")
-        if not path.exists():
-            raise InputError(f"{path}: file not found")
-        if not path.is_file():
-            raise InputError(f"{path}: not a file")
+        self.handle = open_regular(path)  # a FIFO must not hang the read
         try:
             with warnings.catch_warnings():
                 # Pillow's process-wide MAX_IMAGE_PIXELS must not be changed for one call:
                 # max_pixels is checked below from the header alone, before any decoding;
                 # Pillow's hard limit (DecompressionBombError) stays as a second line.
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(path, formats=FORMATS)
+                image = Image.open(self.handle, formats=FORMATS)
                 self.image = image
                 if image.format not in FORMATS:
                     raise InputError(
@@ -193,10 +233,14 @@ class _open:
         if self.image is not None:
             self.image.close()
             self.image = None
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
 
 def _too_big(path: Path, width: int, height: int, max_pixels: int) -> str:
     return (
         f"{path}: image is {width}×{height} = {width * height:,} pixels, more than the limit "
-        f"of {max_pixels:,}; resize it or raise max_pixels"
+        f"of {max_pixels:,}; resize it to at most {max_pixels:,} pixels (in Python, "
+        "load_image(..., max_pixels=N) raises the limit for a trusted file)"
     )

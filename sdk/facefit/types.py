@@ -50,6 +50,12 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+MAX_TEXT_CHARS = 2000
+"""Longest description accepted (after whitespace is collapsed), as in the web app. A
+witness's description is a few sentences; a longer text is refused rather than cut
+off unseen (the text encoder reads only its first 256 word pieces, the contact sheet
+shows its start)."""
+
 EMPTY_TEXT_NOTE = "text: the description was empty (blank or whitespace only) and is left out"
 """The note an empty description leaves in :attr:`Evidence.notes` and in the first round's notes."""
 
@@ -127,6 +133,12 @@ class Evidence:
                     f"evidence text: expected a string, got {type(self.text).__name__}"
                 )
             text = " ".join(self.text.split())
+            if len(text) > MAX_TEXT_CHARS:
+                raise InputError(
+                    f"evidence text: the description is {len(text):,} characters, more than "
+                    f"the limit of {MAX_TEXT_CHARS:,}; shorten it to the witness's words "
+                    "about the face"
+                )
             if not text and EMPTY_TEXT_NOTE not in notes:
                 notes.append(EMPTY_TEXT_NOTE)
             object.__setattr__(self, "text", text or None)

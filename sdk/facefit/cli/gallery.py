@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -51,6 +52,58 @@ FALLBACK_OPTION = click.option(
     is_flag=True,
     help="Align framed drawings without a detected face at the usual portrait position.",
 )
+
+
+LOCK_TIMEOUT_OPTION = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="Seconds to wait while another process changes the same gallery.",
+)
+
+PYTHON_TO_CLI = {
+    "use sketch_fallback=True": "pass --sketch-fallback",
+}
+"""Advice in library messages that names a Python parameter, and the same advice as a flag."""
+
+
+def for_cli(message: str) -> str:
+    """A library message with its Python-parameter advice turned into the CLI flag."""
+    for python, flag in PYTHON_TO_CLI.items():
+        message = message.replace(python, flag)
+    return message
+
+
+@contextlib.contextmanager
+def _changing(gallery_path: Any, lock_timeout: float):
+    """Be the only process changing a gallery directory, from its load to its save.
+
+    A second ``gallery add`` waits here (and says so) instead of failing with
+    "saved by another process"; a gallery in a database has no directory to lock.
+    """
+    from facefit.gallery.atomic import writer_lock
+
+    if not isinstance(gallery_path, Path) or not gallery_path.is_dir():
+        yield  # a database URL, or no gallery: loading says what is wrong
+        return
+
+    def waiting() -> None:
+        click.echo(
+            f"{gallery_path}: another process is changing this gallery; waiting for it "
+            f"(up to {lock_timeout:g} s, --lock-timeout)",
+            err=True,
+        )
+
+    try:
+        with writer_lock(gallery_path, timeout=lock_timeout, on_wait=waiting):
+            yield
+    except Exception as exc:
+        from facefit.gallery.atomic import GalleryLockTimeout
+
+        if isinstance(exc, GalleryLockTimeout):
+            raise GalleryLockTimeout(f"{exc}, or raise --lock-timeout") from None
+        raise
 
 
 def _show_progress(no_progress: bool) -> bool:
@@ -109,7 +162,7 @@ def _items(
 
 def _report(report: Any, gallery: Any, path: Path) -> None:
     for source, why in report.skipped:
-        click.echo(f"  skipped {source}: {why}", err=True)
+        click.echo(f"  skipped {source}: {for_cli(why)}", err=True)
     no_face = len(report.no_face)
     others = len(report.skipped) - no_face
     click.echo(
@@ -212,8 +265,14 @@ def build_command(
         raise click.UsageError(
             "say where to build the gallery: --out DIRECTORY or --uri milvus://…"
         )
-    if out is not None and out.exists() and any(out.iterdir()) and not force:
-        raise GalleryError(f"{out}: already exists and is not empty; pass --force to replace it")
+    if out is not None and out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise GalleryError(
+                f"{out}: already exists and is not empty; pass --force to replace it"
+            )
+        from facefit.gallery.persist import check_not_foreign
+
+        check_not_foreign(out)  # --force replaces a gallery, never other files
     options = {
         k: v
         for k, v in (("M", m), ("ef_construction", ef_construction), ("ef", ef))
@@ -265,8 +324,15 @@ def build_command(
     _report(report, index, where)
 
 
+def _searched_exactly(index: Any) -> bool:
+    """Whether the gallery's retriever searches exactly (nothing to tune): the built-in
+    ``exact``, or ``scann`` below the size at which it trains."""
+    retriever = index.retriever
+    return retriever.name == "exact" or not getattr(retriever, "trained", True)
+
+
 def _tune_after_build(index: Any, recall: float) -> None:
-    if index.retriever.name == "exact" or not getattr(index.retriever, "trained", True):
+    if _searched_exactly(index):
         click.echo(f"--recall: {len(index)} faces are searched exactly; nothing to tune")
         return
     tuning = index.tune(recall)
@@ -290,6 +356,7 @@ def _tune_after_build(index: Any, recall: float) -> None:
 @click.option("--identity-column")
 @DETECTOR_OPTION
 @FALLBACK_OPTION
+@LOCK_TIMEOUT_OPTION
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
 def add_command(
@@ -302,12 +369,18 @@ def add_command(
     identity_column,
     detector,
     sketch_fallback,
+    lock_timeout,
     no_progress,
 ) -> None:
-    """Add images to a gallery: PATHS laid out as DIR/<identity>/<image>, or --identity NAME."""
-    from facefit.gallery import GalleryError, GalleryIndex, build
+    """Add images to a gallery: PATHS laid out as DIR/<identity>/<image>, or --identity NAME.
+
+    Exits with status 2 when no face was added (every image skipped, listed).
+    """
+    from facefit.gallery import GalleryError, build
 
     if identity is not None:
+        if not identity.strip():
+            raise GalleryError("--identity: give a non-empty name")
         items = build.of_one_identity(paths, identity)
     elif csv_path is not None:
         if len(paths) != 1 or not paths[0].is_dir():
@@ -322,12 +395,26 @@ def add_command(
     if not items:
         raise GalleryError("no image files found in " + ", ".join(map(str, paths)))
     registry = _registry(ctx)
+    with _changing(gallery_path, lock_timeout):
+        report, index = _add(registry, gallery_path, items, detector, sketch_fallback, no_progress)
+    _report(report, index, gallery_path)
+    if not report.added:
+        raise GalleryError(
+            f"{gallery_path}: nothing was added; all {len(items)} images were skipped "
+            "(reasons above)"
+        )
+
+
+def _add(registry, gallery_path, items, detector, sketch_fallback, no_progress):
+    """Load, enrol and save (under the caller's writer lock); the report and the gallery."""
+    from facefit.gallery import GalleryIndex, build
+
     index = GalleryIndex.load(gallery_path, registry=registry)
     embedder = _embedder(registry, detector, index.encoder.name, sketch_fallback)
     report = build.enrol(index, embedder, items, progress=_show_progress(no_progress))
     if report.added:
         index.save()
-    _report(report, index, gallery_path)
+    return report, index
 
 
 @gallery.command("remove")
@@ -341,14 +428,22 @@ def add_command(
     help="Remove the face enrolled from this image (matched by content, else by path).",
 )
 @click.option("--label", "labels", multiple=True, type=int, help="Remove the face with this label.")
+@LOCK_TIMEOUT_OPTION
 @click.pass_context
-def remove_command(ctx, gallery_path, identities, images, labels) -> None:
+def remove_command(ctx, gallery_path, identities, images, labels, lock_timeout) -> None:
     """Remove faces from a gallery by identity, image or label."""
-    from facefit.gallery import GalleryError, GalleryIndex, build
+    from facefit.gallery import GalleryError
 
     if not (identities or images or labels):
         raise GalleryError("say what to remove: --identity NAME, --image PATH or --label N")
-    index = GalleryIndex.load(gallery_path, registry=_registry(ctx))
+    with _changing(gallery_path, lock_timeout):
+        _remove(_registry(ctx), gallery_path, identities, images, labels)
+
+
+def _remove(registry, gallery_path, identities, images, labels) -> None:
+    from facefit.gallery import GalleryError, GalleryIndex, build
+
+    index = GalleryIndex.load(gallery_path, registry=registry)
     chosen: set[int] = set(labels)
     for name in identities:
         found = index.find(identity=name)
@@ -391,7 +486,7 @@ def search_command(
     index.check_encoder(embedder.encoder)
     (result,) = embedder.embed_files([image])
     if not result.ok:
-        raise InputError(result.error)
+        raise InputError(for_cli(result.error))
     if ef is not None:
         if not hasattr(index.retriever, "ef"):
             raise InputError(f"--ef applies to hnswlib; this gallery uses {index.retriever.name}")
@@ -439,13 +534,31 @@ def search_command(
 @click.option("--recall", default=0.99, show_default=True, help="Share of the exact top-k to find.")
 @click.option("-k", "k", default=10, show_default=True, help="Top-k the recall is measured on.")
 @click.option("--sample", default=200, show_default=True, help="Stored faces used as queries.")
+@LOCK_TIMEOUT_OPTION
 @click.pass_context
-def tune_command(ctx, gallery_path, recall, k, sample) -> None:
+def tune_command(ctx, gallery_path, recall, k, sample, lock_timeout) -> None:
     """Set the search breadth (hnswlib's ef, scann's leaves-to-search) to the smallest
-    that finds --recall of the exact top-k, and save it."""
+    that finds --recall of the exact top-k, and save it.
+
+    A gallery searched exactly needs no tuning: that is said, and nothing changes.
+    """
+    with _changing(gallery_path, lock_timeout):
+        _tune(_registry(ctx), gallery_path, recall, k, sample)
+
+
+def _tune(registry, gallery_path, recall, k, sample) -> None:
     from facefit.gallery import GalleryIndex
 
-    index = GalleryIndex.load(gallery_path, registry=_registry(ctx))
+    index = GalleryIndex.load(gallery_path, registry=registry)
+    if _searched_exactly(index):
+        train_at = getattr(index.retriever, "train_at", None)
+        until = f" until it holds {train_at} faces" if train_at else ""
+        click.echo(
+            f"{gallery_path}: its {len(index)} faces are searched exactly (retriever "
+            f"{index.retriever.name!r}{until}), so every search already finds the true "
+            f"top-{k} (recall 1.0): there is no search breadth to tune; nothing changed"
+        )
+        return
     tuning = index.tune(recall, k=k, sample=sample)
     for value, measured in tuning.curve:
         click.echo(f"  {tuning.option}={value:<5} recall@{k}={measured:.4f}")

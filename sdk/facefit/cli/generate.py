@@ -141,6 +141,18 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
     return paths, replay.get("text"), gallery
 
 
+def _check_text(text: str | None) -> None:
+    """A --text longer than the evidence limit is refused naming the flag, before any work."""
+    from facefit.types import MAX_TEXT_CHARS
+
+    length = len(" ".join((text or "").split()))
+    if length > MAX_TEXT_CHARS:
+        raise InputError(
+            f"--text: the description is {length:,} characters, more than the limit of "
+            f"{MAX_TEXT_CHARS:,}; give the witness's words about the face"
+        )
+
+
 def _show_progress(no_progress: bool) -> bool:
     """A bar only where a person watches: not under --no-progress, not into a file or pipe."""
     return not no_progress and sys.stderr.isatty()
@@ -247,6 +259,7 @@ def generate(
     from facefit.pipeline.files import ProbeFiles, run_probe_files
     from facefit.pipeline.output import check_out
 
+    _check_text(text)
     replay_data = _load_replay(replay) if replay is not None else None
     allowed = tuple(allow_no_face)
     if replay_data is not None:

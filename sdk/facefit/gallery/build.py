@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facefit.errors import InputError
 from facefit.gallery.errors import GalleryError
+from facefit.images import open_regular
 
 if TYPE_CHECKING:
     from facefit.faces import FaceEmbedder
@@ -55,15 +58,22 @@ class EnrolReport:
 
 
 def images_under(directory: Path) -> list[Path]:
-    """Image files below ``directory`` (by suffix, hidden files left out), sorted."""
+    """Image files below ``directory`` (by suffix, hidden files left out), sorted.
+
+    Only regular files (or links to them) are listed: a FIFO, socket or device named
+    ``*.jpg`` is left out with a warning, since reading a FIFO waits forever.
+    """
     found = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [
-            Path(root) / f
-            for f in files
-            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
-        ]
+        for name in files:
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.exists():
+                log.warning("%s: not a regular file (a FIFO, socket or device); left out", path)
     return sorted(found)
 
 
@@ -94,7 +104,9 @@ def from_csv(
     directory = _existing_dir(directory)
     csv_path = Path(csv_path)
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        with io.TextIOWrapper(
+            open_regular(csv_path, "identities CSV"), encoding="utf-8-sig", newline=""
+        ) as f:
             reader = csv.DictReader(f)
             columns = list(reader.fieldnames or [])
             image_column = _column(columns, image_column, IMAGE_COLUMNS, "image", csv_path)
@@ -102,8 +114,8 @@ def from_csv(
                 columns, identity_column, IDENTITY_COLUMNS, "identity", csv_path
             )
             rows = list(reader)
-    except FileNotFoundError:
-        raise GalleryError(f"{csv_path}: identities CSV not found") from None
+    except InputError as exc:
+        raise GalleryError(str(exc)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise GalleryError(f"{csv_path}: cannot read the identities CSV ({exc})") from None
     items = []
@@ -116,7 +128,13 @@ def from_csv(
             raise GalleryError(
                 f"{csv_path}, line {line}: empty {image_column!r} or {identity_column!r}"
             )
-        items.append(Enrolment(directory / image, identity))
+        path = directory / image
+        if path.exists() and not path.is_file():
+            raise GalleryError(
+                f"{csv_path}, line {line}: {path} is not a regular file (a folder, FIFO or "
+                "device); list image files only"
+            )
+        items.append(Enrolment(path, identity))
     if not items:
         raise GalleryError(f"{csv_path}: no rows")
     return items
@@ -132,8 +150,9 @@ def of_one_identity(paths: Iterable[str | Path], identity: str) -> list[Enrolmen
 
 
 def sha256_of(path: Path) -> str:
+    """Hex sha256 of a regular file (:class:`~facefit.errors.InputError` for a FIFO…)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -168,8 +187,8 @@ def enrol(
             for item in items[start : start + chunk]:
                 try:
                     digest = sha256_of(item.path)
-                except FileNotFoundError:
-                    report.skipped.append((str(item.path), "file not found"))
+                except InputError as exc:  # missing, a folder, a FIFO…
+                    report.skipped.append((str(item.path), _reason(str(exc))))
                     continue
                 except OSError as exc:
                     report.skipped.append((str(item.path), f"unreadable ({exc.strerror})"))

@@ -50,7 +50,7 @@ from facefit.gallery.errors import (
     GalleryError,
 )
 from facefit.gallery.hits import FaceHit, IdentityHit, first_identities
-from facefit.gallery.manifest import MANIFEST_NAME, EncoderInfo, FileRecord, Manifest
+from facefit.gallery.manifest import EncoderInfo, FileRecord, Manifest
 from facefit.gallery.rwlock import ReadWriteLock
 from facefit.gallery.store import FaceRecord, MetadataStore
 from facefit.gallery.tuning import Tuning, tune
@@ -166,10 +166,7 @@ class GalleryIndex:
         with directory_lock(path, exclusive=False):
             manifest = persist.read_manifest(path)
             if manifest is None:
-                raise GalleryError(
-                    f"{path}: not a facefit gallery (no {MANIFEST_NAME}); "
-                    "build one with `facefit gallery build`"
-                )
+                raise GalleryError(persist.describe_missing_manifest(path))
             if encoder is not None:
                 check_encoder(manifest.encoder, EncoderInfo.of(encoder), path)
             persist.verify_files(path, manifest, checksums=verify)
@@ -566,6 +563,7 @@ class GalleryIndex:
         assert target is not None
         with self._save_mutex, self._lock.read():
             target.mkdir(parents=True, exist_ok=True)
+            persist.check_not_foreign(target)  # before a lock file is made there
             with directory_lock(target, exclusive=True):
                 current = persist.read_manifest_quietly(target)
                 same = self._path is not None and target.resolve() == self._path.resolve()

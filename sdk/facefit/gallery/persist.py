@@ -8,6 +8,7 @@ Layout::
       index.g000007.deleted.npy
       metadata.g000007.sqlite       the metadata store
       .lock                         advisory lock: saves exclusive, loads shared
+      .writer.lock                  held by a process changing the gallery (CLI add…)
 
 A save writes a new *generation*: files under names no manifest uses yet, each
 fsynced, then the manifest is replaced atomically, then the previous generation's
@@ -25,7 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facefit.gallery.atomic import (
+    LOCK_NAME,
     TEMP_MARK,
+    WRITER_LOCK_NAME,
     atomic_write_bytes,
     fsync_dir,
     fsync_file,
@@ -96,7 +99,7 @@ def sweep(directory: Path, keep: set[str]) -> None:
     removed = False
     for path in directory.iterdir():
         name = path.name
-        if not owned(name) or name == ".lock" or name in keep:
+        if not owned(name) or name in (LOCK_NAME, WRITER_LOCK_NAME) or name in keep:
             continue
         if path.is_file():
             with contextlib.suppress(FileNotFoundError):
@@ -113,7 +116,7 @@ def owned(name: str) -> bool:
     """Whether a file name is one a save writes (so a sweep may delete it)."""
     return (
         name.startswith(_OWNED_PREFIXES)
-        or name == ".lock"
+        or name in (LOCK_NAME, WRITER_LOCK_NAME)
         or (name.startswith(".") and TEMP_MARK in name)
     )
 
@@ -157,11 +160,7 @@ def check_save_target(
             raise CorruptGalleryError(
                 f"{target}: holds a damaged gallery; pass overwrite=True (--force) to replace it"
             )
-        others = [p.name for p in target.iterdir() if not owned(p.name)]
-        if others and not (target / MANIFEST_NAME).exists():
-            raise GalleryError(
-                f"{target}: directory is not empty and not a gallery; choose a new directory"
-            )
+        check_not_foreign(target)
     elif same:
         if current.generation != loaded:
             raise GalleryError(
@@ -173,3 +172,43 @@ def check_save_target(
         raise GalleryError(
             f"{target}: already holds a gallery; pass overwrite=True (--force) to replace it"
         )
+
+
+def check_not_foreign(target: Path) -> None:
+    """Refuse a directory that holds files a gallery save does not own and no manifest.
+
+    Called before a save takes its lock, so a refused save leaves nothing behind
+    (not even a ``.lock`` file) in someone else's folder.
+    """
+    if (target / MANIFEST_NAME).exists():
+        return
+    others = sorted(p.name for p in target.iterdir() if not owned(p.name))
+    if others:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        raise GalleryError(
+            f"{target}: directory is not empty and not a gallery (it holds {shown}); "
+            "nothing there is replaced, even when told to overwrite: choose a new directory"
+        )
+
+
+def describe_missing_manifest(directory: Path) -> str:
+    """Why ``directory`` cannot be opened as a gallery when it has no manifest, and what to do."""
+    names = sorted(p.name for p in directory.iterdir())
+    data = [n for n in names if n.startswith(_OWNED_PREFIXES)]
+    if data:
+        shown = ", ".join(data[:4]) + (", …" if len(data) > 4 else "")
+        return (
+            f"{directory}: holds gallery files ({shown}) but its {MANIFEST_NAME} is missing, "
+            f"so they cannot be checked or opened. Restore {MANIFEST_NAME} from a backup of "
+            "this gallery; do not build a new gallery over this folder, these files may be "
+            "all that is left of it (copy them somewhere safe first)"
+        )
+    if not [n for n in names if n not in (LOCK_NAME, WRITER_LOCK_NAME)]:
+        return (
+            f"{directory}: not a facefit gallery (an empty folder); build one into it with "
+            f"`facefit gallery build IMAGES --out {directory}`"
+        )
+    return (
+        f"{directory}: not a facefit gallery (no {MANIFEST_NAME} and no gallery files); "
+        "give the folder `facefit gallery build --out` wrote"
+    )
