@@ -33,16 +33,23 @@ def train() -> None:
     "--out", type=click.Path(file_okay=False), help="Output folder (overrides [train] out)."
 )
 @click.option("--device", help="cpu, cuda, cuda:N or auto (overrides [train] device).")
+@click.option(
+    "--threads",
+    type=int,
+    help="CPU threads for torch (overrides [train] threads); 1 on a CPU busy with other jobs.",
+)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if checkpoints exist.")
 @click.option(
     "--benchmark", type=int, metavar="N", help="Time N steps, print s/step, save nothing."
 )
-def run(config: str, pack, steps, out, device, no_resume: bool, benchmark: int | None) -> None:
+def run(
+    config: str, pack, steps, out, device, threads, no_resume: bool, benchmark: int | None
+) -> None:
     """Train the generator described by CONFIG (a TOML file); resumes automatically."""
     from facefit.generator.train import Trainer, load_train_config, seconds_per_step
     from facefit.generator.train import train as run_training
 
-    cfg = load_train_config(config, pack=pack, steps=steps, out=out, device=device)
+    cfg = load_train_config(config, pack=pack, steps=steps, out=out, device=device, threads=threads)
     if benchmark:
         trainer = Trainer(cfg)
         import os
