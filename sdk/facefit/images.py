@@ -190,6 +190,9 @@ class _open:
         if self.max_pixels < 1:
             raise InputError(f"{path}: max_pixels must be positive, got {self.max_pixels}")
         self.handle = open_regular(path)  # a FIFO must not hang the read
+        if os.fstat(self.handle.fileno()).st_size == 0:
+            self.__exit__()
+            raise InputError(f"{path}: empty file (0 bytes); give an image file")
         try:
             with warnings.catch_warnings():
                 # Pillow's process-wide MAX_IMAGE_PIXELS must not be changed for one call:

@@ -105,7 +105,7 @@ def from_csv(
     csv_path = Path(csv_path)
     try:
         with io.TextIOWrapper(
-            open_regular(csv_path, "identities CSV"), encoding="utf-8-sig", newline=""
+            open_regular(csv_path, "CSV file"), encoding="utf-8-sig", newline=""
         ) as f:
             reader = csv.DictReader(f)
             columns = list(reader.fieldnames or [])
