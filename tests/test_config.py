@@ -31,7 +31,7 @@ def test_settings_and_plugin_options_are_read(tmp_path):
     )
     assert config.settings.rounds == 5 and config.settings.guidance == 2
     assert config.components["retriever"].plugin == "hnswlib"
-    assert config.conditioners["text"].plugin == "text"
+    assert dict(config.components["retriever"].options) == {"ef": 128}
     assert dict(config.conditioners["text"].options) == {"num_tokens": 16}
     assert config.components["sampler"].plugin == "ddpm"  # untouched default
 
