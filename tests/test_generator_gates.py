@@ -346,3 +346,23 @@ def test_the_shipped_judge_was_trained_on_training_photos_only():
     assert "training-split" in judge.meta["trained_on"]
     # its accuracy on the real development photos is recorded, and is worth grading with
     assert judge.meta["dev_accuracy"]["fs2k_dev"]["gender"]["accuracy"] > 0.8
+
+
+def test_onnxruntime_backend_samples_like_eager(gates_report, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from facefit.generator.gates import GateRunner
+    from facefit_runtime.parity import TOLERANCES
+
+    _, _, registry, (live, _, _), _ = gates_report
+    settings = GateSettings(sampler="ddim", steps=4, batch_size=2)
+    eager = GateRunner(live, settings, registry=registry)
+    evidence = [eager.conditions(text=s) for s in SENTENCES[:3]]  # a full and a partial batch
+    onnx = GateRunner(
+        live,
+        GateSettings(sampler="ddim", steps=4, batch_size=2, backend="onnxruntime"),
+        registry=registry,
+        backend_options={"cache_dir": str(tmp_path)},
+    )
+    diff = np.abs(onnx.sample(evidence).astype(int) - eager.sample(evidence).astype(int))
+    assert diff.max() <= TOLERANCES["fp32"].image_max
+    assert diff.mean() <= TOLERANCES["fp32"].image_mean

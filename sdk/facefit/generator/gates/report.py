@@ -73,12 +73,14 @@ def run_gates(
     registry: Any = None,
     grader: Any = None,
     filter_encoder: Any = None,
+    backend_options: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Gates 1–4 for each ``(name, path, model)`` on ``data``; the report as a dict.
 
     ``grader`` (default: the judge's encoder, dlib) grades gates 2 and 3;
-    ``filter_encoder`` (default ``sface``) is augment's identity filter for gate 4.
+    ``filter_encoder`` (default ``sface``) is augment's identity filter for gate 4;
+    ``backend_options`` go to the denoiser backend (:class:`GateRunner`).
     """
     from tqdm import tqdm
 
@@ -102,7 +104,7 @@ def run_gates(
     )
     records = []
     for name, path, model in models:
-        runner = GateRunner(model, settings, registry=registry)
+        runner = GateRunner(model, settings, registry=registry, backend_options=backend_options)
         total = _images_per_model(runner, len(items), len(probes))
         with tqdm(total=total, desc=f"gates {name}", unit="face", disable=not progress) as bar:
             runner.progress = bar.update

@@ -43,7 +43,11 @@ class GateSettings:
 
 
 class GateRunner:
-    """One generator with its sampler, backend and conditioners (see the module docs)."""
+    """One generator with its sampler, backend and conditioners (see the module docs).
+
+    ``backend_options`` go to the denoiser backend plugin (e.g. ``cache_dir`` for
+    ``onnxruntime``, whose export batch range defaults to the gates' batches).
+    """
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class GateRunner:
         settings: GateSettings,
         *,
         registry: Any = None,
+        backend_options: dict[str, Any] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         from facefit.registry import Registry
@@ -65,14 +70,13 @@ class GateRunner:
             "text", encoder=config.text_encoder, registry=registry, image_size=size
         )
         self.sketch = registry.create_conditioner("sketch", image_size=size)
-        self.backend = self._backend(registry)
+        self.backend = self._backend(registry, dict(backend_options or {}))
         self.sampler = registry.create_sampler(settings.sampler, generator=model)
         self.progress = progress
         self._texts: dict[str, Condition] = {}
 
-    def _backend(self, registry: Any) -> Any:
-        options: dict[str, Any] = {}
-        if self.settings.backend == "onnxruntime":
+    def _backend(self, registry: Any, options: dict[str, Any]) -> Any:
+        if self.settings.backend == "onnxruntime" and "batch" not in options:
             largest = 2 * self.settings.batch_size  # the conditional and null halves
             options["batch"] = (1, largest, largest)
         return registry.create_denoiser_backend(
