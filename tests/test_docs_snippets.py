@@ -24,7 +24,7 @@ FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 SKIP = {
     ("augmentation.md", "augment_ray("): "needs a Ray cluster with a GPU (address='auto')",
     ("gallery.md", "milvus://"): "connects to a Milvus server (milvus://milvus.internal:19530)",
-    ("webapp.md", "http://127.0.0.1:8000"): (
+    ("web.md", "http://127.0.0.1:8000"): (
         "talks to a running `facefit serve`; tests/test_serve_api.py drives drive_case() "
         "against the app"
     ),
@@ -42,7 +42,7 @@ names = [p.stem for p in _gallery_files]
 photos = [load_image(p) for p in paths]
 digests = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
 shutil.copy(paths[0], "probe.jpg")
-shutil.copy(DEMO_DATA / "probes" / "photo1_0724.png", "sketch.png")
+shutil.copy(DEMO_DATA / "probes" / "sketch_photo1_0724.png", "sketch.png")
 """
 
 SETUP = {

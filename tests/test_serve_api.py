@@ -489,12 +489,12 @@ def test_the_httpx_example_in_the_docs_drives_a_whole_case(client, app, capsys):
 
     from fastapi.testclient import TestClient  # an httpx.Client: the example's client type
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "webapp.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text(encoding="utf-8")
     example = next(
         b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def drive_case" in b
     )
     namespace: dict = {}
-    exec(compile(example, "docs/webapp.md", "exec"), namespace)
+    exec(compile(example, "docs/web.md", "exec"), namespace)
     provenance = namespace["drive_case"](
         TestClient(app), "bob", PASSWORDS["bob"], str(SKETCH), DESCRIPTION
     )

@@ -1,4 +1,4 @@
-"""``facefit serve``: the investigator's web app and HTTP API (see docs/webapp.md).
+"""``facefit serve``: the investigator's web app and HTTP API (see docs/web.md).
 
 facefit serve                                   # 127.0.0.1:8000, the bundled demo gallery
 facefit serve -g mugshots=/srv/galleries/mugshots --data /srv/facefit --port 8080
@@ -166,7 +166,7 @@ def serve(
     _first_admin(app.state.services)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.secho(
-            f"listening on {host}: put a TLS reverse proxy in front (docs/webapp.md)", fg="yellow"
+            f"listening on {host}: put a TLS reverse proxy in front (docs/web.md)", fg="yellow"
         )
     click.echo(f"facefit serve: http://{host}:{port}/  (data in {settings.data_dir})")
     uvicorn.run(

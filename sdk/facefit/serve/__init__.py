@@ -4,7 +4,7 @@ Cases with evidence per witness (content-addressed, never modified), runs of the
 IdentiFace loop in worker threads with live progress and the investigator's
 choices between rounds, printable case reports, users with hashed passwords,
 per-case access checks and an append-only audit log of every access. See
-``docs/webapp.md``.
+``docs/web.md``.
 
     >>> from facefit.serve import ServeSettings, create_app
     >>> app = create_app(ServeSettings(data_dir="serve-data"))   # an ASGI app for uvicorn
