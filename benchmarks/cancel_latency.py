@@ -91,7 +91,7 @@ def main() -> None:
     from facefit.types import Evidence
 
     demo = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data" / "probes"
-    evidence = Evidence(sketch=demo / "photo1_0724.png", text="a young man with black hair")
+    evidence = Evidence(sketch=demo / "sketch_photo1_0724.png", text="a young man with black hair")
     config = PipelineConfig()
     pipeline = Pipeline(config).warm_up()
     stamps: list[float] = []

@@ -115,7 +115,7 @@ def main() -> None:
         )
         pipeline = Pipeline.from_config(config, gallery=gallery).warm_up()
         evidence = Evidence.from_files(
-            sketch=DEMO_DATA / "probes" / "photo1_0724.png",
+            sketch=DEMO_DATA / "probes" / "sketch_photo1_0724.png",
             text="a smiling man with brown hair, brown eyes, red lips and tanned skin",
         )
         run_with_progress(pipeline, evidence)

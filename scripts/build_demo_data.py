@@ -3,7 +3,7 @@
 Only FS2K (MIT) pairs of the development split (facefit.splits) are used, so the demo
 never shows a face the generator trained on; no CelebA image is touched.
 
-- ``probes/<id>.png``: the artist's sketch, as drawn (FS2K framing), reduced to 160 px
+- ``probes/sketch_<id>.png``: the artist's sketch, as drawn (FS2K framing), reduced to 160 px
   wide, grey; ``probes.csv``: id, sketch, text (the FS2K attributes as a sentence).
 - ``gallery/<id>.jpg``: every probe's photo plus distractor photos of other
   development pairs, as aligned 112×112 crops (the 5-point template), JPEG.
@@ -73,15 +73,15 @@ def main() -> None:
             sketch = Image.fromarray(load_image(folder / record["sketch"])).convert("L")
             height = round(sketch.height * SKETCH_WIDTH / sketch.width)
             sketch.resize((SKETCH_WIDTH, height), Image.Resampling.LANCZOS).save(
-                OUT / "probes" / f"{pair_id}.png", optimize=True
+                OUT / "probes" / f"sketch_{pair_id}.png", optimize=True
             )
             probes.append((pair_id, fs2k_sentence(record, photo)))
-            sources.append(f"| probes/{pair_id}.png | fs2k-train/{record['sketch']} (reduced) |")
+            sources.append(f"| probes/sketch_{pair_id}.png | fs2k-train/{record['sketch']} (reduced) |")
     with open(OUT / "probes.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "sketch", "text"])
         for pair_id, text in probes:
-            writer.writerow([pair_id, f"probes/{pair_id}.png", text])
+            writer.writerow([pair_id, f"probes/sketch_{pair_id}.png", text])
     (OUT / "gallery.json").write_text(
         json.dumps({"identities": {g: f"gallery/{g}.jpg" for g in sorted(gallery)}}, indent=2)
         + "\n"

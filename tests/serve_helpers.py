@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data"
-SKETCH = DEMO / "probes" / "photo1_0724.png"
+SKETCH = DEMO / "probes" / "sketch_photo1_0724.png"
 DESCRIPTION = "a smiling man with brown hair, brown eyes, red lips and tanned skin"  # probes.csv
 PASSWORDS = {"admin": "admin-password-1", "alice": "alice-password-1", "bob": "bob-password-12"}
 TINY = {"rounds": 2, "candidates": 2, "steps": 2}

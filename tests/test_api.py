@@ -13,7 +13,7 @@ from facefit.errors import ConfigError, InputError
 from facefit.types import EMPTY_TEXT_NOTE, Evidence
 
 DEMO = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data"
-SKETCH = DEMO / "probes" / "photo1_0724.png"
+SKETCH = DEMO / "probes" / "sketch_photo1_0724.png"
 
 
 def test_settings_are_keyword_arguments_of_the_config():

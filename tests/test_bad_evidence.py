@@ -23,7 +23,7 @@ from facefit.pipeline.demo import DEMO_DATA
 from facefit.types import Evidence
 from tests.pipeline_helpers import save_model, toy_gallery, toy_registry
 
-SKETCH = DEMO_DATA / "probes" / "photo1_0724.png"
+SKETCH = DEMO_DATA / "probes" / "sketch_photo1_0724.png"
 PHOTO = DEMO_DATA / "gallery" / "photo1_0724.jpg"
 
 
