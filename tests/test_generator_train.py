@@ -114,6 +114,23 @@ def test_an_interrupted_run_resumes_bit_exactly(tmp_path, pack):
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
+def test_a_run_can_start_from_exported_weights(tmp_path, pack):
+    first = _trainer(tmp_path / "a", pack, steps=2, export_fp16=False)
+    first.fit(progress=False)
+    exported = first.export()
+    second = _trainer(tmp_path / "b", pack, steps=4)
+    assert not second.resume()
+    second.init_from(exported)
+    assert second.step == 2
+    ema = first.ema_model().state_dict()
+    assert all(torch.equal(v, ema[k]) for k, v in second.model.state_dict().items())
+    second.fit(progress=False)
+    assert second.step == 4
+    other = _trainer(tmp_path / "c", pack, model={**ARCHITECTURE, "identity_tokens": 3})
+    with pytest.raises(ConfigError, match="another configuration"):
+        other.init_from(exported)
+
+
 def test_resume_refuses_another_architecture(tmp_path, pack):
     _trainer(tmp_path, pack, steps=1).fit(progress=False)
     other = _trainer(tmp_path, pack, model={**ARCHITECTURE, "identity_tokens": 3})
@@ -259,14 +276,14 @@ def test_model_table_may_not_contradict_the_pack(tmp_path, pack):
 def test_pack_from_the_shared_data_leaves_out_the_development_split(tmp_path, shared_data):
     from facefit.errors import WeightsNotFoundError
     from facefit.generator.pack import build_pack
-    from facefit.splits import celeba_split, fs2k_split
+    from facefit.splits import celeba_split, dev_persons
 
     try:
         built = build_pack(shared_data, tmp_path / "p.npz", limit=3, progress=False)
     except WeightsNotFoundError as exc:
         pytest.skip(f"model files not installed: {exc}")
-    dev = {f"fs2k/{i}" for i in fs2k_split(shared_data).dev}
-    assert not dev & set(built.identities.tolist())
+    # identities are persons, and none of them is held out
+    assert not dev_persons(shared_data) & set(built.identities.tolist())
     assert built.meta["celeba_dev_fingerprint"] == celeba_split(shared_data).fingerprint
     assert built.photos.shape[1:] == (64, 64, 3) and built.sketches.shape[1:] == (64, 64)
     assert built.text_shape == (48, 384) and built.identity_dim == 128

@@ -40,10 +40,23 @@ def train() -> None:
 )
 @click.option("--no-resume", is_flag=True, help="Start afresh even if checkpoints exist.")
 @click.option(
+    "--init-from",
+    type=click.Path(exists=True, file_okay=False),
+    help="Without a checkpoint, start from this exported model's weights (OUT/model).",
+)
+@click.option(
     "--benchmark", type=int, metavar="N", help="Time N steps, print s/step, save nothing."
 )
 def run(
-    config: str, pack, steps, out, device, threads, no_resume: bool, benchmark: int | None
+    config: str,
+    pack,
+    steps,
+    out,
+    device,
+    threads,
+    no_resume: bool,
+    init_from: str | None,
+    benchmark: int | None,
 ) -> None:
     """Train the generator described by CONFIG (a TOML file); resumes automatically."""
     from facefit.generator.train import Trainer, load_train_config, seconds_per_step
@@ -65,7 +78,7 @@ def run(
             f"load average {load:.1f})"
         )
         return
-    model_dir = run_training(cfg, resume=not no_resume)
+    model_dir = run_training(cfg, resume=not no_resume, init_from=init_from)
     click.echo(f"model written to {model_dir}")
 
 

@@ -329,6 +329,36 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
+    def init_from(self, model_dir: str | Path) -> None:
+        """Start from an exported model's weights (``OUT/model``) when no checkpoint exists.
+
+        For carrying a run across machines with only its committed weights: the
+        model and its EMA start from those weights and the step count from its
+        ``training.json``; the optimizer and the random streams start afresh, so the
+        run does not continue bit-exactly.
+        """
+        import torch
+
+        from facefit.generator.model import FaceGenerator
+
+        directory = Path(model_dir)
+        source = FaceGenerator.from_pretrained(directory).to(torch.float32)
+        mine = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
+        theirs = {k: v for k, v in dict(source.config).items() if not k.startswith("_")}
+        if json.dumps(mine, default=list, sort_keys=True) != json.dumps(
+            theirs, default=list, sort_keys=True
+        ):
+            raise ConfigError(
+                f"{directory}: a model of another configuration; use the [model] table "
+                "it was trained with"
+            )
+        self.model.load_state_dict(source.state_dict())
+        self.ema.shadow_params = [p.detach().clone() for p in self.model.parameters()]
+        record = directory / "training.json"
+        if record.is_file():
+            self.step = int(json.loads(record.read_text(encoding="utf-8"))["record"]["steps"])
+        log.info("initialised from %s at step %d", directory, self.step)
+
     # -- results ---------------------------------------------------------------------------
 
     def ema_model(self) -> Any:
@@ -384,8 +414,18 @@ class Trainer:
         )
 
 
-def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
-    """Run training to ``config.steps`` and export the EMA model; returns its directory."""
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    init_from: str | Path | None = None,
+) -> Path:
+    """Run training to ``config.steps`` and export the EMA model; returns its directory.
+
+    Resumes from the output folder's last checkpoint; without one, ``init_from`` (an
+    exported model directory) gives the starting weights (:meth:`Trainer.init_from`).
+    """
     trainer = Trainer(config)
     log.info(
         "generator: %.2f M parameters on %s; pack: %d items",
@@ -393,8 +433,9 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         trainer.device,
         len(trainer.pack),
     )
-    if resume:
-        trainer.resume()
+    resumed = trainer.resume() if resume else False
+    if not resumed and init_from is not None:
+        trainer.init_from(init_from)
     trainer.fit(progress=progress)
     trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:06d}.png")
     return trainer.export()
