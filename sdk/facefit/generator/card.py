@@ -46,9 +46,7 @@ def model_card(
         "## Architecture",
         "",
         f"- parameters: {model.parameter_count() / 1e6:.2f} M",
-        f"- identity encoder: `{config['face_encoder']}` ({config['identity_dim']}-d, "
-        f"{config['identity_tokens']} tokens); text encoder: `{config['text_encoder']}` "
-        f"({config['text_tokens']} tokens of {config['text_dim']})",
+        _conditioning_line(config),
         f"- noise schedule: {config['beta_schedule']}, {config['num_train_timesteps']} steps, "
         f"predicts {config['prediction_type']}",
         "",
@@ -84,3 +82,24 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _conditioning_line(config: dict) -> str:
+    """How the global evidence enters, in the card's words."""
+    if config.get("conditioning") == "adanorm":
+        image = (
+            "; the aligned reference face as spatial evidence"
+            if config.get("reference_image")
+            else ""
+        )
+        return (
+            f"- global evidence through adaptive group norm (scale-shift from the timestep "
+            f"embedding): identity `{config['face_encoder']}` ({config['identity_dim']}-d), "
+            f"text `{config['text_encoder']}` (sentence embedding of {config['text_dim']}), "
+            f"target domain{image}"
+        )
+    return (
+        f"- identity encoder: `{config['face_encoder']}` ({config['identity_dim']}-d, "
+        f"{config['identity_tokens']} tokens); text encoder: `{config['text_encoder']}` "
+        f"({config['text_tokens']} tokens of {config['text_dim']})"
+    )
