@@ -76,7 +76,9 @@ def main() -> None:
                 OUT / "probes" / f"sketch_{pair_id}.png", optimize=True
             )
             probes.append((pair_id, fs2k_sentence(record, photo)))
-            sources.append(f"| probes/sketch_{pair_id}.png | fs2k-train/{record['sketch']} (reduced) |")
+            sources.append(
+                f"| probes/sketch_{pair_id}.png | fs2k-train/{record['sketch']} (reduced) |"
+            )
     with open(OUT / "probes.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "sketch", "text"])

@@ -45,7 +45,9 @@ def main() -> None:
     for x, y in mean:
         print(f"        [{x:.4f}, {y:.4f}],")
     print("    ],\n    dtype=np.float32,\n)")
-    print(f"spread (mean distance to the mean): {np.linalg.norm(offsets - mean, axis=2).mean():.3f}")
+    print(
+        f"spread (mean distance to the mean): {np.linalg.norm(offsets - mean, axis=2).mean():.3f}"
+    )
     print(f'FRAMED_LANDMARKS_SPLIT = "{split.fingerprint}"')
 
 
