@@ -50,7 +50,8 @@ def test_each_bundled_sketch_finds_its_identity_first(demo_gallery, probe):
     )
     assert result.exit_code == 0, result.output
     first = result.output.strip().splitlines()[0]
-    assert re.match(rf"\s*1\s+\S+\s+{Path(probe).stem}\b", first), result.output
+    identity = Path(probe).stem.removeprefix("sketch_")  # probes/sketch_<pair id>.png
+    assert re.match(rf"\s*1\s+\S+\s+{identity}\b", first), result.output
 
 
 def test_readme_demo_runs_offline_with_the_shipped_model(tmp_path):
