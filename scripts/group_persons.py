@@ -75,34 +75,35 @@ def embed_all(paths: list[Path], encoder: str, key: str) -> np.ndarray:
     return out
 
 
-def false_and_true_match_rates(vectors: np.ndarray, labels: np.ndarray, thr: float) -> dict:
-    """FMR/TMR of ``cosine > thr`` over all pairs of labelled photos."""
-    ok = ~np.isnan(vectors[:, 0])
-    v, y = vectors[ok], labels[ok]
-    sims = v @ v.T
-    upper = np.triu(np.ones_like(sims, dtype=bool), k=1)
-    same = (y[:, None] == y[None, :]) & upper
-    diff = (y[:, None] != y[None, :]) & upper
+def match_rates(match: np.ndarray, labels: np.ndarray) -> dict:
+    """False- and true-match rates of a pairwise "same person" matrix against known labels."""
+    upper = np.triu(np.ones_like(match, dtype=bool), k=1)
+    same = (labels[:, None] == labels[None, :]) & upper
+    diff = (labels[:, None] != labels[None, :]) & upper
     return {
-        "threshold": thr,
-        "false_match_rate": float((sims[diff] > thr).mean()),
-        "true_match_rate": float((sims[same] > thr).mean()),
+        "false_match_rate": float(match[diff].mean()),
+        "false_matches": int(match[diff].sum()),
+        "true_match_rate": float(match[same].mean()),
         "impostor_pairs": int(diff.sum()),
         "genuine_pairs": int(same.sum()),
     }
 
 
-def both_rates(sface: np.ndarray, dlib: np.ndarray, labels: np.ndarray) -> dict:
+def rule_rates(sface: np.ndarray, dlib: np.ndarray, labels: np.ndarray) -> dict:
+    """Each recognizer's rate at its threshold (over the photos it found a face in), and
+    the rate where both agree (over the photos both found a face in)."""
+
+    def single(vectors: np.ndarray, threshold: float) -> dict:
+        ok = ~np.isnan(vectors[:, 0])
+        v = vectors[ok]
+        return {"threshold": threshold, **match_rates(v @ v.T > threshold, labels[ok])}
+
     ok = ~np.isnan(sface[:, 0]) & ~np.isnan(dlib[:, 0])
-    s, d, y = sface[ok], dlib[ok], labels[ok]
-    agree = (s @ s.T > SFACE_SAME) & (d @ d.T > DLIB_SAME)
-    upper = np.triu(np.ones_like(agree), k=1)
-    same = (y[:, None] == y[None, :]) & upper
-    diff = (y[:, None] != y[None, :]) & upper
+    s, d = sface[ok], dlib[ok]
     return {
-        "false_match_rate": float(agree[diff].mean()),
-        "false_matches": int(agree[diff].sum()),
-        "true_match_rate": float(agree[same].mean()),
+        "sface": single(sface, SFACE_SAME),
+        "dlib": single(dlib, DLIB_SAME),
+        "both": match_rates((s @ s.T > SFACE_SAME) & (d @ d.T > DLIB_SAME), labels[ok]),
     }
 
 
@@ -153,11 +154,7 @@ def main() -> None:
 
     train = set(celeba_split(args.data).train)
     mask = np.array([r["image"] in train for r in rows])
-    rates = {
-        "sface": false_and_true_match_rates(emb["sface"][1][mask], celeba_ids[mask], SFACE_SAME),
-        "dlib": false_and_true_match_rates(emb["dlib"][1][mask], celeba_ids[mask], DLIB_SAME),
-        "both": both_rates(emb["sface"][1][mask], emb["dlib"][1][mask], celeba_ids[mask]),
-    }
+    rates = rule_rates(emb["sface"][1][mask], emb["dlib"][1][mask], celeba_ids[mask])
     log.info("rates on CelebA training identities: %s", json.dumps(rates, indent=1))
 
     grouping = group_persons(

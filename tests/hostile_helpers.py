@@ -33,6 +33,7 @@ def house(height: int = 200, width: int = 160) -> np.ndarray:
     cv2.line(page, (30, 90), (80, 40), 0, 2)
     cv2.line(page, (80, 40), (130, 90), 0, 2)
     cv2.rectangle(page, (70, 130), (90, 180), 0, 2)
+    cv2.rectangle(page, (40, 105), (60, 125), 0, 2)  # a window
     return page
 
 

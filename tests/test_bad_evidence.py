@@ -21,27 +21,11 @@ from facefit.errors import InputError
 from facefit.images import load_image
 from facefit.pipeline.demo import DEMO_DATA
 from facefit.types import Evidence
+from tests.hostile_helpers import house, noise
 from tests.pipeline_helpers import save_model, toy_gallery, toy_registry
 
 SKETCH = DEMO_DATA / "probes" / "sketch_photo1_0724.png"
 PHOTO = DEMO_DATA / "gallery" / "photo1_0724.jpg"
-
-
-def house(height: int = 200, width: int = 160) -> np.ndarray:
-    """A line drawing of a house on white paper (portrait-shaped, plenty of ink)."""
-    import cv2
-
-    page = np.full((height, width), 255, np.uint8)
-    cv2.rectangle(page, (30, 90), (130, 180), 0, 2)
-    cv2.line(page, (30, 90), (80, 40), 0, 2)
-    cv2.line(page, (80, 40), (130, 90), 0, 2)
-    cv2.rectangle(page, (70, 130), (90, 180), 0, 2)
-    cv2.rectangle(page, (40, 105), (60, 125), 0, 2)
-    return page
-
-
-def noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
 def small(image: np.ndarray, side: int) -> np.ndarray:

@@ -294,6 +294,15 @@ class Trainer:
         log.info("checkpoint %s", path)
         return path
 
+    def _same_model_config(self, other: Any) -> bool:
+        """Whether ``other`` (a model config) describes this run's model."""
+
+        def public(config: Any) -> str:
+            items = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+            return json.dumps(items, default=list, sort_keys=True)
+
+        return public(self.model.config) == public(other)
+
     def latest_checkpoint(self) -> Path | None:
         found = sorted(self.checkpoint_dir().glob("step-*.pt"))
         return found[-1] if found else None
@@ -306,11 +315,7 @@ class Trainer:
         if path is None:
             return False
         state = torch.load(path, map_location="cpu", weights_only=True)
-        mine = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
-        theirs = {k: v for k, v in state["model_config"].items() if not k.startswith("_")}
-        if json.dumps(mine, default=list, sort_keys=True) != json.dumps(
-            theirs, default=list, sort_keys=True
-        ):
+        if not self._same_model_config(state["model_config"]):
             raise ConfigError(
                 f"{path}: checkpoint of a different model configuration; "
                 "use a new output folder or the same [model] table"
@@ -343,11 +348,7 @@ class Trainer:
 
         directory = Path(model_dir)
         source = FaceGenerator.from_pretrained(directory).to(torch.float32)
-        mine = {k: v for k, v in dict(self.model.config).items() if not k.startswith("_")}
-        theirs = {k: v for k, v in dict(source.config).items() if not k.startswith("_")}
-        if json.dumps(mine, default=list, sort_keys=True) != json.dumps(
-            theirs, default=list, sort_keys=True
-        ):
+        if not self._same_model_config(source.config):
             raise ConfigError(
                 f"{directory}: a model of another configuration; use the [model] table "
                 "it was trained with"
