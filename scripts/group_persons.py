@@ -17,8 +17,9 @@ labels above the threshold) and true-match rate at its threshold, and the rate a
 which both agree.
 
 Writes ``sdk/facefit/persons.json`` (item → person, the rule, the measured rates and
-the sha256 of the inputs) and ``docs/images/persons_borderline.png`` (the linked
-pairs closest to a threshold, for a person to check the rule). Embeddings are
+the sha256 of the inputs) and ``out/persons_borderline.png`` (the linked pairs closest
+to a threshold, for a person to check the rule; not committed: it shows CelebA photos
+and FS2K photos outside the demo, which the data terms keep out of the project). Embeddings are
 cached under ``~/.cache/facefit/persons-cache`` so a rerun is quick. The result is
 deterministic: the same inputs give the same persons (tests/test_persons.py).
 
@@ -128,6 +129,7 @@ def borderline_sheet(pairs: list[tuple[Path, Path, str]], out: Path) -> None:
     sheet.paste((255, 255, 255), (0, 0, *sheet.size))
     for i, row in enumerate(rows):
         sheet.paste(row, ((i % cols) * (2 * tile + 8), (i // cols) * (tile + 14)))
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_image(out, np.asarray(sheet))
 
 
@@ -135,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data", type=Path)
     parser.add_argument("--out", default=PERSONS_FILE, type=Path)
-    parser.add_argument("--sheet", default=Path("docs/images/persons_borderline.png"), type=Path)
+    parser.add_argument("--sheet", default=Path("out/persons_borderline.png"), type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
