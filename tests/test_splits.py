@@ -8,11 +8,16 @@ from facefit.errors import InputError
 from facefit.splits import (
     CELEBA_DEV_FINGERPRINT,
     CELEBA_DEV_IDENTITIES,
+    FS2K_CALIBRATION_FINGERPRINT,
+    FS2K_CALIBRATION_PAIRS,
     FS2K_DEV_FINGERPRINT,
     FS2K_DEV_PAIRS,
     celeba_split,
     dev_persons,
+    fingerprint,
+    fs2k_calibration,
     fs2k_split,
+    fs2k_training,
     refuse_dev,
     split_by_person,
 )
@@ -43,6 +48,18 @@ def test_no_person_is_on_both_sides():
     assert len(split.fs2k.dev) <= FS2K_DEV_PAIRS and len(split.fs2k.dev) >= FS2K_DEV_PAIRS - 3
     assert len(split.celeba_identities.dev) >= CELEBA_DEV_IDENTITIES
     assert sorted(split.fs2k.train + split.fs2k.dev) == sorted(ids)
+
+
+def test_calibration_slice_is_whole_training_persons_without_celeba_photos():
+    ids, identities, fp, cp = _made_up()
+    split = _split(ids, identities, fp, cp)
+    assert FS2K_CALIBRATION_PAIRS - 3 <= len(split.calibration) <= FS2K_CALIBRATION_PAIRS
+    assert set(split.calibration) <= set(split.fs2k.train)
+    assert {fp[i] for i in split.calibration} == split.calibration_persons
+    assert not split.calibration_persons & split.dev_persons
+    assert not split.calibration_persons & {cp[c] for c in identities}
+    rest = {fp[i] for i in split.fs2k.train if i not in split.calibration}
+    assert not rest & split.calibration_persons  # a person is wholly in the slice or out
 
 
 def test_celeba_identities_follow_their_fs2k_person():
@@ -97,6 +114,17 @@ def test_no_development_person_in_any_training_data(shared_data):
     seen |= {persons.celeba_person(r["celeba_identity"]) for r in rows}
     assert not seen & held  # 0 development persons in training data
     assert (shared_data / CELEBA_DIR).is_dir()
-    refuse_dev(shared_data, fs2k_ids=fs2k_split(shared_data).train, what="test")
-    with pytest.raises(InputError, match="development-split persons"):
+    refuse_dev(shared_data, fs2k_ids=fs2k_training(shared_data), what="test")
+    with pytest.raises(InputError, match="development-split or calibration persons"):
         refuse_dev(shared_data, fs2k_ids=fs2k_split(shared_data).dev[:1], what="test")
+
+
+@pytest.mark.shared_data
+def test_calibration_slice_of_the_shared_data(shared_data):
+    calibration = fs2k_calibration(shared_data)
+    assert len(calibration) == FS2K_CALIBRATION_PAIRS
+    assert fingerprint(calibration).startswith(FS2K_CALIBRATION_FINGERPRINT)
+    assert not set(calibration) & set(fs2k_training(shared_data))
+    assert len(calibration) + len(fs2k_training(shared_data)) == len(fs2k_split(shared_data).train)
+    with pytest.raises(InputError, match="calibration persons"):
+        refuse_dev(shared_data, fs2k_ids=calibration[:1], what="test")

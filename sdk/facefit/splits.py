@@ -14,6 +14,11 @@ wholly on one side:
    person with FS2K training pairs is training data, and the last of the rest by
    numeric id fill the development side to :data:`CELEBA_DEV_IDENTITIES` identities
    (all their photos).
+3. Calibration: FS2K training persons that have no CelebA photos, in the same person
+   order, until :data:`FS2K_CALIBRATION_PAIRS` pairs (photo-group shares as above).
+   No model trains on them (:func:`fs2k_training` leaves them out); they are the
+   held-out slice on which score fusion and calibration are fitted, so that neither
+   ever touches the development split.
 
 Training code and the evaluation harness both import this module; nothing else may
 decide what is held out.
@@ -22,6 +27,8 @@ decide what is held out.
     >>> fs2k = fs2k_split(data_dir)        # .train / .dev: lists of pair ids
     >>> celeba = celeba_split(data_dir)    # .train / .dev: lists of image file names
     >>> dev_persons(data_dir)              # every person held out
+    >>> fs2k_training(data_dir)            # what models train on: train minus calibration
+    >>> fs2k_calibration(data_dir)         # what fusion and calibration are fitted on
 
 :func:`check_fingerprints` compares the split found on disk with the one this
 project was developed on, so a changed data folder is noticed instead of silently
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 
 FS2K_DEV_PAIRS = 200
 """At most this many FS2K pairs are held out (whole persons)."""
+FS2K_CALIBRATION_PAIRS = 100
+"""At most this many FS2K training pairs form the calibration slice (whole persons)."""
 CELEBA_DEV_IDENTITIES = 40
 """How many CelebA identities are held out, with all their photos."""
 SPLIT_SEED = "facefit-dev-split-2"
@@ -84,6 +93,7 @@ CELEBA_DIR = "celeba-subset"
 
 # sha256 of "\n".join(dev ids) for ../shared/data as it was when the split was fixed
 FS2K_DEV_FINGERPRINT = "ea6ea0d9ac601bf0e2bbac34739cb7ad22c5480614b24076a4395281c1a7d49e"
+FS2K_CALIBRATION_FINGERPRINT = "0405bd7fe86d"  # first 12 hex digits: same data check
 CELEBA_DEV_FINGERPRINT = "4d1b4337b34343dc9448e96495116551289a11090374ecabedfb3a20cf2d2fb1"
 
 
@@ -115,6 +125,10 @@ class PersonSplit:
     """CelebA identities."""
     dev_persons: frozenset[str]
     """Every person with an item on the development side."""
+    calibration: tuple[str, ...] = ()
+    """FS2K pair ids of the calibration slice (a subset of ``fs2k.train``)."""
+    calibration_persons: frozenset[str] = frozenset()
+    """The persons of the calibration slice."""
 
 
 def _person_order(person: str) -> str:
@@ -145,17 +159,7 @@ def split_by_person(
         pairs_of.setdefault(fs2k_person(pair_id), []).append(pair_id)
     seeds = [fs2k_person(i) for i in seed_pairs if i in set(ordered)]
     rest = sorted(set(pairs_of) - set(seeds), key=_person_order)
-    quota = _group_quotas(ordered)
-    dev_persons: set[str] = set()
-    taken: dict[str, int] = dict.fromkeys(quota, 0)
-    for person in dict.fromkeys([*seeds, *rest]):
-        need: dict[str, int] = {}
-        for pair_id in pairs_of[person]:
-            need[_photo_group(pair_id)] = need.get(_photo_group(pair_id), 0) + 1
-        if all(taken[g] + n <= quota[g] for g, n in need.items()):
-            dev_persons.add(person)
-            for g, n in need.items():
-                taken[g] += n
+    dev_persons = _take_persons([*seeds, *rest], pairs_of, _group_quotas(ordered, FS2K_DEV_PAIRS))
     fs2k_dev = {i for i in ordered if fs2k_person(i) in dev_persons}
     fs2k = Split(
         tuple(i for i in ordered if i not in fs2k_dev), tuple(i for i in ordered if i in fs2k_dev)
@@ -181,7 +185,29 @@ def split_by_person(
         tuple(i for i in identities if i not in celeba_dev),
         tuple(i for i in identities if i in celeba_dev),
     )
-    return PersonSplit(fs2k, celeba, frozenset(dev_persons))
+    with_celeba = {celeba_person(i) for i in identities}
+    candidates = [p for p in rest if p not in dev_persons and p not in with_celeba]
+    train_ids = [i for i in ordered if i not in fs2k_dev]
+    held = _take_persons(candidates, pairs_of, _group_quotas(train_ids, FS2K_CALIBRATION_PAIRS))
+    calibration = tuple(i for i in fs2k.train if fs2k_person(i) in held)
+    return PersonSplit(fs2k, celeba, frozenset(dev_persons), calibration, frozenset(held))
+
+
+def _take_persons(
+    order: Sequence[str], pairs_of: dict[str, list[str]], quota: dict[str, int]
+) -> set[str]:
+    """Persons taken in ``order`` while every photo group stays within its quota."""
+    taken_persons: set[str] = set()
+    taken: dict[str, int] = dict.fromkeys(quota, 0)
+    for person in dict.fromkeys(order):
+        need: dict[str, int] = {}
+        for pair_id in pairs_of[person]:
+            need[_photo_group(pair_id)] = need.get(_photo_group(pair_id), 0) + 1
+        if all(taken.get(g, 0) + n <= quota.get(g, 0) for g, n in need.items()):
+            taken_persons.add(person)
+            for g, n in need.items():
+                taken[g] += n
+    return taken_persons
 
 
 def _photo_group(pair_id: str) -> str:
@@ -189,16 +215,16 @@ def _photo_group(pair_id: str) -> str:
     return pair_id.split("_", 1)[0]
 
 
-def _group_quotas(ordered: Sequence[str]) -> dict[str, int]:
-    """Development pairs per FS2K photo group, in proportion to its size (largest remainders),
-    so that the development side looks like the whole data set rather than like one group."""
+def _group_quotas(ordered: Sequence[str], total: int) -> dict[str, int]:
+    """Held-out pairs per FS2K photo group, in proportion to its size (largest remainders),
+    so that a held-out side looks like the whole data set rather than like one group."""
     groups: dict[str, int] = {}
     for pair_id in ordered:
         groups[_photo_group(pair_id)] = groups.get(_photo_group(pair_id), 0) + 1
-    exact = {g: FS2K_DEV_PAIRS * n / len(ordered) for g, n in groups.items()}
+    exact = {g: total * n / len(ordered) for g, n in groups.items()}
     quota = {g: int(q) for g, q in exact.items()}
     by_remainder = sorted(groups, key=lambda g: (-(exact[g] - quota[g]), g))
-    for g in by_remainder[: FS2K_DEV_PAIRS - sum(quota.values())]:
+    for g in by_remainder[: total - sum(quota.values())]:
         quota[g] += 1
     return quota
 
@@ -249,6 +275,18 @@ def fs2k_split(data_dir: str | Path) -> Split:
     return _checked(person_split(data_dir).fs2k, "FS2K")
 
 
+def fs2k_calibration(data_dir: str | Path) -> tuple[str, ...]:
+    """FS2K pair ids of the calibration slice: training pairs that no model trains on."""
+    return person_split(data_dir).calibration
+
+
+def fs2k_training(data_dir: str | Path) -> tuple[str, ...]:
+    """FS2K pair ids that models may train on: the training side minus calibration."""
+    split = person_split(data_dir)
+    held = set(split.calibration)
+    return tuple(i for i in fs2k_split(data_dir).train if i not in held)
+
+
 def celeba_split(data_dir: str | Path) -> Split:
     """The CelebA split of ``data_dir`` (image file names), by whole identities."""
     dev = set(person_split(data_dir).celeba_identities.dev)
@@ -269,21 +307,22 @@ def dev_persons(data_dir: str | Path) -> frozenset[str]:
 
 
 def refuse_dev(data_dir: str | Path, *, fs2k_ids=(), celeba_identities=(), what: str) -> None:
-    """Raise :class:`InputError` if any item is, or shows, a development person.
+    """Raise :class:`InputError` if any item is, or shows, a held-out person.
 
     The guard training code calls on what it is about to train on: an item is
-    refused when its id is on the development side *or* its person is a
-    development person (another photo of someone held out).
+    refused when its person is a development person or a calibration person
+    (including another photo of someone held out).
     """
     from facefit.persons import load_persons
 
     persons = load_persons(data_dir)
-    held = dev_persons(data_dir)
+    split = person_split(data_dir)
+    held = split.dev_persons | split.calibration_persons
     bad = [f"fs2k/{i}" for i in fs2k_ids if persons.fs2k_person(i) in held]
     bad += [f"celeba/{i}" for i in celeba_identities if persons.celeba_person(i) in held]
     if bad:
         raise InputError(
-            f"{what}: {len(bad)} item(s) show development-split persons "
+            f"{what}: {len(bad)} item(s) show development-split or calibration persons "
             f"({', '.join(bad[:5])}{', …' if len(bad) > 5 else ''}); "
             "training must never see them (facefit.splits)"
         )

@@ -50,11 +50,11 @@ def _fs2k_items(data_dir: Path, embedder: Any, size: int, limit: int | None, ski
     from facefit.images import load_image
     from facefit.persons import load_persons
     from facefit.sketch import normalize_sketch, to_grey
-    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations, refuse_dev
+    from facefit.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations, refuse_dev
 
     folder = data_dir / FS2K_DIR
     records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
-    ids = fs2k_split(data_dir).train[:limit]
+    ids = fs2k_training(data_dir)[:limit]
     refuse_dev(data_dir, fs2k_ids=ids, what="training pack")
     persons = load_persons(data_dir)
     for pair_id in ids:
@@ -156,7 +156,13 @@ def build_pack(
     """Build and save the training pack; ``limit`` caps the items read per source."""
     from facefit.faces import FaceEmbedder
     from facefit.registry import Registry
-    from facefit.splits import celeba_split, fs2k_split
+    from facefit.splits import (
+        celeba_split,
+        fingerprint,
+        fs2k_calibration,
+        fs2k_split,
+        fs2k_training,
+    )
 
     data_dir = Path(data_dir)
     unknown = set(sources) - {"fs2k", "celeba"}
@@ -170,10 +176,11 @@ def build_pack(
     meta: dict[str, Any] = {"image_size": image_size}
     if "fs2k" in sources:
         split = fs2k_split(data_dir)
-        total = len(split.train[:limit])
+        total = len(fs2k_training(data_dir)[:limit])
         found = _fs2k_items(data_dir, embedder, image_size, limit, skipped)
         items += list(_progress(found, total, "FS2K pairs", progress))
         meta["fs2k_dev_fingerprint"] = split.fingerprint
+        meta["fs2k_calibration_fingerprint"] = fingerprint(fs2k_calibration(data_dir))
     if "celeba" in sources:
         extractor = registry.create("sketch_extractor", sketch_extractor)
         split = celeba_split(data_dir)

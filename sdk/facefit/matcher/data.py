@@ -3,8 +3,8 @@
 Two kinds of sources, both *photo + sketch of the same person* pairs:
 
 - the FS2K training split of a data folder (:func:`fs2k_training_pairs`): the pairs
-  :func:`facefit.splits.fs2k_split` puts on the training side — the development pairs are
-  never read — each with its person from :func:`facefit.persons.load_persons` (FS2K
+  :func:`facefit.splits.fs2k_training` gives — the development and calibration pairs
+  are never read — each with its person from :func:`facefit.persons.load_persons` (FS2K
   labels every photo as its own identity, but many show the same celebrity);
 - FS2K-format folders of synthetic sketches (:func:`synthetic_pairs`), as ``facefit
   augment`` writes them: ``annotations.json`` listing ``id``, ``photo``, ``sketch`` (paths
@@ -121,13 +121,13 @@ def default_cache_dir() -> Path:
 
 
 def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]:
-    """The FS2K pairs on the training side of :func:`facefit.splits.fs2k_split`.
+    """The FS2K pairs models may train on (:func:`facefit.splits.fs2k_training`).
 
     Each pair's ``person`` comes from ``persons`` (a :class:`facefit.persons.Persons`;
     default: :func:`facefit.persons.load_persons` of ``data_dir``, which refuses data
     the grouping was not made from).
     """
-    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+    from facefit.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations
 
     data_dir = Path(data_dir)
     if persons is None:
@@ -137,7 +137,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
     folder = data_dir / FS2K_DIR
     records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
     pairs = []
-    for pair_id in fs2k_split(data_dir).train:
+    for pair_id in fs2k_training(data_dir):
         record = records[pair_id]
         pairs.append(
             Pair(
@@ -217,7 +217,8 @@ class DevExclusions:
 
 
 def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
-    """The development split of ``data_dir`` (whichever of FS2K and CelebA it holds)."""
+    """What ``data_dir`` holds out (whichever of FS2K and CelebA it has): the development
+    split, and the FS2K calibration slice, which no model trains on either."""
     if data_dir is None:
         return DevExclusions()
     from facefit.splits import (
@@ -225,6 +226,7 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
         FS2K_DIR,
         celeba_split,
         dev_celeba_identities,
+        fs2k_calibration,
         fs2k_split,
     )
 
@@ -233,7 +235,7 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
     identities: frozenset[str] = frozenset()
     images: frozenset[str] = frozenset()
     if (data_dir / FS2K_DIR / "annotations.json").is_file():
-        fs2k_ids = frozenset(fs2k_split(data_dir).dev)
+        fs2k_ids = frozenset(fs2k_split(data_dir).dev) | frozenset(fs2k_calibration(data_dir))
     if (data_dir / CELEBA_DIR / "identities.csv").is_file():
         identities = frozenset(dev_celeba_identities(data_dir))
         images = frozenset(celeba_split(data_dir).dev)
