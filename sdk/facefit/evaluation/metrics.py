@@ -33,6 +33,7 @@ __all__ = [
     "RANKS",
     "IdentificationMetrics",
     "cmc",
+    "far_threshold",
     "genuine_impostor",
     "group_breakdown",
     "identification_metrics",
@@ -149,12 +150,26 @@ def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float |
     impostor = np.asarray(impostor, dtype=np.float64)
     if not 0 < far < 1:
         raise InputError(f"FAR must be between 0 and 1, got {far}")
-    if len(genuine) == 0 or len(impostor) * far < 1 - 1e-9:
+    if len(genuine) == 0:
+        return None
+    threshold = far_threshold(impostor, far)
+    return None if threshold is None else float(np.mean(genuine > threshold))
+
+
+def far_threshold(impostor: np.ndarray, far: float) -> float | None:
+    """The strictest threshold whose false-accept rate is ≤ ``far`` (accept: score > it).
+
+    The ``⌊far·n⌋``-th highest impostor score (0-based; ``-inf`` when that is past the
+    end); ``None`` when there are fewer than ``1/far`` impostor scores.
+    """
+    impostor = np.asarray(impostor, dtype=np.float64)
+    if not 0 < far < 1:
+        raise InputError(f"FAR must be between 0 and 1, got {far}")
+    if len(impostor) * far < 1 - 1e-9:
         return None
     allowed = math.floor(far * len(impostor) + 1e-9)
     ordered = np.sort(impostor)[::-1]
-    threshold = ordered[allowed] if allowed < len(ordered) else -np.inf
-    return float(np.mean(genuine > threshold))
+    return float(ordered[allowed]) if allowed < len(ordered) else -math.inf
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -169,26 +184,42 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def group_breakdown(
-    ranks: np.ndarray, groups: Sequence[Mapping[str, str]]
-) -> dict[str, dict[str, dict[str, float | int | list[float]]]]:
+    ranks: np.ndarray,
+    groups: Sequence[Mapping[str, str]],
+    known: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, dict[str, dict[str, float | int | list[float] | str | None]]]:
     """Rank-1 per value of each attribute group, with its 95% Wilson interval.
 
     ``groups[i]`` labels probe ``i`` (``{"gender": "female"}``); a probe without a
     label for a group is left out of that group only. The interval shows whether a
-    gap between values is more than noise.
+    gap between values is more than noise. A value in ``known`` (default
+    :data:`facefit.evaluation.groups.KNOWN_VALUES`) of a group that labels some probe,
+    but no probe of this value, is reported with ``probes: 0``, ``rank1: None`` and
+    ``status: "no probes"`` — never as 0%.
     """
+    from facefit.evaluation.groups import KNOWN_VALUES, NO_PROBES
+
+    known = KNOWN_VALUES if known is None else known
     ranks = np.asarray(ranks)
     if len(groups) != len(ranks):
         raise InputError(f"{len(groups)} group labels for {len(ranks)} probes")
     names = sorted({name for labels in groups for name in labels})
-    out: dict[str, dict[str, dict[str, float | int | list[float]]]] = {}
+    out: dict[str, dict[str, dict[str, float | int | list[float] | str | None]]] = {}
     for name in names:
-        values: dict[str, list[int]] = {}
+        values: dict[str, list[int]] = {v: [] for v in known.get(name, ())}
         for rank, labels in zip(ranks, groups):
             if name in labels:
                 values.setdefault(labels[name], []).append(int(rank))
         out[name] = {}
         for value in sorted(values):
+            if not values[value]:
+                out[name][value] = {
+                    "probes": 0,
+                    "rank1": None,
+                    "rank1_ci95": None,
+                    "status": NO_PROBES,
+                }
+                continue
             r = np.asarray(values[value])
             hits = int((r == 1).sum())
             lo, hi = wilson_interval(hits, len(r))
@@ -212,6 +243,9 @@ class IdentificationMetrics:
     rank_rates: dict[int, float]
     tar: dict[float, float | None]
     groups: dict = field(default_factory=dict)
+    group_fairness: dict = field(default_factory=dict)
+    """Per group name: the rank-1 gap with its bootstrap interval and FMR/FNMR per value
+    at the overall FMR 1e-2 threshold (:func:`facefit.evaluation.groups.group_report`)."""
     genuine_mean: float | None = None
     impostor_mean: float | None = None
     scoring: str = "photo"
@@ -234,6 +268,7 @@ class IdentificationMetrics:
             "genuine_mean": _round(self.genuine_mean),
             "impostor_mean": _round(self.impostor_mean),
             "groups": self.groups,
+            "group_fairness": self.group_fairness,
         }
 
 
@@ -265,6 +300,8 @@ def identification_metrics(
     measured at person level: on :func:`person_scores`, so genuine is the best score of
     the true person's photos and the impostors are one best score per other person.
     """
+    from facefit.evaluation.groups import group_report
+
     scoring = "photo"
     if persons is not None:
         scores, truth = person_scores(scores, truth, persons)
@@ -287,6 +324,11 @@ def identification_metrics(
         rank_rates={k: float(curve[k - 1]) if len(truth) else math.nan for k in ranks},
         tar={far: tar_at_far(genuine, impostor, far) for far in fars},
         groups=group_breakdown(probe_ranks, groups) if groups is not None else {},
+        group_fairness=(
+            group_report(scores, truth, probe_ranks, groups, failed=failed)
+            if groups is not None
+            else {}
+        ),
         genuine_mean=_finite_mean(genuine),
         impostor_mean=_finite_mean(impostor),
         scoring=scoring,

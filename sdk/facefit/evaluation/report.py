@@ -238,6 +238,8 @@ def _metrics_table(
 ) -> list[str]:
     head = ["mode", "probe set", "evidence", "probes", "failed"]
     head += ["rank-1", "rank-5", "rank-10", "TAR@FAR=1e-2", "TAR@FAR=1e-3"]
+    gapped = sorted({g for r in results if (m := _metrics_of(r, level)) for g in m.group_fairness})
+    head += [f"rank-1 gap ({g})" for g in gapped]
     if level == "photo":
         head.append("s/probe")
     if generating:
@@ -250,6 +252,7 @@ def _metrics_table(
         row = [r.mode, r.probe_set, _evidence(r), str(m.probes), str(m.failed)]
         row += [_pct(m.rank_rates[k]) for k in (1, 5, 10)]
         row += [_pct(m.tar[1e-2]), _pct(m.tar[1e-3])]
+        row += [_gap_cell(m.group_fairness.get(g, {}).get("rank1_gap")) for g in gapped]
         if level == "photo":
             row.append("—" if r.seconds_per_probe is None else f"{r.seconds_per_probe:.3f}")
         if generating:
@@ -274,13 +277,60 @@ def _group_table(results: list[ModeResult], level: str) -> list[str]:
             cell = _metrics_of(r, level).groups.get(g, {}).get(v)
             if cell is None:
                 cells.append("—")
+            elif not cell["probes"]:
+                cells.append("no probes")
             else:
                 lo, hi = cell["rank1_ci95"]
                 cells.append(
                     f"{_pct(cell['rank1'])} [{100 * lo:.0f}–{100 * hi:.0f}] n={cell['probes']}"
                 )
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + _error_rate_table(results, level)
+
+
+def _gap_cell(gap: dict | None) -> str:
+    """``11.6 pts [2.0–21.3] (male − female)``; ``—`` where no gap could be measured."""
+    if not gap or gap.get("gap") is None:
+        return "—"
+    lo, hi = gap["ci"]
+    return (
+        f"{100 * gap['gap']:.1f} pts [{100 * lo:.1f}–{100 * hi:.1f}] "
+        f"({gap['best']} − {gap['worst']})"
+    )
+
+
+def _error_rate_table(results: list[ModeResult], level: str) -> list[str]:
+    """FMR / FNMR per group value at the threshold giving the overall FMR target."""
+    rows = []
+    for r in results:
+        for name, block in sorted(_metrics_of(r, level).group_fairness.items()):
+            rates = block["error_rates"]
+            for value, cell in rates["by_value"].items():
+                if not cell["probes"]:
+                    fmr = fnmr = "no probes"
+                else:
+                    fmr, fnmr = _rate(cell["fmr"]), _rate(cell["fnmr"])
+                rows.append(f"| {r.label} | {name}: {value} | {cell['probes']} | {fmr} | {fnmr} |")
+    if not rows:
+        return []
+    target = next(
+        b["error_rates"]["fmr_target"]
+        for r in results
+        for b in _metrics_of(r, level).group_fairness.values()
+    )
+    return [
+        "",
+        f"False match / false non-match rate by group, {level} level, at the threshold that "
+        f"gives FMR {target:g} over all probes (impostor comparisons grouped by the probe):",
+        "",
+        "| mode · probe set | group | probes | FMR | FNMR |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
 
 
 def plot_cmc(run: EvalRun, path: str | Path) -> Path | None:
