@@ -460,12 +460,15 @@ def test_photo_check_pairs_skip_development_and_trained_identities(shared_data):
 
 def test_fs2k_training_pairs_never_include_the_development_split(shared_data):
     from facefit.persons import load_persons
-    from facefit.splits import fs2k_split
+    from facefit.splits import fs2k_calibration, fs2k_split, fs2k_training
 
     pairs = fs2k_training_pairs(shared_data)
     split = fs2k_split(shared_data)
     ids = {p.key.split("/", 1)[1] for p in pairs}
-    assert ids == set(split.train) and not ids & set(split.dev)
+    # the training pairs are the training split less the calibration slice
+    assert ids == set(fs2k_training(shared_data)) and ids < set(split.train)
+    assert not ids & set(split.dev) and not ids & set(fs2k_calibration(shared_data))
+    assert {p.gender for p in pairs} == {"female", "male"}
     # every pair has the committed grouping's person, and some persons have several pairs
     persons = load_persons(shared_data)
     assert all(p.person == persons.fs2k_person(p.key.split("/", 1)[1]) for p in pairs)

@@ -89,6 +89,13 @@ def _command() -> str:
     show_default=True,
     help="One class per person (pairs of one person share it) or per pair (for comparison).",
 )
+@click.option(
+    "--balance",
+    type=click.Choice(["none", "gender"]),
+    default="none",
+    show_default=True,
+    help="gender: every epoch draws an equal share of sketches from each gender.",
+)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
 @click.option("--force", is_flag=True, help="Overwrite a matcher already in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -107,6 +114,7 @@ def train_matcher(
     cache_dir,
     photo_samples,
     classes,
+    balance,
     threads,
     force,
     progress,
@@ -138,6 +146,7 @@ def train_matcher(
         val_pairs=val_pairs,
         photo_samples=photo_samples,
         classes=classes,
+        balance=balance,
         threads=threads,
     )
     if split:
@@ -146,9 +155,14 @@ def train_matcher(
     def report(row: dict) -> None:
         if "val_rank1" in row:
             loss = "" if row["epoch"] == 0 else f"loss {row['loss']:.3f}, "
+            groups = ", ".join(
+                f"{k.removeprefix('val_rank1_')} {100 * v:.1f}%"
+                for k, v in row.items()
+                if k.startswith("val_rank1_")
+            )
             click.echo(
                 f"epoch {row['epoch']}: {loss}validation rank-1 {100 * row['val_rank1']:.1f}%, "
-                f"MRR {row['val_mrr']:.3f}",
+                f"MRR {row['val_mrr']:.3f}" + (f" ({groups})" if groups else ""),
                 err=True,
             )
 

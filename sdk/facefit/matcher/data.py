@@ -76,6 +76,9 @@ class Pair:
     """True when both images are already aligned square crops (resized, not detected)."""
     person: str | None = None
     """The person shown (:mod:`facefit.persons`), when known: it may span identities."""
+    gender: str | None = None
+    """``"female"`` or ``"male"`` where the data says (FS2K's annotation), else None:
+    for group-balanced sampling and per-group validation."""
 
     @property
     def label(self) -> str:
@@ -127,6 +130,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
     default: :func:`facefit.persons.load_persons` of ``data_dir``, which refuses data
     the grouping was not made from).
     """
+    from facefit.attributes import fs2k_attributes
     from facefit.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations
 
     data_dir = Path(data_dir)
@@ -147,6 +151,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
                 sketch=folder / record["sketch"],
                 source="fs2k",
                 person=persons.fs2k_person(pair_id),
+                gender=fs2k_attributes(record, None).get("gender"),
             )
         )
     return pairs

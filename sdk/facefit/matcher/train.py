@@ -40,17 +40,29 @@ from facefit.matcher.data import AlignedPairs, Pair
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BALANCES",
     "CLASSES",
     "FitResult",
     "TrainSettings",
+    "balanced_rows",
     "class_labels",
+    "composition",
     "fit",
+    "group_rank1",
+    "pair_groups",
     "rank_metrics",
+    "sketch_ranks",
     "split_validation",
 ]
 
 CLASSES = ("person", "pair")
 """What a training class is: a person (its pairs share it) or a pair's own identity."""
+
+BALANCES = ("none", "gender")
+"""How an epoch draws its sketches: as the data has them, or an equal share per gender."""
+
+UNKNOWN_GROUP = "unknown"
+"""The group of a pair whose data states no gender (synthetic pairs)."""
 
 
 @dataclass
@@ -78,6 +90,11 @@ class TrainSettings:
     photo_samples: bool = False
     """Also classify the photos against their own proxies (default: sketches only, which
     matched better on the validation pairs without costing photo-to-photo matching)."""
+    balance: str = "none"
+    """``"gender"``: every epoch draws the same number of sketches from each gender
+    (pairs without one form their own group), the smaller groups' sketches repeated
+    and the larger groups' subsampled, epoch length unchanged; ``"none"``: each sketch
+    once per epoch."""
     m: float = 0.4
     h: float = 0.333
     s: float = 64.0
@@ -98,6 +115,8 @@ class TrainSettings:
             problems.append(f"val pairs must be >= 0, got {self.val_pairs}")
         if self.classes not in CLASSES:
             problems.append(f"classes must be one of {', '.join(CLASSES)}, got {self.classes!r}")
+        if self.balance not in BALANCES:
+            problems.append(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if problems:
             raise InputError("train-matcher: " + "; ".join(problems))
 
@@ -123,6 +142,8 @@ class FitResult:
     norm_stats: dict[str, float] = field(default_factory=dict)
     persons: int = 0
     """Distinct persons among the training pairs (each pair's :attr:`~Pair.label`)."""
+    composition: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Pairs per gender (:func:`composition`) of the ``train`` and ``val`` sides."""
 
 
 def rank_metrics(
@@ -135,6 +156,18 @@ def rank_metrics(
     ``persons`` (the person of each pair), at person level, as the harness scores it:
     a hit on any photo of the sketch's person counts, and each person takes one rank.
     """
+    ranks = sketch_ranks(sketches, photos, persons)
+    return {
+        "rank1": float((ranks == 1).mean()),
+        "rank5": float((ranks <= 5).mean()),
+        "mrr": float((1.0 / ranks).mean()),
+    }
+
+
+def sketch_ranks(
+    sketches: np.ndarray, photos: np.ndarray, persons: Sequence[str] | None = None
+) -> np.ndarray:
+    """Rank of each sketch's own photo (or person, with ``persons``), as :func:`rank_metrics`."""
     from facefit.evaluation.metrics import person_codes, true_ranks
     from facefit.evaluation.metrics import person_scores as by_person
 
@@ -145,12 +178,52 @@ def rank_metrics(
         columns = [str(i) for i in range(len(p))]
         codes = person_codes(columns, dict(zip(columns, persons, strict=True)))
         scores, truth = by_person(scores, truth, codes)
-    ranks = true_ranks(scores, truth)
-    return {
-        "rank1": float((ranks == 1).mean()),
-        "rank5": float((ranks <= 5).mean()),
-        "mrr": float((1.0 / ranks).mean()),
-    }
+    return true_ranks(scores, truth)
+
+
+def pair_groups(pairs: Sequence[Pair]) -> list[str]:
+    """Each pair's gender group (:data:`UNKNOWN_GROUP` where the data states none)."""
+    return [p.gender or UNKNOWN_GROUP for p in pairs]
+
+
+def composition(pairs: Sequence[Pair]) -> dict[str, int]:
+    """Pairs per gender group, e.g. ``{"female": 344, "male": 414}``."""
+    counts: dict[str, int] = {}
+    for group in pair_groups(pairs):
+        counts[group] = counts.get(group, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def group_rank1(ranks: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
+    """Rank-1 per group, and ``gap``: the best group's minus the worst's (two or more groups)."""
+    ranks, groups = np.asarray(ranks), np.asarray(groups)
+    out = {str(g): float((ranks[groups == g] == 1).mean()) for g in sorted(set(groups.tolist()))}
+    if len(out) >= 2:
+        out["gap"] = max(out.values()) - min(out.values())
+    return out
+
+
+def balanced_rows(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """One epoch's rows (``len(groups)`` of them), an equal share from every group.
+
+    A group with fewer rows than its share repeats whole shuffled passes over them and
+    fills the rest without repeats; a larger group is subsampled without repeats. The
+    rows come back shuffled.
+    """
+    groups = np.asarray(groups)
+    names = sorted(set(groups.tolist()))
+    if not names:
+        return np.zeros(0, np.int64)
+    shares = np.full(len(names), len(groups) // len(names))
+    shares[: len(groups) % len(names)] += 1
+    picked = []
+    for name, share in zip(names, shares):
+        members = np.flatnonzero(groups == name)
+        passes, rest = divmod(int(share), len(members))
+        picked += [rng.permutation(members) for _ in range(passes)]
+        picked.append(rng.permutation(members)[:rest])
+    rows = np.concatenate(picked)
+    return rows[rng.permutation(len(rows))]
 
 
 def class_labels(pairs: Sequence[Pair], classes: str = "person") -> tuple[list[str], np.ndarray]:
@@ -313,6 +386,8 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
     if len(identities) < 2:
         raise InputError(f"train-matcher: {len(identities)} training classes; need at least 2")
     val_persons = [data.pairs[i].label for i in val_idx]
+    train_groups = pair_groups(train_pairs)
+    val_groups = pair_groups([data.pairs[i] for i in val_idx])
 
     prefix = graph_prefix(base, settings.split)
     feature_start = time.perf_counter()
@@ -385,10 +460,12 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         row: dict[str, float] = {"epoch": epoch, "loss": loss}
         if len(val_idx):
             tail.eval()
-            metrics = rank_metrics(
+            ranks = sketch_ranks(
                 _embed(tail, val_sketches, device), _embed(tail, val_photos, device), val_persons
             )
-            row.update({f"val_{k}": v for k, v in metrics.items()})
+            row.update(val_rank1=float((ranks == 1).mean()), val_rank5=float((ranks <= 5).mean()))
+            row["val_mrr"] = float((1.0 / ranks).mean())
+            row.update({f"val_rank1_{k}": v for k, v in group_rank1(ranks, val_groups).items()})
         if check is not None:
             tail.eval()
             metrics = rank_metrics(_embed(tail, check[1], device), _embed(tail, check[0], device))
@@ -405,7 +482,14 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
     for epoch in range(1, settings.epochs + 1):
         tail.train()
         head.train()
-        order = samples[rng.permutation(len(samples))]
+        if settings.balance == "gender":
+            # the same draw for every domain: rows of samples are domain-major
+            picks = np.concatenate(
+                [d * len(rows) + balanced_rows(train_groups, rng) for d in range(len(domains))]
+            )
+            order = samples[picks[rng.permutation(len(picks))]]
+        else:
+            order = samples[rng.permutation(len(samples))]
         flips = rng.integers(0, 2, len(order))
         losses = []
         for b in range(steps_per_epoch):
@@ -455,6 +539,10 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         val_pairs=len(val_idx),
         norm_stats=norm_stats,
         persons=len({p.label for p in train_pairs}),
+        composition={
+            "train": composition(train_pairs),
+            "val": composition([data.pairs[i] for i in val_idx]),
+        },
     )
 
 
@@ -616,6 +704,8 @@ def train_matcher(
             "classes": result.classes,
             "classes_are": settings.classes,
             "persons": result.persons,
+            "composition": result.composition,
+            "balance": settings.balance,
             "persons_from": (
                 "facefit.persons (the committed grouping)" if persons is not None else None
             ),

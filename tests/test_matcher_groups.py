@@ -1,0 +1,83 @@
+"""The matcher's training by group: composition, group-balanced epochs, per-group validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facefit.errors import InputError
+from facefit.matcher.data import Pair
+from facefit.matcher.model import load_base
+from facefit.matcher.train import (
+    TrainSettings,
+    balanced_rows,
+    composition,
+    fit,
+    group_rank1,
+    pair_groups,
+)
+from tests.test_matcher import SPLIT, _face_data
+
+
+def _pairs(genders):
+    return [
+        Pair(f"fs2k/{i}", f"fs2k/{i}", None, None, "fs2k", gender=g) for i, g in enumerate(genders)
+    ]
+
+
+def test_composition_counts_pairs_per_gender_and_unknown():
+    pairs = _pairs(["female", "male", "male", None])
+    assert pair_groups(pairs) == ["female", "male", "male", "unknown"]
+    assert composition(pairs) == {"female": 1, "male": 2, "unknown": 1}
+
+
+def test_balanced_epoch_gives_every_group_an_equal_share():
+    # 2 women, 6 men, 8 rows per epoch: 4 each; each woman twice, 4 of the 6 men once
+    groups = ["female"] * 2 + ["male"] * 6
+    rows = balanced_rows(groups, np.random.default_rng(0))
+    assert len(rows) == 8
+    assert sorted(np.bincount(rows, minlength=8)[:2].tolist()) == [2, 2]
+    men = np.bincount(rows, minlength=8)[2:]
+    assert men.sum() == 4 and men.max() == 1
+
+
+def test_balanced_epoch_with_an_odd_count_differs_by_one():
+    rows = balanced_rows(["a", "b", "b", "b", "c"], np.random.default_rng(1))
+    counts = {g: sum(1 for r in rows if ["a", "b", "b", "b", "c"][r] == g) for g in "abc"}
+    assert sorted(counts.values()) == [1, 2, 2] and len(rows) == 5
+
+
+def test_group_rank1_and_gap():
+    out = group_rank1(np.array([1, 2, 1, 1]), ["female", "female", "male", "male"])
+    assert out == {"female": 0.5, "male": 1.0, "gap": 0.5}
+    assert group_rank1(np.array([1]), ["male"]) == {"male": 1.0}  # one group: no gap
+
+
+def test_unknown_balance_is_refused():
+    with pytest.raises(InputError, match="balance must be one of"):
+        TrainSettings(balance="age").check()
+
+
+def test_fit_reports_composition_and_per_group_validation(tmp_path):
+    from tests.test_matcher import write_tiny_sface
+
+    write_tiny_sface(tmp_path / "sface.onnx")
+    base = load_base(tmp_path / "sface.onnx")
+    data = _face_data(24)
+    data.pairs = [
+        Pair(p.key, p.identity, None, None, "fs2k", gender="female" if i % 3 == 0 else "male")
+        for i, p in enumerate(data.pairs)
+    ]
+    settings = TrainSettings(
+        epochs=2, lr=1e-3, batch_size=8, val_pairs=6, split=SPLIT, s=16.0, threads=1,
+        balance="gender",
+    )  # fmt: skip
+    result = fit(base, data, settings, cache_dir=tmp_path)
+    train, val = result.composition["train"], result.composition["val"]
+    assert sum(train.values()) == result.train_pairs and sum(val.values()) == result.val_pairs
+    assert train["female"] + val.get("female", 0) == 8
+    row = result.history[-1]
+    groups = [k for k in row if k.startswith("val_rank1_") and k != "val_rank1_gap"]
+    assert groups and all(0 <= row[k] <= 1 for k in groups)
+    # balanced: the epoch has as many samples as there are training sketches
+    assert result.steps == 2 * -(-result.train_pairs // 8)
