@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facefit.augment.inputs import Mugshot
-from facefit.augment.plan import AugmentSettings, Job, Shard
-from facefit.augment.run import AugmentReport, check_any_kept, prepare_job
+from facefit.augment.plan import AugmentSettings, Job, Shard, planned_sketches
+from facefit.augment.run import AugmentReport, Mugshots, check_any_kept, prepare_job, progress_bar
 from facefit.augment.store import OutputFolder
 from facefit.errors import FacefitError, InputError
 
@@ -72,6 +71,7 @@ def make_shard(job: Job, shard: Shard, out: str, threads: int = 0) -> dict[str, 
         "mugshots": len(shard.mugshots),
         "kept": len(unit["records"]),
         "dropped": len(unit["dropped"]),
+        "sketches": planned_sketches(job.settings, shard.mugshots),
         "device": unit.get("device"),
         "host": unit.get("host"),
     }
@@ -84,7 +84,7 @@ def _task_error(exc: BaseException) -> BaseException:
 
 
 def augment_ray(
-    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    mugshots: Mugshots,
     out: str | os.PathLike[str],
     settings: AugmentSettings | None = None,
     *,
@@ -99,6 +99,7 @@ def augment_ray(
     progress: bool = True,
     registry: Any = None,
     verify: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> AugmentReport:
     """Run an augmentation job as Ray tasks, one per unfinished shard; then merge.
 
@@ -110,10 +111,14 @@ def augment_ray(
     Ray for ``num_cpus`` CPUs (also its torch threads) and ``num_gpus`` GPUs;
     with ``num_gpus`` > 0 and ``device="auto"`` the workers use their GPU.
     ``registry`` serves the driver's planning only: workers load the installed
-    plugins. ``verify`` as for :func:`~facefit.augment.run.augment`.
+    plugins. ``verify`` and ``data_dir`` as for :func:`~facefit.augment.run.augment`.
+    With GPUs asked for, backend ``auto`` means eager (the driver cannot tell whether
+    the workers' ONNX Runtime has CUDA).
     """
     ray = _ray()
     settings = settings or AugmentSettings()
+    if num_gpus > 0 and settings.backend == "auto":
+        settings = replace(settings, backend="eager")
     start = time.perf_counter()
     job, folder, _ = prepare_job(
         mugshots,
@@ -123,6 +128,7 @@ def augment_ray(
         image_column=image_column,
         identity_column=identity_column,
         registry=registry,
+        data_dir=data_dir,
     )
     pending = folder.pending(job, verify=verify)
     out_path = str(Path(out).resolve())
@@ -168,13 +174,7 @@ def _run_tasks(
     job_ref = ray.put(job.for_worker())
     threads = max(1, int(num_cpus))
     waiting = {task.remote(job_ref, shard, out, threads): shard for shard in pending}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        total = sum(len(s.mugshots) for s in job.shards)
-        bar = tqdm(total=total, desc="augmenting (ray)", unit="mugshot")
-        bar.update(total - sum(len(s.mugshots) for s in pending))
+    bar = progress_bar(job, pending, "augmenting (ray)") if progress else None
     devices: set[str] = set()
     kept = dropped = 0
     try:
@@ -194,7 +194,7 @@ def _run_tasks(
                 dropped += summary["dropped"]
                 if bar is not None:
                     bar.set_postfix(kept=kept, dropped=dropped)
-                    bar.update(summary["mugshots"])
+                    bar.update(summary["sketches"])
     finally:
         if bar is not None:
             bar.close()

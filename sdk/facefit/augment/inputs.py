@@ -1,6 +1,6 @@
 """Which mugshots to augment, and whose face each one shows.
 
-Three sources, read the way ``facefit gallery build`` reads them:
+Three sources of files, read the way ``facefit gallery build`` reads them:
 
 - a folder laid out ``DIR/<identity>/<image>`` (images deeper down belong to the
   first-level folder);
@@ -8,6 +8,11 @@ Three sources, read the way ``facefit gallery build`` reads them:
   paths relative to the folder; :func:`facefit.gallery.build.from_csv`);
 - a gallery directory made by ``facefit gallery build``: its metadata gives each
   face's source file and identity.
+
+And the photos the sketch matcher trains on, from a data folder
+(:class:`TrainingPhotos`: the CelebA training identities and the FS2K training
+pairs of :mod:`facefit.splits`). With a data folder known, every mugshot is checked
+against what it holds out (:class:`HeldOut`, :func:`refuse_held_out`).
 
 Every mugshot gets a *key*: its path relative to the input folder (for a gallery,
 the source path as stored). Keys, not the order of a listing, name the output
@@ -25,7 +30,15 @@ from typing import Any
 
 from facefit.errors import InputError
 
-__all__ = ["Mugshot", "is_gallery", "read_mugshots"]
+__all__ = [
+    "TRAINING_SOURCES",
+    "HeldOut",
+    "Mugshot",
+    "TrainingPhotos",
+    "is_gallery",
+    "read_mugshots",
+    "refuse_held_out",
+]
 
 
 @dataclass(frozen=True)
@@ -132,3 +145,136 @@ def _gallery_faces(path: Path, registry: Any) -> list[tuple[Path, str, str]]:
             "the augmenter needs the original mugshots (rebuild the gallery from files)"
         )
     return [(Path(f.source), f.identity, Path(f.source).as_posix()) for f in faces]
+
+
+# -- the photos the sketch matcher trains on ---------------------------------------------------
+
+TRAINING_SOURCES = ("celeba-train", "fs2k-train")
+"""``celeba-train``: every photo of the CelebA training identities
+(:func:`facefit.splits.celeba_split` ``.train``); ``fs2k-train``: the FS2K photos the
+matcher trains on (:func:`facefit.splits.fs2k_training`: no development pair, no
+calibration pair)."""
+
+
+@dataclass(frozen=True)
+class TrainingPhotos:
+    """The training photos of a data folder (``../shared/data`` layout) as a source.
+
+    ``sources`` are names of :data:`TRAINING_SOURCES`. Identities are
+    ``celeba/<identity>`` and ``fs2k/<pair id>``; keys are paths relative to
+    ``data_dir`` (``celeba-subset/faces/000093.jpg``), so the matcher's reader finds
+    each sketch's source photo, and so its person, by file name.
+    """
+
+    data_dir: Path
+    sources: tuple[str, ...] = TRAINING_SOURCES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        names = tuple(dict.fromkeys(str(s).strip().lower() for s in self.sources))
+        unknown = [s for s in names if s not in TRAINING_SOURCES]
+        if unknown or not names:
+            raise InputError(
+                f"--source {', '.join(unknown) or '(none)'}: unknown; use "
+                f"{' or '.join(TRAINING_SOURCES)} (repeatable), with --data DIR"
+            )
+        object.__setattr__(self, "sources", names)
+
+    def mugshots(self) -> list[Mugshot]:
+        """The photos, sorted by (identity, key); the split is read from ``facefit.splits``."""
+        from facefit import splits
+
+        root = self.data_dir.resolve()
+        if not root.is_dir():
+            raise InputError(f"--data {self.data_dir}: not found; give the data folder")
+        found: list[Mugshot] = []
+        if "celeba-train" in self.sources:
+            rows = {r["image"]: r["celeba_identity"] for r in splits.load_celeba_rows(root)}
+            for image in splits.celeba_split(root).train:
+                key = f"{splits.CELEBA_DIR}/faces/{image}"
+                found.append(Mugshot(root / key, f"celeba/{rows[image]}", key))
+        if "fs2k-train" in self.sources:
+            records = {r["id"]: r for r in splits.load_fs2k_annotations(root)}
+            for pair_id in splits.fs2k_training(root):
+                key = f"{splits.FS2K_DIR}/{records[pair_id]['photo']}"
+                found.append(Mugshot(root / key, f"fs2k/{pair_id}", key))
+        return sorted(found, key=lambda m: (m.identity, m.key))
+
+    def describe(self) -> dict[str, Any]:
+        """The source as the job description records it (with the split's fingerprints)."""
+        from facefit import splits
+
+        root = self.data_dir.resolve()
+        split: dict[str, str] = {}
+        if "celeba-train" in self.sources:
+            split["celeba_dev"] = splits.celeba_split(root).fingerprint
+        if "fs2k-train" in self.sources:
+            split["fs2k_dev"] = splits.fs2k_split(root).fingerprint
+            split["fs2k_calibration"] = splits.fingerprint(splits.fs2k_calibration(root))
+        return {"kind": "training-photos", "data": str(root), "sources": list(self.sources),
+                "split": split}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What no augmentation may draw from: the development split and the calibration slice.
+
+    ``fs2k_dev``/``fs2k_calibration`` are FS2K pair ids, ``celeba_images`` CelebA image
+    file names of the development identities, ``celeba_identities`` those identities.
+    """
+
+    fs2k_dev: frozenset[str] = frozenset()
+    fs2k_calibration: frozenset[str] = frozenset()
+    celeba_images: frozenset[str] = frozenset()
+    celeba_identities: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, data_dir: str | os.PathLike[str]) -> HeldOut:
+        """The held-out items of a data folder (whichever of FS2K and CelebA it has)."""
+        from facefit import splits
+
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise InputError(f"--data {data_dir}: not found; give the data folder")
+        fs2k_dev = fs2k_calibration = celeba_images = celeba_identities = frozenset()
+        if (root / splits.FS2K_DIR / "annotations.json").is_file():
+            fs2k_dev = frozenset(splits.fs2k_split(root).dev)
+            fs2k_calibration = frozenset(splits.fs2k_calibration(root))
+        if (root / splits.CELEBA_DIR / "identities.csv").is_file():
+            celeba_images = frozenset(splits.celeba_split(root).dev)
+            celeba_identities = frozenset(splits.dev_celeba_identities(root))
+        return cls(fs2k_dev, fs2k_calibration, celeba_images, celeba_identities)
+
+    def reason(self, mugshot: Mugshot) -> str | None:
+        """Why ``mugshot`` is held out, or None. Matched by file name (as the matcher's
+        reader matches synthetic sources) and by a ``celeba/<identity>`` identity."""
+        name = mugshot.path.name
+        stem = mugshot.path.stem
+        if stem in self.fs2k_dev:
+            return f"FS2K development pair {stem}"
+        if stem in self.fs2k_calibration:
+            return f"FS2K calibration pair {stem}"
+        if name in self.celeba_images:
+            return f"CelebA development image {name}"
+        prefix, _, identity = mugshot.identity.partition("/")
+        if prefix == "celeba" and identity in self.celeba_identities:
+            return f"CelebA development identity {identity}"
+        return None
+
+
+def refuse_held_out(mugshots: list[Mugshot], held: HeldOut) -> None:
+    """Raise :class:`InputError` when any mugshot is a development or calibration item.
+
+    Synthetic sketches train the matcher, so drawing them from a held-out photo
+    would leak it into training (:mod:`facefit.splits`).
+    """
+    bad = [(m, why) for m in mugshots if (why := held.reason(m)) is not None]
+    if bad:
+        shown = "; ".join(f"{m.key}: {why}" for m, why in bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise InputError(
+            f"{len(bad)} of the {len(mugshots)} mugshots are held out ({shown}{more}); "
+            "sketches for matcher training must never be drawn from the development split "
+            "or the calibration slice: leave them out, or use --source celeba-train / "
+            "fs2k-train"
+        )

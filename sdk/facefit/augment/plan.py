@@ -16,6 +16,16 @@ same batches and gives the same bytes.
 ``k`` is drawn from the identity's ``k mod M``-th usable mugshot (``M`` of them, in
 key order), in variant ``k mod V`` of the ``V`` (style, prompt) combinations
 (styles vary fastest), with the seed :func:`sample_seed` ``(seed, I, key, k)``.
+With ``per_mugshot`` ``R`` instead, *every* usable mugshot gets ``R × V`` samples
+``k = 0 … RV-1`` of its own, sample ``k`` in variant ``k mod V`` (so each mugshot
+is drawn in every style), seeded ``(seed, I, key, k)``: a mugshot's samples do not
+depend on which other mugshots of its identity have a face.
+
+**Conditions.** The identity embedding of the mugshot always conditions the
+generator; where the generator takes a reference image (``reference_image`` in its
+``config.json``, generator v2) the mugshot's aligned crop goes in too, unless
+``reference_image`` is off. :func:`generator_conditions` says which, and the job
+description records it.
 """
 
 from __future__ import annotations
@@ -30,19 +40,27 @@ from typing import Any
 
 from facefit.augment.inputs import Mugshot
 from facefit.errors import InputError
+from facefit.images import open_regular
 
 __all__ = [
     "AugmentSettings",
     "Job",
+    "Sample",
     "Shard",
     "Variant",
+    "generator_conditions",
+    "identity_samples",
     "parse_styles",
     "plan_job",
+    "planned_sketches",
+    "resolve_backend",
     "sample_seed",
     "style_number",
 ]
 
 ANY_STYLE = "any"
+BACKENDS = ("auto", "onnxruntime", "eager")
+"""Denoiser backends a job may name; ``auto`` is ONNX Runtime where it runs, else eager."""
 
 
 def parse_styles(text: str | Sequence[str | int]) -> tuple[str, ...]:
@@ -104,15 +122,20 @@ class Variant:
 class AugmentSettings:
     """Everything that decides what an augmentation job makes.
 
-    ``per_identity`` sketches are made for each identity; ``styles`` are generator
-    domain names (see :func:`parse_styles`); ``style_prompts`` are free-text
-    descriptions given as text evidence. ``min_identity_cosine`` is the quality
+    ``per_identity`` sketches are made for each identity, or, with ``per_mugshot``
+    ``R`` ≥ 1, ``R`` per style (and prompt) for *every* mugshot (``per_identity`` is
+    then unused); ``styles`` are generator domain names (see :func:`parse_styles`);
+    ``style_prompts`` are free-text descriptions given as text evidence.
+    ``reference_image`` gives the mugshot's aligned crop to generators that take a
+    reference image (off: the identity embedding only, for ablations). ``min_identity_cosine`` is the quality
     filter: a sketch whose face-encoder cosine to its mugshot is lower is dropped.
     ``batch_size`` is images per sampler call; ``shard_size`` identities per shard.
     ``detector``/``filter_encoder`` name the plugins that align the mugshots and
     score the sketches (YuNet and SFace); ``clip`` is a CLIP checkpoint, needed (and
-    accepted) only for a generator trained on CLIP identity embeddings. ``device``
-    does not change the job (it is not in the fingerprint).
+    accepted) only for a generator trained on CLIP identity embeddings. ``backend``
+    is the denoiser backend (``auto``: ONNX Runtime where it runs, resolved by
+    :func:`plan_job`; it is part of the job, since backends round differently).
+    ``device`` does not change the job (it is not in the fingerprint).
     """
 
     per_identity: int = 4
@@ -129,11 +152,22 @@ class AugmentSettings:
     detector: str = "yunet"
     filter_encoder: str = "sface"
     clip: str | None = None
+    per_mugshot: int = 0
+    reference_image: bool = True
+    backend: str = "auto"
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
         checks = [
             (self.per_identity >= 1, f"--per-identity must be at least 1, got {self.per_identity}"),
+            (
+                self.per_mugshot >= 0,
+                f"--per-mugshot must be 0 (off) or more, got {self.per_mugshot}",
+            ),
+            (
+                self.backend in BACKENDS,
+                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}",
+            ),
             (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.shard_size >= 1, f"--shard-size must be at least 1, got {self.shard_size}"),
@@ -152,6 +186,7 @@ class AugmentSettings:
         object.__setattr__(self, "style_prompts", prompts)
         object.__setattr__(self, "guidance", float(self.guidance))
         object.__setattr__(self, "min_identity_cosine", float(self.min_identity_cosine))
+        object.__setattr__(self, "reference_image", bool(self.reference_image))
 
     @property
     def variants(self) -> tuple[Variant, ...]:
@@ -171,6 +206,45 @@ class AugmentSettings:
         data["styles"] = tuple(data["styles"])
         data["style_prompts"] = tuple(data.get("style_prompts", ()))
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sketch to draw: from which usable mugshot (its index), in which variant."""
+
+    mugshot: int
+    variant: Variant
+    number: int
+    """``k``: the sample's number within its identity (``per_identity``) or its mugshot."""
+    seed: int
+
+
+def identity_samples(settings: AugmentSettings, identity: str, keys: Sequence[str]) -> list[Sample]:
+    """The samples of ``identity`` whose usable mugshots (a face was found) have ``keys``,
+    in key order: the rule of this module's docstring."""
+    variants = settings.variants
+    if not keys:
+        return []
+    if settings.per_mugshot:
+        count = settings.per_mugshot * len(variants)
+        return [
+            Sample(m, variants[k % len(variants)], k, sample_seed(settings.seed, identity, key, k))
+            for m, key in enumerate(keys)
+            for k in range(count)
+        ]
+    out = []
+    for k in range(settings.per_identity):
+        m = k % len(keys)
+        seed = sample_seed(settings.seed, identity, keys[m], k)
+        out.append(Sample(m, variants[k % len(variants)], k, seed))
+    return out
+
+
+def planned_sketches(settings: AugmentSettings, mugshots: Sequence[Mugshot]) -> int:
+    """How many sketches ``mugshots`` ask for if every one has a face (for progress)."""
+    if settings.per_mugshot:
+        return settings.per_mugshot * len(settings.variants) * len(mugshots)
+    return settings.per_identity * len({m.identity for m in mugshots})
 
 
 @dataclass(frozen=True)
@@ -235,8 +309,13 @@ def job_fingerprint(description: dict[str, Any]) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a regular file; :class:`InputError` for a missing file, a FIFO…
+
+    Opened with :func:`facefit.images.open_regular`, so a FIFO named like an image
+    is refused instead of hanging the planning.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, "mugshot") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -287,6 +366,38 @@ def check_identity_encoder(model_dir: Path, config: dict[str, Any], settings: Au
     return encoder
 
 
+def generator_conditions(config: dict[str, Any], settings: AugmentSettings) -> list[str]:
+    """The conditions the job gives the generator: ``identity`` (the mugshot's
+    embedding), ``reference_image`` (its aligned crop, where the generator takes one
+    and ``settings.reference_image`` is on), ``text`` (with style prompts), ``domain``."""
+    used = ["identity"]
+    if config.get("reference_image") and settings.reference_image:
+        used.append("reference_image")
+    if settings.style_prompts:
+        used.append("text")
+    return [*used, "domain"]
+
+
+def resolve_backend(settings: AugmentSettings, registry: Any) -> str:
+    """The denoiser backend the job runs: ``settings.backend``, with ``auto`` resolved to
+    ``onnxruntime`` where that plugin is registered and ONNX Runtime runs on the job's
+    device, else ``eager``. A named backend that is not registered is a clear error."""
+    if settings.backend != "auto":
+        registry.entry("denoiser_backend", settings.backend)  # names the known ones if not
+        return settings.backend
+    if "onnxruntime" not in registry.list("denoiser_backend"):
+        return "eager"
+    from facefit.pipeline.components import resolve_device
+
+    try:
+        from facefit_runtime import onnxruntime_backend as ort_backend
+    except ImportError:
+        return "eager"
+    on_gpu = resolve_device(settings.device) != "cpu"
+    ok, _ = ort_backend.cuda_available() if on_gpu else ort_backend.available()
+    return "onnxruntime" if ok else "eager"
+
+
 def plugin_info(registry: Any, kind: str, name: str) -> dict[str, str]:
     entry = registry.entry(kind, name)
     return {
@@ -320,11 +431,12 @@ def plan_job(
     model_dir = resolve_model_dir(settings.model).resolve()
     config = read_model_config(model_dir)
     identity_encoder = check_identity_encoder(model_dir, config, settings)
+    settings = replace(settings, backend=resolve_backend(settings, registry))
     plugins = [
         plugin_info(registry, "face_detector", settings.detector),
         plugin_info(registry, "face_encoder", settings.filter_encoder),
         plugin_info(registry, "sampler", settings.sampler),
-        plugin_info(registry, "denoiser_backend", "eager"),
+        plugin_info(registry, "denoiser_backend", settings.backend),
     ]
     if identity_encoder != settings.filter_encoder:
         plugins.append(plugin_info(registry, "face_encoder", identity_encoder))
@@ -336,8 +448,8 @@ def plan_job(
     for mugshot in mugshots:
         try:
             digest = sha256_file(mugshot.path)
-        except OSError as exc:
-            why = "file not found" if isinstance(exc, FileNotFoundError) else str(exc.strerror)
+        except (InputError, OSError) as exc:
+            why = _unreadable(exc, mugshot.path)
             skipped.append({"key": mugshot.key, "identity": mugshot.identity, "reason": why})
             continue
         kept.append(mugshot)
@@ -368,6 +480,8 @@ def plan_job(
             "path": str(model_dir),
             "files": model_files(model_dir),
             "identity_encoder": identity_encoder,
+            "reference_image": bool(config.get("reference_image", False)),
+            "conditions": generator_conditions(config, settings),
         },
         "plugins": plugins,
         "source": source or {},
@@ -376,3 +490,11 @@ def plan_job(
     if settings.clip is not None:
         description["model"]["clip"] = _checkpoint_files(Path(settings.clip))
     return Job(settings, model_dir, shards, description, tuple(skipped))
+
+
+def _unreadable(exc: BaseException, path: Path) -> str:
+    """Why an input file could not be hashed, in a few words (for the skip list)."""
+    text = str(exc) if isinstance(exc, InputError) else str(exc.strerror)
+    if isinstance(exc, FileNotFoundError) or text.endswith("not found"):
+        return "file not found"
+    return text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text

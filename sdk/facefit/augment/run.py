@@ -9,12 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facefit.augment.inputs import Mugshot, read_mugshots
-from facefit.augment.plan import AugmentSettings, Job, plan_job
+from facefit.augment.inputs import (
+    HeldOut,
+    Mugshot,
+    TrainingPhotos,
+    read_mugshots,
+    refuse_held_out,
+)
+from facefit.augment.plan import AugmentSettings, Job, plan_job, planned_sketches
 from facefit.augment.store import OutputFolder
 from facefit.errors import InputError
 
-__all__ = ["AugmentReport", "augment", "prepare_job"]
+__all__ = ["AugmentReport", "Mugshots", "augment", "prepare_job"]
+
+Mugshots = str | os.PathLike[str] | Sequence[Mugshot] | TrainingPhotos
+"""What a job draws from: a folder or gallery, a list of mugshots, or a data folder's
+training photos."""
 
 
 @dataclass
@@ -38,7 +48,7 @@ class AugmentReport:
 
 
 def prepare_job(
-    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    mugshots: Mugshots,
     out: str | os.PathLike[str],
     settings: AugmentSettings,
     *,
@@ -46,16 +56,22 @@ def prepare_job(
     image_column: str | None = None,
     identity_column: str | None = None,
     registry: Any = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[Job, OutputFolder, bool]:
     """Read the inputs, plan the job and open ``out`` for it (started or resumed).
 
-    Returns the job, the output folder and whether the job had been started there before.
+    With ``data_dir`` (always, for :class:`TrainingPhotos`) a mugshot of the data
+    folder's development split or calibration slice is refused. Returns the job, the
+    output folder and whether the job had been started there before.
     """
     if registry is None:
         from facefit.registry import Registry
 
         registry = Registry.load()
-    if isinstance(mugshots, (str, os.PathLike)):
+    if isinstance(mugshots, TrainingPhotos):
+        listed, source = mugshots.mugshots(), mugshots.describe()
+        data_dir = mugshots.data_dir if data_dir is None else data_dir
+    elif isinstance(mugshots, (str, os.PathLike)):
         listed, kind = read_mugshots(
             mugshots,
             identities=identities,
@@ -68,8 +84,11 @@ def prepare_job(
             source["identities"] = str(Path(identities).resolve())
     else:
         listed, source = list(mugshots), {"kind": "list"}
-        if not listed:
-            raise InputError("no mugshots given")
+    if not listed:
+        raise InputError("no mugshots given")
+    if data_dir is not None:
+        refuse_held_out(listed, HeldOut.of(data_dir))
+        source["checked_against"] = str(Path(data_dir).resolve())
     job = plan_job(listed, settings, registry=registry, source=source)
     folder = OutputFolder(out)
     resumed = folder.open(job)
@@ -77,7 +96,7 @@ def prepare_job(
 
 
 def augment(
-    mugshots: str | os.PathLike[str] | Sequence[Mugshot],
+    mugshots: Mugshots,
     out: str | os.PathLike[str],
     settings: AugmentSettings | None = None,
     *,
@@ -89,12 +108,17 @@ def augment(
     max_shards: int | None = None,
     on_shard: Callable[[dict[str, Any]], None] | None = None,
     verify: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    threads: int = 0,
 ) -> AugmentReport:
     """Mugshots → an FS2K-format folder of synthetic sketches at ``out`` (resumable).
 
     ``mugshots`` is a folder (``DIR/<identity>/<image>``, or with ``identities`` a
-    CSV of image and identity), a gallery directory, or a list of
-    :class:`~facefit.augment.inputs.Mugshot`. Shards already committed in ``out``
+    CSV of image and identity), a gallery directory, a list of
+    :class:`~facefit.augment.inputs.Mugshot`, or
+    :class:`~facefit.augment.inputs.TrainingPhotos` (the photos the sketch matcher
+    trains on). With ``data_dir``, mugshots held out by that data folder's split are
+    refused. ``threads`` (> 0) sets the torch and ONNX Runtime threads. Shards already committed in ``out``
     are skipped. ``max_shards`` stops after making that many (the job stays
     unfinished, to be resumed; the report's manifest is then the running one).
     ``on_shard`` is called with each unit as it is committed. A committed shard
@@ -111,6 +135,7 @@ def augment(
         image_column=image_column,
         identity_column=identity_column,
         registry=registry,
+        data_dir=data_dir,
     )
     pending = folder.pending(job, verify=verify)
     done_before = len(job.shards) - len(pending)
@@ -120,25 +145,27 @@ def augment(
     if todo:
         from facefit.augment.worker import ShardRunner
 
-        runner = ShardRunner(job, registry=registry)
+        runner = ShardRunner(job, registry=registry, threads=threads)
         devices.append(runner.device)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            total = sum(len(s.mugshots) for s in job.shards)
-            bar = tqdm(total=total, desc="augmenting", unit="mugshot")
-            bar.update(total - sum(len(s.mugshots) for s in pending))
+        bar = progress_bar(job, pending, "augmenting") if progress else None
         kept = dropped = 0
         try:
             for shard in todo:
-                unit = runner.run(shard, folder)
+                drawn = 0
+
+                def advance(n: int) -> None:
+                    nonlocal drawn
+                    drawn += n
+                    if bar is not None:
+                        bar.update(n)
+
+                unit = runner.run(shard, folder, on_sketches=advance)
                 made += 1
                 kept += len(unit["records"])
                 dropped += len(unit["dropped"])
-                if bar is not None:
+                if bar is not None:  # mugshots without a face asked for sketches not drawn
+                    bar.update(planned_sketches(job.settings, shard.mugshots) - drawn)
                     bar.set_postfix(kept=kept, dropped=dropped)
-                    bar.update(len(shard.mugshots))
                 if on_shard is not None:
                     on_shard(unit)
         finally:
@@ -149,6 +176,16 @@ def augment(
     manifest = folder.merge(job, seconds=time.perf_counter() - start, devices=devices)
     check_any_kept(job, manifest)
     return AugmentReport(Path(out), job, made, done_before, manifest)
+
+
+def progress_bar(job: Job, pending: Sequence[Any], desc: str) -> Any:
+    """A tqdm bar counting the job's sketches, the finished shards' already filled in."""
+    from tqdm import tqdm
+
+    total = planned_sketches(job.settings, job.mugshots)
+    bar = tqdm(total=total, desc=desc, unit="sketch", smoothing=0.05)
+    bar.update(total - sum(planned_sketches(job.settings, s.mugshots) for s in pending))
+    return bar
 
 
 def check_any_kept(job: Job, manifest: dict[str, Any]) -> None:

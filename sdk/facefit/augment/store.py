@@ -244,12 +244,13 @@ class OutputFolder:
                     "identities_without_sketches": sum(
                         1 for e in per_identity.values() if e["kept"] == 0
                     ),
-                    "requested": settings.per_identity * len(per_identity),
+                    "requested": _requested(job, len(per_identity)),
                     "generated": len(records) + len(dropped),
                     "kept": len(records),
                     "dropped": len(dropped),
                     "min_identity_cosine": settings.min_identity_cosine,
                 },
+                "per_style": _per_style(records, dropped),
                 "per_identity": dict(sorted(per_identity.items())),
                 "dropped": dropped,
                 "skipped": skipped,
@@ -272,6 +273,25 @@ class OutputFolder:
         )
         self.write_manifest(manifest)
         return manifest
+
+
+def _per_style(records: list[dict], dropped: list[dict]) -> dict[str, dict[str, int]]:
+    """Kept and dropped sketches by FS2K style (``-1``: the model's choice)."""
+    out: dict[str, dict[str, int]] = {}
+    for what, items in (("kept", records), ("dropped", dropped)):
+        for item in items:
+            entry = out.setdefault(str(item["style"]), {"kept": 0, "dropped": 0})
+            entry[what] += 1
+    return dict(sorted(out.items()))
+
+
+def _requested(job: Job, identities: int) -> int:
+    """Sketches the job asked for, counting mugshots that turned out unusable."""
+    settings = job.settings
+    if settings.per_mugshot:
+        mugshots = len(job.mugshots) + len(job.skipped)
+        return settings.per_mugshot * len(settings.variants) * mugshots
+    return settings.per_identity * identities
 
 
 def _now() -> str:

@@ -6,6 +6,12 @@ makes. :func:`sample_batch` is the sampler loop of :mod:`facefit_plugins.sampler
 with one piece of evidence *per image* instead of one per call, so the sketches of
 several mugshots, in several styles, come from one batched denoiser call per step;
 image ``i`` starts from the noise of its own seed, as in the samplers.
+
+The conditions of a sketch are the mugshot's identity embedding and, for a
+generator that takes a reference image (v2), the mugshot's aligned crop as that
+image (:func:`facefit.generator.conditions.reference_condition`, as the loop's
+steering passes a face), plus the style (domain) and any prompt. Guidance is
+against the same evidence with the reference and the text removed (the style stays).
 """
 
 from __future__ import annotations
@@ -15,13 +21,21 @@ import logging
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facefit.augment.plan import Job, Shard, Variant, sample_seed, style_number
+from facefit.augment.plan import (
+    Job,
+    Shard,
+    Variant,
+    generator_conditions,
+    identity_samples,
+    style_number,
+)
 from facefit.augment.store import OutputFolder
 from facefit.errors import InputError
 from facefit.types import MODALITIES, Condition, Evidence
@@ -202,18 +216,33 @@ class ShardRunner:
                 registry=registry,
                 image_size=self.model.image_size,
             )
-        self.backend = registry.create_denoiser_backend("eager", model=self.model.denoiser)
+        self.backend = self._backend(registry, threads)
         self.sampler = registry.create_sampler(settings.sampler, generator=self.model)
+        self.uses_reference_image = "reference_image" in generator_conditions(
+            dict(model_config), settings
+        )
         self._prompt_conditions: dict[str, Condition] = {}
+
+    def _backend(self, registry: Any, threads: int) -> Any:
+        """The job's denoiser backend; ONNX Runtime exported for this job's batch size
+        (the conditional and null halves together) into the engine cache, once."""
+        name = self.job.settings.backend
+        options: dict[str, Any] = {}
+        if name == "onnxruntime":
+            largest = self.job.settings.batch_size * (2 if self.job.settings.guidance != 1 else 1)
+            options["batch"] = (1, largest, largest)
+            if threads > 0:
+                options["threads"] = threads
+        return registry.create_denoiser_backend(name, model=self.model.denoiser, **options)
 
     # -- conditions -----------------------------------------------------------------------
 
-    def _conditions(self, vector: np.ndarray, variant: Variant) -> list[Condition]:
-        import torch
+    def _conditions(self, face: _Face, variant: Variant) -> list[Condition]:
+        from facefit.generator.conditions import domain_condition, reference_condition
 
-        from facefit.generator.conditions import domain_condition
-
-        conditions = [Condition("reference", tokens=torch.from_numpy(vector[None].copy()))]
+        image = face.photo if self.uses_reference_image else None
+        dim = int(self.model.config.identity_dim)
+        conditions = [reference_condition(face.identity_vector, image, self.model.image_size, dim)]
         if variant.prompt is not None:
             if variant.prompt not in self._prompt_conditions:
                 assert self.text is not None
@@ -228,7 +257,7 @@ class ShardRunner:
 
         cond, null = [], []
         for face, variant in items:
-            conditions = self._conditions(face.identity_vector, variant)
+            conditions = self._conditions(face, variant)
             cond.append(self.model.conditions_to_tensors(conditions))
             nulled = [c.null() if c.modality in MODALITIES else c for c in conditions]
             null.append(self.model.conditions_to_tensors(nulled))
@@ -269,8 +298,17 @@ class ShardRunner:
 
     # -- a shard --------------------------------------------------------------------------
 
-    def run(self, shard: Shard, out: OutputFolder) -> dict[str, Any]:
-        """Make ``shard`` and commit it to ``out``; returns its unit (records, drops, skips)."""
+    def run(
+        self,
+        shard: Shard,
+        out: OutputFolder,
+        on_sketches: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Make ``shard`` and commit it to ``out``; returns its unit (records, drops, skips).
+
+        ``on_sketches`` is called with the number of sketches of each sampler call as
+        it finishes (a progress bar).
+        """
         settings = self.job.settings
         start = time.perf_counter()
         skipped: list[dict[str, str]] = []
@@ -279,16 +317,12 @@ class ShardRunner:
         by_identity: dict[str, list[_Face]] = {}
         for face in faces:
             by_identity.setdefault(face.mugshot.identity, []).append(face)
-        variants = settings.variants
         work = []  # (face, variant, sample, seed), in shard order
         for identity in shard.identities:
             usable = by_identity.get(identity, [])
-            if not usable:
-                continue
-            for k in range(settings.per_identity):
-                face = usable[k % len(usable)]
-                seed = sample_seed(settings.seed, identity, face.mugshot.key, k)
-                work.append((face, variants[k % len(variants)], k, seed))
+            keys = [face.mugshot.key for face in usable]
+            for s in identity_samples(settings, identity, keys):
+                work.append((usable[s.mugshot], s.variant, s.number, s.seed))
 
         images = []
         for begin in range(0, len(work), settings.batch_size):
@@ -306,6 +340,8 @@ class ShardRunner:
                     guidance=settings.guidance,
                 )
             )
+            if on_sketches is not None:
+                on_sketches(len(chunk))
         generated = time.perf_counter()
         sketches = np.concatenate(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
         cosines = np.zeros(len(work), np.float32)
@@ -356,6 +392,7 @@ class ShardRunner:
             "aligned": {f.mugshot.key: f.how for f in faces},
             "files": files,
             "device": self.device,
+            "backend": self.job.settings.backend,
             "host": socket.gethostname(),
             "seconds": {
                 "align_embed": round(aligned - start, 3),

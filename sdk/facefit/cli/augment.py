@@ -3,6 +3,8 @@
 facefit augment mugshots/ --out sketches/ --per-identity 6 --styles 0,2
 facefit augment photos/ --identities ids.csv --out sketches/ --style-prompt "a man with a beard"
 facefit augment mugshots.gallery --out sketches/ --ray auto        # on a Ray cluster
+facefit augment --source celeba-train --source fs2k-train --data ../shared/data \
+    --per-mugshot 1 --out out/synthetic                             # the matcher's photos
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def _summary(report: Any) -> None:
         f"{counts['mugshots']} mugshots ({report.made} shards made now, "
         f"{report.already_done} already done)"
     )
+    styles = manifest.get("per_style", {})
+    if styles:
+        shown = ", ".join(
+            f"style {s}: kept {e['kept']}, dropped {e['dropped']}" for s, e in styles.items()
+        )
+        click.echo(f"  by style: {shown}")
+    conditions = report.job.description["model"].get("conditions")
+    if conditions:
+        click.echo(f"  conditions: {', '.join(conditions)}; backend {report.job.settings.backend}")
     dropped = report.dropped_by_identity
     if dropped:
         shown = ", ".join(f"{i} {n}" for i, n in list(dropped.items())[:LISTED])
@@ -52,7 +63,25 @@ def _summary(report: Any) -> None:
 
 
 @click.command("augment")
-@click.argument("mugshots", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "mugshots", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(["celeba-train", "fs2k-train"]),
+    help="Instead of MUGSHOTS: the photos the sketch matcher trains on, from --data "
+    "(every photo of the CelebA training identities; the FS2K training pairs without "
+    "the calibration slice). Repeat for both.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The data folder (../shared/data): read by --source, and with MUGSHOTS used to "
+    "refuse any development or calibration photo.",
+)
 @click.option(
     "--out",
     required=True,
@@ -69,6 +98,12 @@ def _summary(report: Any) -> None:
 @click.option("--identity-column", help="CSV column of identities (default: identity, name…).")
 @click.option(
     "--per-identity", default=4, show_default=True, help="Sketches to make for each identity."
+)
+@click.option(
+    "--per-mugshot",
+    default=0,
+    show_default=True,
+    help="Instead of --per-identity: this many sketches per style of EVERY mugshot.",
 )
 @click.option(
     "--styles",
@@ -104,6 +139,20 @@ def _summary(report: Any) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="CLIP checkpoint, for a generator trained on CLIP identity embeddings only.",
 )
+@click.option(
+    "--no-reference-image",
+    is_flag=True,
+    help="Condition on the identity embedding only, even where the generator takes the "
+    "mugshot as a reference image (an ablation).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnxruntime", "eager"]),
+    default="auto",
+    show_default=True,
+    help="Denoiser backend; auto: ONNX Runtime where it runs (exported once into the cache).",
+)
+@click.option("--threads", default=0, show_default=True, help="CPU threads (0: torch's default).")
 @click.option("--detector", default="yunet", show_default=True, help="Face detector plugin.")
 @click.option(
     "--encoder", default="sface", show_default=True, help="Face encoder of the quality filter."
@@ -127,11 +176,14 @@ def _summary(report: Any) -> None:
 def augment_command(
     ctx,
     mugshots,
+    sources,
+    data_dir,
     out,
     identities,
     image_column,
     identity_column,
     per_identity,
+    per_mugshot,
     styles,
     style_prompts,
     model,
@@ -144,6 +196,9 @@ def augment_command(
     shard_size,
     sampler,
     clip,
+    no_reference_image,
+    backend,
+    threads,
     detector,
     encoder,
     ray_address,
@@ -152,18 +207,36 @@ def augment_command(
     verify,
     no_progress,
 ) -> None:
-    """Make synthetic sketches of the mugshots in MUGSHOTS (a folder or a gallery).
+    """Make synthetic sketches of the mugshots in MUGSHOTS (a folder or a gallery),
+    or of the matcher's training photos (--source … --data DIR).
 
-    Each mugshot's face is aligned and its SFace embedding conditions the generator,
-    which draws --per-identity sketches per identity in the --styles; sketches whose
-    identity cosine to the mugshot is below --min-identity-cosine are dropped. The
-    result is an FS2K-format folder (photo/, sketch/, annotations.json) with a
-    manifest.json of provenance. An interrupted run resumes where it stopped.
+    Each mugshot's face is aligned; its SFace embedding, and for a generator that
+    takes one (v2) its aligned crop as the reference image, condition the generator,
+    which draws --per-identity sketches per identity (or --per-mugshot per style of
+    every mugshot) in the --styles; sketches whose identity cosine to the mugshot is
+    below --min-identity-cosine are dropped. The result is an FS2K-format folder
+    (photo/, sketch/, annotations.json) with a manifest.json of provenance. An
+    interrupted run resumes where it stopped.
     """
+    from facefit.augment.inputs import TrainingPhotos
     from facefit.augment.plan import AugmentSettings
+    from facefit.errors import InputError
 
+    if sources and mugshots is not None:
+        raise InputError("give MUGSHOTS or --source, not both")
+    if sources and data_dir is None:
+        raise InputError("--source reads the data folder: add --data DIR (../shared/data)")
+    if not sources and mugshots is None:
+        raise InputError(
+            "give MUGSHOTS (a folder or gallery) or --source celeba-train/fs2k-train --data DIR"
+        )
+    if sources:
+        mugshots = TrainingPhotos(data_dir, tuple(sources))
     settings = AugmentSettings(
         per_identity=per_identity,
+        per_mugshot=per_mugshot,
+        reference_image=not no_reference_image,
+        backend=backend,
         styles=styles,
         style_prompts=tuple(style_prompts),
         model=model,
@@ -184,6 +257,7 @@ def augment_command(
         "image_column": image_column,
         "identity_column": identity_column,
         "verify": verify,
+        "data_dir": data_dir,
     }
     registry = _registry(ctx)
     if ray_address is not None:
@@ -204,6 +278,12 @@ def augment_command(
         from facefit.augment.run import augment
 
         report = augment(
-            mugshots, out, settings, registry=registry, progress=not no_progress, **inputs
+            mugshots,
+            out,
+            settings,
+            registry=registry,
+            progress=not no_progress,
+            threads=threads,
+            **inputs,
         )
     _summary(report)
