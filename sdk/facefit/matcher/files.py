@@ -13,7 +13,8 @@
 (:class:`facefit.onnx_torch.OnnxGraphModule` of the graph with the safetensors weights).
 :func:`resolve_matcher_dir` finds the directory the way :mod:`facefit.weights` finds
 model files: explicit path → pipeline config ``[weights]`` → ``FACEFIT_SKETCH_MATCHER_PATH``
-→ ``$FACEFIT_HOME/models/sketch-matcher``.
+→ ``$FACEFIT_HOME/models/sketch-matcher``, which is built from the matcher the package
+ships (:mod:`facefit.matcher.shipped`) on first use.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def resolve_matcher_dir(
     → ``$FACEFIT_HOME/models/sketch-matcher``.
 
     A directory given in the first three that does not hold a matcher is an error, never
-    silently replaced by the cache.
+    silently replaced by the cache. The cache's copy is built from the shipped matcher
+    (:func:`facefit.matcher.shipped.install_shipped`) when it is missing or was built from
+    another package version's layers; a matcher a user trained into it is kept.
     """
     from facefit.weights import cache_dir
 
@@ -75,6 +78,8 @@ def resolve_matcher_dir(
         found, how = Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR
     else:
         found, how = cache_dir() / name, "the model cache"
+        if name == MATCHER_NAME:
+            found = _cached_or_shipped(found)
         if not (found / CONFIG_FILE).is_file():
             raise WeightsNotFoundError(
                 f"no trained sketch matcher: no path given, no {ENV_VAR}, and nothing in "
@@ -86,6 +91,27 @@ def resolve_matcher_dir(
             f"sketch matcher {found} (from {how}) has no {CONFIG_FILE}; give the directory "
             "facefit train-matcher wrote (--out)"
         )
+    return found
+
+
+def _cached_or_shipped(found: Path) -> Path:
+    """The cache's matcher: one a user put there is kept; otherwise the shipped matcher is
+    built there on first use (or rebuilt from a newer package's layers)."""
+    from facefit.matcher.shipped import install_shipped
+
+    config = found / CONFIG_FILE
+    if config.is_file():
+        try:
+            own = "shipped" not in json.loads(config.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            own = False
+        if own:
+            return found
+    try:
+        install_shipped(found)
+    except WeightsNotFoundError:
+        if not config.is_file():
+            raise
     return found
 
 
