@@ -81,3 +81,32 @@ def test_fit_reports_composition_and_per_group_validation(tmp_path):
     assert groups and all(0 <= row[k] <= 1 for k in groups)
     # balanced: the epoch has as many samples as there are training sketches
     assert result.steps == 2 * -(-result.train_pairs // 8)
+
+
+def test_model_card_reports_performance_by_group():
+    from facefit.matcher.card import model_card
+
+    config = {
+        "data": {"composition": {"train": {"female": 30, "male": 70}}, "balance": "gender"},
+        "metrics": {
+            "val_baseline": {"val_rank1_female": 0.5, "val_rank1_male": 0.6},
+            "val_best": {"val_rank1_female": 0.7, "val_rank1_male": 0.8, "val_rank1_gap": 0.1},
+        },
+        "dev": {
+            "groups": [
+                {"encoder": "this matcher", "group": "gender", "value": "female",
+                 "probes": 10, "rank1": 0.6, "fmr": 0.01, "fnmr": 0.2},
+            ],
+            "gaps": [
+                {"encoder": "this matcher", "group": "gender", "gap": 0.05,
+                 "ci": [-0.02, 0.12], "best": "male", "worst": "female"},
+            ],
+        },
+    }  # fmt: skip
+    card = model_card(config)
+    assert "## Performance by group" in card
+    assert "training pairs by gender (FS2K annotation): female 30 (30%), male 70 (70%)" in card
+    assert "female 50.0% → 70.0%, male 60.0% → 80.0%" in card
+    assert "| this matcher | gender: female | 10 | 60.0% | 1.0% | 20.0% |" in card
+    assert "gap 5.0 pts [-2.0, 12.0] (male − female)" in card
+    assert "balanced by gender" in card

@@ -54,8 +54,7 @@ def model_card(config: dict[str, Any]) -> str:
         f"{config.get('dim', 128)}-d, compare by cosine",
         f"- trained: everything after `{config.get('split')}` "
         f"({len(trained)} tensors: {trained_list}); the rest is SFace as published",
-        "- files: `model.onnx` (ONNX Runtime), `model.safetensors` (the same weights for the "
-        "torch module, `facefit.matcher.load_matcher_torch`)",
+        _files_line(config),
         "",
         "## Training",
         "",
@@ -95,6 +94,8 @@ def model_card(config: dict[str, Any]) -> str:
         "These pairs choose the epoch, so they flatter the matcher a little; development-split "
         "numbers come from `facefit eval DATA --split dev --modes direct,matcher …`.",
         "",
+        *_dev_section(config.get("dev")),
+        *_group_section(config),
         "## Data terms",
         "",
         *[f"- {t}" for t in terms],
@@ -104,3 +105,100 @@ def model_card(config: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _files_line(config: dict[str, Any]) -> str:
+    shipped = config.get("shipped")
+    if shipped:
+        return (
+            f"- files: `tail.safetensors` ({len(shipped.get('layers', []))} fine-tuned tensors, "
+            f"{shipped.get('dtype', 'float16')}) in the facefit package, written into SFace's "
+            "graph once and saved in the model cache as `model.onnx` and `model.safetensors` "
+            "(`facefit models install`, or the first use of the encoder)"
+        )
+    return (
+        "- files: `model.onnx` (ONNX Runtime), `model.safetensors` (the same weights for the "
+        "torch module, `facefit.matcher.load_matcher_torch`)"
+    )
+
+
+def _dev_section(dev: dict[str, Any] | None) -> list[str]:
+    """Development-split rank-1, SFace against this matcher, from ``config["dev"]``."""
+    if not dev:
+        return []
+    lines = [
+        f"## Development split ({dev.get('scoring', 'person')} level)",
+        "",
+        f"Split fingerprint `{str(dev.get('fingerprint', '?'))[:16]}`; {dev.get('date', '?')}; "
+        f"`{dev.get('command', '')}`. Each cell: photo level / person level (a hit on any "
+        "photo of the true person counts).",
+        "",
+        "| benchmark · probe set | probes | SFace | this matcher |",
+        "|---|---|---|---|",
+    ]
+    for row in dev.get("rank1", []):
+        lines.append(
+            f"| {row['benchmark']} · {row['probe_set']} | {row['probes']} | "
+            f"{_pct(row['sface'][0])} / {_pct(row['sface'][1])} | "
+            f"{_pct(row['matcher'][0])} / {_pct(row['matcher'][1])} |"
+        )
+    return [*lines, ""]
+
+
+def _group_section(config: dict[str, Any]) -> list[str]:
+    """Performance by group: the data's composition, validation and development figures, limits."""
+    data = config.get("data", {})
+    composition = data.get("composition") or {}
+    metrics = config.get("metrics", {})
+    baseline, best = metrics.get("val_baseline", {}), metrics.get("val_best", {})
+    lines = ["## Performance by group", ""]
+    for side, label in (("train", "training pairs"), ("val", "validation pairs")):
+        counts = composition.get(side)
+        if counts:
+            total = sum(counts.values())
+            shares = ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in counts.items())
+            lines.append(f"- {label} by gender (FS2K annotation): {shares}")
+    if data.get("balance") and data["balance"] != "none":
+        lines.append(f"- sampling: balanced by {data['balance']} (equal share per epoch)")
+    groups = sorted(k.removeprefix("val_rank1_") for k in best if k.startswith("val_rank1_"))
+    groups = [g for g in groups if g != "gap"]
+    if groups:
+        cells = ", ".join(
+            f"{g} {_pct(baseline.get('val_rank1_' + g))} → {_pct(best.get('val_rank1_' + g))}"
+            for g in groups
+        )
+        lines.append(f"- validation rank-1 by gender, SFace → this matcher: {cells}")
+    dev = config.get("dev") or {}
+    if dev.get("groups"):
+        lines += [
+            "",
+            "Development split, 200 sketches against "
+            f"{dev.get('groups_gallery', 'the large gallery')}, person level. Gap: best group's "
+            "rank-1 minus the worst's, 95% bootstrap interval; FMR/FNMR at the threshold giving "
+            "FMR 1e-2 over all probes:",
+            "",
+            "| encoder | group | probes | rank-1 | FMR | FNMR |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in dev["groups"]:
+            lines.append(
+                f"| {row['encoder']} | {row['group']}: {row['value']} | {row['probes']} | "
+                f"{_pct(row['rank1'])} | {_pct(row['fmr'])} | {_pct(row['fnmr'])} |"
+            )
+        lines.append("")
+        for row in dev.get("gaps", []):
+            lo, hi = row["ci"]
+            lines.append(
+                f"- {row['encoder']}, {row['group']}: gap {100 * row['gap']:.1f} pts "
+                f"[{100 * lo:.1f}, {100 * hi:.1f}] ({row['best']} − {row['worst']})"
+            )
+    lines += [
+        "",
+        "Known limits: FS2K's gender label is the only group annotation used in training; "
+        "apparent skin tone is estimated from one photo pixel and its darker groups are small "
+        "(development figures by skin tone are in `benchmarks/results/`). The groups are small "
+        "(about 100 per gender on the development split), so gaps of several points are "
+        "within noise: read the intervals. No group was checked for age.",
+        "",
+    ]
+    return lines

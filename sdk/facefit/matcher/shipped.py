@@ -114,19 +114,21 @@ def pack_shipped(
     out: str | os.PathLike[str] | None = None,
     *,
     base_path: str | os.PathLike[str] | None = None,
-    card: str | None = None,
+    dev: dict[str, Any] | None = None,
     force: bool = False,
 ) -> Path:
     """Write the package files of the matcher trained in ``matcher_dir`` into ``out``.
 
     Only the layers training changed (``config["trained"]``) are kept, as float16; every
     other weight must equal SFace's (``base_path``, default as the ``sface`` plugin finds
-    it, whose sha256 must be the one the matcher was trained from). ``card`` replaces the
-    model card (default: the trained matcher's ``README.md``).
+    it, whose sha256 must be the one the matcher was trained from). ``dev``: the
+    development-split figures for the config and the model card (its ``dev`` block, see
+    :func:`facefit.matcher.card.model_card`). The card is written from the shipped config.
     """
     from onnx import numpy_helper
     from safetensors.numpy import save_file
 
+    from facefit.matcher.card import model_card
     from facefit.matcher.files import load_weights, read_config
     from facefit.matcher.model import load_base
     from facefit.weights import resolve, sha256_of
@@ -161,9 +163,10 @@ def pack_shipped(
         "layers": trained,
         "from": {"onnx_sha256": config.get("files", {}).get("model.onnx")},
     }
+    if dev is not None:
+        shipped["dev"] = dev
     _write(out / _CONFIG, json.dumps(shipped, indent=2) + "\n")
-    text = card if card is not None else (Path(matcher_dir) / _CARD).read_text(encoding="utf-8")
-    _write(out / _CARD, text)
+    _write(out / _CARD, model_card(shipped))
     return out
 
 
