@@ -77,6 +77,10 @@ class Settings:
     """Weight of the top gallery face in the next round's reference identity (0 = candidates only)."""
     stop_when_stable: int = 2
     """Stop once the top identity has been the same for this many rounds (0 = never stop early)."""
+    no_match_threshold: float = 0.2
+    """Say "no likely match" when every identity's calibrated probability is below this."""
+    match_prior: float = 0.5
+    """Prior probability that the source person is in the gallery at all (:mod:`facefit.fusion`)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -98,6 +102,12 @@ class Settings:
             )
         if self.guidance < 0:
             raise ConfigError(f"guidance must not be negative, got {self.guidance}")
+        if not 0.0 <= self.no_match_threshold <= 1.0:
+            raise ConfigError(
+                f"no_match_threshold must be a probability (0 to 1), got {self.no_match_threshold}"
+            )
+        if not 0.0 < self.match_prior <= 1.0:
+            raise ConfigError(f"match_prior must be above 0 and at most 1, got {self.match_prior}")
 
 
 SETTINGS = tuple(f.name for f in fields(Settings))
@@ -122,7 +132,7 @@ DEFAULT_COMPONENTS: dict[str, ComponentSpec] = {
     "sketch_extractor": ComponentSpec("simple-sketch"),
     "sampler": ComponentSpec("ddpm"),
     "retriever": ComponentSpec("auto"),
-    "denoiser_backend": ComponentSpec("eager"),
+    "denoiser_backend": ComponentSpec("auto"),  # onnxruntime on the CPU where installed
 }
 """Plugin used for each part when a config does not name one."""
 

@@ -59,6 +59,9 @@ def _plugins(pipeline: Any) -> dict[str, Any]:
         (kind, spec.plugin) for kind, spec in config.components.items() if spec.plugin != "auto"
     ]
     parts += [("conditioner", spec.plugin) for spec in config.conditioners.values()]
+    backend = getattr(getattr(pipeline, "parts", None), "backend", None)
+    if config.components["denoiser_backend"].plugin == "auto" and backend is not None:
+        parts.append(("denoiser_backend", backend.name))  # what "auto" chose here
     out = {}
     for kind, name in parts:
         entry = registry.entry(kind, name)
