@@ -258,6 +258,21 @@ weight = 0.0
     assert (tmp_path / "run" / "model" / "config.json").is_file()
     assert list((tmp_path / "run" / "samples").glob("step-*.png"))
 
+    exported = CliRunner().invoke(
+        main, ["train", "export", str(tmp_path / "train.toml"), "--out", str(tmp_path / "exp")]
+    )
+    assert exported.exit_code == 0 and "step 2 exported" in exported.output, exported.output
+    from facefit.generator.model import FaceGenerator
+
+    final = FaceGenerator.from_pretrained(tmp_path / "run" / "model").state_dict()
+    again = FaceGenerator.from_pretrained(tmp_path / "exp").state_dict()
+    assert all(torch.equal(final[k], again[k]) for k in final)
+    kept = CliRunner().invoke(
+        main, ["train", "export", str(tmp_path / "train.toml"), "--out", str(tmp_path / "exp")]
+    )
+    assert kept.exit_code != 0 and "--force" in kept.output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".exp.")]  # no staging left
+
     timed = CliRunner().invoke(main, ["train", str(tmp_path / "train.toml"), "--benchmark", "1"])
     assert timed.exit_code == 0 and "s/step" in timed.output, timed.output
 

@@ -2,6 +2,7 @@
 
 facefit train pack --data ../shared/data --out pack-64.npz
 facefit train CONFIG.toml            # same as: facefit train run CONFIG.toml
+facefit train export CONFIG.toml --out model-dir   # a checkpoint's EMA weights, mid-run
 """
 
 from __future__ import annotations
@@ -80,6 +81,53 @@ def run(
         return
     model_dir = run_training(cfg, resume=not no_resume, init_from=init_from)
     click.echo(f"model written to {model_dir}")
+
+
+@train.command("export")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Checkpoint to export (default: the output folder's latest).",
+)
+@click.option(
+    "--out",
+    "target",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Model directory to write (diffusers layout, EMA weights, model card).",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export(config: str, checkpoint: str | None, target: str, force: bool) -> None:
+    """Export a checkpoint of CONFIG's run as a model directory, without training.
+
+    Safe while the run goes on: the checkpoint is only read, and the directory is
+    written beside --out and renamed into place when complete.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from facefit.errors import InputError
+    from facefit.generator.train import Trainer, load_train_config
+
+    out = Path(target)
+    if out.exists() and not force:
+        raise InputError(f"{out} exists; use --force to replace it")
+    trainer = Trainer(load_train_config(config, threads=1))
+    if not trainer.resume(checkpoint):
+        raise InputError(f"{config}: no checkpoint in {trainer.checkpoint_dir()}; train first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        trainer.export(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    click.echo(f"step {trainer.step} exported to {out}")
 
 
 @train.command("pack")
