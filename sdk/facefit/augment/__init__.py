@@ -6,9 +6,12 @@
     >>> report.counts["kept"], report.dropped_by_identity
 
 Each mugshot is detected and aligned (YuNet), embedded (SFace), and its embedding
-is the generator's reference identity; the generator renders sketches in the
-asked FS2K styles (domain tokens), optionally with free-text prompts as text
-evidence. Each sketch is embedded again and dropped when its cosine to the mugshot
+is the generator's reference identity; a generator that takes a reference image
+(v2) gets the aligned mugshot too. The generator renders sketches in the asked
+FS2K styles (the domain condition), optionally with free-text prompts as text
+evidence. ``TrainingPhotos(data_dir)`` is the source for matcher training: every
+photo of the CelebA training identities and the FS2K training pairs
+(:mod:`facefit.splits`); development and calibration photos are refused. Each sketch is embedded again and dropped when its cosine to the mugshot
 is below ``min_identity_cosine``. The output folder is in FS2K format
 (``photo/``, ``sketch/``, ``annotations.json``) with a ``manifest.json`` of
 provenance; work is committed shard by shard, so an interrupted job resumes, on
@@ -31,7 +34,9 @@ _EXPORTS = {
     "parse_styles": "facefit.augment.plan",
     "plan_job": "facefit.augment.plan",
     "sample_seed": "facefit.augment.plan",
+    "HeldOut": "facefit.augment.inputs",
     "Mugshot": "facefit.augment.inputs",
+    "TrainingPhotos": "facefit.augment.inputs",
     "read_mugshots": "facefit.augment.inputs",
     "OutputFolder": "facefit.augment.store",
     "AugmentReport": "facefit.augment.run",
