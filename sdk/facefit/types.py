@@ -99,6 +99,12 @@ class Evidence:
     allow_no_face: tuple[str, ...] = ()
     """Image modalities (``"sketch"``, ``"lq"``, ``"reference"``) that may be used
     without a detected face, flagged (see the class doc); a string names one."""
+    extra_sketches: tuple[np.ndarray, ...] = ()
+    """More drawings of the face (other witnesses), as arrays or paths. ``sketch`` is the
+    first; every one is matched directly and fused into the ranking
+    (:mod:`facefit.pipeline.direct`); the generator is conditioned on the first."""
+    extra_lq: tuple[np.ndarray, ...] = ()
+    """More low-quality images (other cameras or frames), like :attr:`extra_sketches`."""
 
     def __post_init__(self) -> None:
         allowed = (
@@ -127,6 +133,22 @@ class Evidence:
                 sources.setdefault(modality, os.fspath(value))
                 value = load_image(value)
             object.__setattr__(self, modality, _frozen_image(value, what))
+        for modality, name in (("sketch", "extra_sketches"), ("lq", "extra_lq")):
+            values = list(getattr(self, name) or ())
+            if values and getattr(self, modality) is None:
+                raise InputError(
+                    f"evidence {name}: given without a first {modality}; pass the first as "
+                    f"{modality}=…"
+                )
+            for n, value in enumerate(values, start=2):
+                key = f"{modality}.{n}"
+                if _is_path(value):
+                    from facefit.images import load_image
+
+                    sources.setdefault(key, os.fspath(value))
+                    value = load_image(value)
+                values[n - 2] = _frozen_image(value, f"{whats[modality]} {n}")
+            object.__setattr__(self, name, tuple(values))
         if self.text is not None:
             if not isinstance(self.text, str):
                 raise InputError(
@@ -172,6 +194,12 @@ class Evidence:
         return cls(
             sketch=sketch, lq=lq, text=text, reference=reference, allow_no_face=allow_no_face
         ).require_any()
+
+    def images(self, modality: str) -> tuple[np.ndarray, ...]:
+        """Every image of a modality: the first, then the extra ones (``"sketch"``, ``"lq"``)."""
+        first = getattr(self, modality)
+        extra = {"sketch": self.extra_sketches, "lq": self.extra_lq}.get(modality, ())
+        return () if first is None else (first, *extra)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -246,12 +274,19 @@ class Match:
     identity: str
     """The identity's name in the gallery."""
     score: float
-    """Cosine similarity (higher is better). In :attr:`Result.matches`, the identity's
-    fused score: the mean over the rounds run of its best cosine to a candidate."""
+    """Cosine similarity (higher is better). In :attr:`Result.matches` and
+    :attr:`RoundTrace.fused`, the raw fused score of the evidence matched directly and
+    the candidates (:mod:`facefit.fusion`; it ranks, :attr:`probability` calibrates it)."""
     rank: int
     """Place in the list, from 1."""
     image_id: str | None = None
     """The gallery face that matched best: its source (usually the file it was enrolled from)."""
+    probability: float | None = None
+    """In :attr:`Result.matches`: the calibrated probability that this identity is the
+    source (:mod:`facefit.fusion`); None where no fitted profile applies."""
+    sources: dict[str, float] = field(default_factory=dict, compare=False)
+    """In :attr:`Result.matches`: the identity's score from each source fused into
+    ``score`` (``"sketch"``, ``"lq"``, ``"text"``, ``"generated"``)."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +337,9 @@ class RoundTrace:
     """Wall-clock time of the round."""
     notes: tuple[str, ...] = ()
     """What the loop could not do or did differently this round, and the investigator's choice."""
+    fused: tuple[Match, ...] = ()
+    """The ranking after this round: the evidence matched directly fused with every round so
+    far (what this round added shows against the previous round's)."""
 
 
 @dataclass(frozen=True)
@@ -335,3 +373,10 @@ class Result:
     def top(self, k: int = 10) -> tuple[Match, ...]:
         """The first ``k`` ranked identities."""
         return self.matches[:k]
+
+    @property
+    def no_likely_match(self) -> bool:
+        """True when every identity's calibrated probability is below the run's threshold
+        (``no_match_threshold``): the gallery probably does not hold the source.
+        False when the scores are not calibrated (see ``provenance["fusion"]``)."""
+        return bool(self.provenance.get("fusion", {}).get("no_likely_match", False))

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "config": "config",
     "models": "models",
     "eval": "eval_command",
+    "fusion": "fusion",
     "gallery": "gallery",
     "train": "train",
     "matcher": "train_matcher",

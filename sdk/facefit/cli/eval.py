@@ -30,7 +30,8 @@ def _command(params: dict) -> str:
     if Path(sys.argv[0]).name in ("facefit", "__main__.py") and "eval" in sys.argv[1:]:
         return shlex.join(["facefit", *sys.argv[1:]])
     parts = ["facefit", "eval", *[str(b) for b in params["benchmarks"]]]
-    for key in ("split", "modes", "probe_sets", "limit", "matcher", "matcher_path", "out"):
+    keys = ("split", "modes", "probe_sets", "limit", "matcher", "matcher_path", "fusion_weights")
+    for key in (*keys, "out"):
         if params.get(key) not in (None, ""):
             parts += [f"--{key.replace('_', '-')}", str(params[key])]
     if params.get("large_gallery"):
@@ -77,7 +78,7 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
     "--modes",
     default="direct",
     show_default=True,
-    help="Comma-separated: direct, one-shot, iterative, matcher.",
+    help="Comma-separated: direct, one-shot, iterative, matcher, fused.",
 )
 @click.option(
     "--out",
@@ -138,6 +139,13 @@ def _load_benchmarks(benchmarks, split, probe_sets, limit, large_gallery=False):
 )
 @click.option("--machine", default=None, help="Machine description recorded in the report.")
 @click.option("--date", default=None, help="Date recorded in the report (default: today).")
+@click.option(
+    "--fusion-weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Fusion weights (facefit fusion fit) for the fused and generating modes "
+    "(default: the shipped ones).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--force", is_flag=True, help="Write into an --out that already holds files.")
 @click.pass_context
@@ -160,6 +168,7 @@ def eval_command(
     contact_rows,
     machine,
     date,
+    fusion_weights,
     progress,
     force,
 ) -> None:
@@ -180,6 +189,7 @@ def eval_command(
         limit=limit,
         matcher=matcher,
         matcher_path=matcher_path,
+        fusion_weights=fusion_weights,
         out=out,
     )
     if matcher_path is not None and not matcher:
@@ -213,6 +223,7 @@ def eval_command(
         config=config,
         progress=progress and sys.stderr.isatty(),  # no bar into a file or pipe
         registry=registry,
+        fusion_weights=str(fusion_weights) if fusion_weights is not None else None,
     )
     written = write_report(
         run,

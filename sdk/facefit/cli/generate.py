@@ -110,9 +110,24 @@ def _print_cautions(result: Any) -> None:
 
 def _print_result(result: Any, out: Path) -> None:
     _print_cautions(result)
-    click.echo(f"{result.provenance.get('stopped')}; ranked identities (fused over rounds):")
+    fusion = result.provenance.get("fusion") or {}
+    if result.no_likely_match:
+        click.secho(
+            f"NO LIKELY MATCH: every identity's probability is below "
+            f"{fusion['no_match_threshold']:g} (best {fusion['top_probability']:.3f}); the "
+            "gallery probably does not hold this person",
+            fg="yellow",
+            bold=True,
+        )
+    for note in fusion.get("notes", []):
+        click.echo(f"  {note}")
+    click.echo(
+        f"{result.provenance.get('stopped')}; ranked identities (evidence and rounds fused; "
+        "raw score, probability):"
+    )
     for match in result.top(10):
-        click.echo(f"  {match.rank:>3}. {match.identity}  {match.score:.4f}")
+        chance = "" if match.probability is None else f"  p={match.probability:.3f}"
+        click.echo(f"  {match.rank:>3}. {match.identity}  {match.score:.4f}{chance}")
     if not result.matches:
         click.echo("  (no gallery given: nothing ranked)")
     click.echo(f"candidates and contact sheet: {out / 'contact_sheet.png'}")
@@ -141,6 +156,12 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
     return paths, replay.get("text"), gallery
 
 
+def _listed(paths: dict[str, str], modality: str) -> list[str]:
+    """A provenance's ``sketch``, ``sketch.2``, … paths in order."""
+    keys = [k for k in paths if k == modality or k.startswith(f"{modality}.")]
+    return [paths[k] for k in sorted(keys, key=lambda k: int(k.partition(".")[2] or 1))]
+
+
 def _check_text(text: str | None) -> None:
     """A --text longer than the evidence limit is refused naming the flag, before any work."""
     from facefit.types import MAX_TEXT_CHARS
@@ -160,10 +181,38 @@ def _show_progress(no_progress: bool) -> bool:
 
 @click.command("generate")
 @click.option(
-    "--sketch", type=click.Path(dir_okay=False, exists=True), help="A drawing of the face."
+    "--sketch",
+    type=click.Path(dir_okay=False, exists=True),
+    multiple=True,
+    help="A drawing of the face; repeat for several witnesses (the first conditions the "
+    "generator, every one is matched and fused).",
 )
 @click.option(
-    "--lq", type=click.Path(dir_okay=False, exists=True), help="A low-quality image of the face."
+    "--lq",
+    type=click.Path(dir_okay=False, exists=True),
+    multiple=True,
+    help="A low-quality image of the face; repeat for several frames or cameras.",
+)
+@click.option(
+    "--sketch-gallery",
+    type=click.Path(file_okay=False),
+    help="The same mugshots enrolled with the sketch matcher "
+    "(facefit gallery build --encoder sketch-matcher): sketches are matched in it.",
+)
+@click.option(
+    "--fusion-weights",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Fusion weights file (facefit fusion fit; default: the shipped one).",
+)
+@click.option(
+    "--no-match-threshold",
+    type=click.FloatRange(0, 1),
+    help="Say 'no likely match' when every identity's probability is below this (default 0.2).",
+)
+@click.option(
+    "--match-prior",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Prior probability that the person is in the gallery at all (default 0.5).",
 )
 @click.option("--text", help="A description in words.")
 @click.option(
@@ -231,6 +280,10 @@ def _show_progress(no_progress: bool) -> bool:
 def generate(
     sketch,
     lq,
+    sketch_gallery,
+    fusion_weights,
+    no_match_threshold,
+    match_prior,
     text,
     reference,
     gallery,
@@ -264,8 +317,10 @@ def generate(
     allowed = tuple(allow_no_face)
     if replay_data is not None:
         paths, text, recorded_gallery = _replay_inputs(replay_data)
-        sketch, lq, reference = paths.get("sketch"), paths.get("lq"), paths.get("reference")
+        sketch, lq = _listed(paths, "sketch"), _listed(paths, "lq")
+        reference = paths.get("reference")
         gallery = gallery or recorded_gallery
+        sketch_gallery = sketch_gallery or (replay_data.get("sketch_gallery") or {}).get("path")
         allowed = (*replay_data.get("allow_no_face", ()), *allowed)
     overrides = {
         "model": model,
@@ -275,13 +330,15 @@ def generate(
         "guidance": guidance,
         "seed": seed,
         "device": device,
+        "no_match_threshold": no_match_threshold,
+        "match_prior": match_prior,
     }
     probes = read_manifest(manifest) if manifest is not None else None
     if probes is None:
         if resume:
             raise InputError("--resume continues a batch; give --manifest, or use --force")
         check_out(out, force=force)  # before any model loads: never lose a run to it
-        probe = ProbeFiles(sketch=sketch, lq=lq, text=text, reference=reference)
+        probe = ProbeFiles.from_lists(sketch, lq, text=text, reference=reference)
         probe = replace(probe, allow_no_face=allowed)
         probe.load()  # no evidence / unreadable file: fail before any model is loaded
     elif interactive:
@@ -290,7 +347,13 @@ def generate(
         check_batch_out(out, resume=resume, force=force)
         probes = [replace(p, allow_no_face=allowed) for p in probes]
     config = _config(config_path, replay_data, overrides)
-    pipeline = Pipeline(config, registry=_registry(), gallery=gallery)
+    pipeline = Pipeline(
+        config,
+        registry=_registry(),
+        gallery=gallery,
+        sketch_gallery=sketch_gallery,
+        fusion=fusion_weights,
+    )
     if probes is not None:
         report = run_batch(
             pipeline,

@@ -5,6 +5,9 @@
 ``one-shot``   one round of generation from the evidence, then retrieval
 ``iterative``  the full IdentiFace loop (several rounds)
 ``matcher``    like ``direct``, with a trained sketch matcher as the encoder
+``fused``      every source of evidence matched directly (the sketch matcher on
+               sketches, SFace on frames, text by attribute agreement), fused
+               and calibrated (:mod:`facefit.evaluation.fused`)
 =============  ===============================================================
 
 A mode whose parts have not landed says so through :meth:`EvalMode.unavailable`
@@ -82,6 +85,9 @@ class ProbeOutcome:
     """Kept for the first probes of a set only (the contact sheet), like ``candidates``."""
     top: tuple[tuple[int, float, int], ...] = ()
     """The best identities as ``(column, score, gallery image index or -1)``, best first."""
+    probabilities: np.ndarray | None = None
+    """``(n_identities,)`` calibrated probability that each identity is the source, where
+    the mode fuses and calibrates its scores (:mod:`facefit.fusion`); else None."""
 
     @property
     def failed(self) -> bool:
@@ -106,8 +112,11 @@ class EvalContext:
         config: Any = None,
         progress: bool = False,
         embedders: dict[str, FaceEmbedder] | None = None,
+        fusion_weights: str | None = None,
     ) -> None:
         self.manifest = manifest
+        self.fusion_weights = fusion_weights  # None: the shipped facefit/fusion weights
+        self._fusion: Any = None
         self.registry = registry
         self.detector = detector
         self.encoder = encoder
@@ -166,6 +175,14 @@ class EvalContext:
         if self._generator is None:
             self._generator = self.generator_factory(self)
         return self._generator
+
+    def fusion(self) -> Any:
+        """The :class:`~facefit.fusion.FusionModel` the fusing modes use (loaded once)."""
+        if self._fusion is None:
+            from facefit.fusion import FusionModel
+
+            self._fusion = FusionModel.load(self.fusion_weights)
+        return self._fusion
 
 
 def _image_modalities(probe: Probe) -> list[str]:
@@ -292,15 +309,26 @@ class GeneratingMode(EvalMode):
         rounds = self.rounds or context.rounds
         result = context.generator()(loaded.evidence, rounds)
         scores = np.full(len(gallery.identities), -np.inf)
+        calibrated = any(m.probability is not None for m in result.matches)
+        probabilities = np.zeros(len(gallery.identities)) if calibrated else None
         for match in result.matches:
             scores[gallery.column(match.identity)] = match.score
+            if probabilities is not None and match.probability is not None:
+                probabilities[gallery.column(match.identity)] = match.probability
         candidates = tuple(c.image for c in result.candidates if not c.rejected)
         grades: dict[str, list[float]] = {}
         true_photo = context.manifest.true_photo(loaded.probe)
         if candidates and true_photo is not None:
             path = context.manifest.path(true_photo)
             grades = context.grader().grade(candidates, load_image(path), source=str(path))
-        return ProbeOutcome(loaded.probe, scores, candidates=candidates, grades=grades)
+        return ProbeOutcome(
+            loaded.probe,
+            scores,
+            candidates=candidates,
+            grades=grades,
+            notes=tuple(n for n in result.notes if n.startswith("fusion:")),
+            probabilities=probabilities,
+        )
 
 
 class OneShotMode(GeneratingMode):
@@ -314,8 +342,10 @@ class IterativeMode(GeneratingMode):
     summary = "the IdentiFace loop: rounds of generation steered by retrieval"
 
 
+from facefit.evaluation.fused import FusedMode  # noqa: E402  (it builds on DirectMode above)
+
 MODES: dict[str, type[EvalMode]] = {
-    m.name: m for m in (DirectMode, OneShotMode, IterativeMode, MatcherMode)
+    m.name: m for m in (DirectMode, OneShotMode, IterativeMode, MatcherMode, FusedMode)
 }
 """The built-in modes by name, in report order."""
 

@@ -10,6 +10,9 @@ Files written by :func:`write_report` into the output folder:
   identities, error;
 - ``results.md`` — the same as tables a person reads, each table naming its level;
 - ``cmc.png`` — CMC curves, one panel per benchmark (person level dashed);
+- ``reliability.png`` — where a mode gives calibrated probabilities (``fused``, and the
+  generating modes with fitted weights): top-1 reliability diagram; results.json and
+  results.md give each one's expected calibration error (:mod:`.calibration`);
 - ``contact-<benchmark>-<mode>.png`` — the first probes of each set: evidence,
   candidates (generating modes), the true identity's photo, the top-3 hits.
 
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from facefit.evaluation.calibration import calibration_markdown, plot_reliability
 from facefit.evaluation.contact_sheet import contact_sheet
 from facefit.evaluation.runner import BenchmarkInfo, EvalRun, ModeResult
 
@@ -80,6 +84,8 @@ def _result_json(result: ModeResult) -> dict[str, Any]:
     )
     if result.person_metrics is not None:
         data["person"] = result.person_metrics.to_json()
+    if result.calibration is not None:
+        data["calibration"] = result.calibration
     if result.grades:
         data["identity_cosine"] = {
             k: None if v is None else round(v, 4) for k, v in result.grades.items()
@@ -162,6 +168,7 @@ def to_markdown(
     generating = any(r.grades for r in run.results)
     for bench in run.benchmarks:
         lines += _benchmark_section(run, bench, generating)
+    lines += calibration_markdown(run.results)
     return "\n".join(lines) + "\n"
 
 
@@ -406,6 +413,9 @@ def write_report(
     cmc = plot_cmc(run, out / "cmc.png")
     if cmc:
         written["cmc"] = cmc
+    reliability = plot_reliability(run.results, out / "reliability.png")
+    if reliability:
+        written["reliability"] = reliability
     if contact_rows > 0:
         for bench in run.benchmarks:
             for mode in dict.fromkeys(r.mode for r in run.results if r.status == "ok"):

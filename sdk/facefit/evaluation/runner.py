@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.evaluation.calibration import mode_calibration
 from facefit.evaluation.evidence import load_probe
 from facefit.evaluation.manifest import Manifest
 from facefit.evaluation.metrics import (
@@ -74,6 +75,9 @@ class ModeResult:
     errors: dict[str, int] = field(default_factory=dict)
     grades: dict[str, float | None] = field(default_factory=dict)
     """Mean identity cosine of generated faces to the true photo, per grader."""
+    calibration: dict[str, Any] | None = None
+    """Top-1 calibration per level (``"photo"``, ``"person"``) where the mode gives
+    probabilities (:mod:`facefit.evaluation.calibration`)."""
 
     @property
     def label(self) -> str:
@@ -172,6 +176,8 @@ def _keep_summary(outcome: ProbeOutcome, keep_images: bool) -> None:
             if np.isfinite(scores[j])
         )
         outcome.scores = scores
+    if outcome.probabilities is not None:
+        outcome.probabilities = np.asarray(outcome.probabilities, dtype=np.float32)
     outcome.best_images = None
     if not keep_images:
         outcome.evidence = None
@@ -244,6 +250,9 @@ def _run_probe_set(
             groups=groups,
             persons=person_codes(gallery.identities, persons),
         )
+    result.calibration = mode_calibration(
+        result.outcomes, truth, person_codes(gallery.identities, persons) if persons else None
+    )
     timed = [o.seconds for o in result.outcomes if o.seconds > 0]
     result.seconds_per_probe = float(np.mean(timed)) if timed else None
     if mode.generates:
@@ -273,12 +282,15 @@ def evaluate(
     mode_registry: dict[str, type[EvalMode]] = MODES,
     progress: bool = True,
     keep_images: int = 4,
+    fusion_weights: str | None = None,
 ) -> EvalRun:
     """Evaluate ``modes`` on every probe set of every manifest.
 
     The evidence and generated images of the first ``keep_images`` probes of each
     set are kept for the contact sheet; the others are dropped as the run goes.
     ``matcher_options`` go to the matcher's face encoder (e.g. ``{"weights": DIR}``).
+    ``fusion_weights`` is the weights file of the ``fused`` mode and of the generating
+    modes' rankings (None: the shipped one).
     """
     if registry is None:
         from facefit.registry import Registry
@@ -302,6 +314,10 @@ def evaluate(
     }
     if matcher_options:
         settings["matcher_options"] = {k: str(v) for k, v in matcher_options.items()}
+    if fusion_weights is not None or "fused" in settings["modes"]:
+        from facefit.fusion import DEFAULT_WEIGHTS
+
+        settings["fusion_weights"] = str(fusion_weights or DEFAULT_WEIGHTS)
     embedders: dict = {}  # detector + encoder models, shared by the benchmarks
     contexts = [
         EvalContext(
@@ -317,6 +333,7 @@ def evaluate(
             config=config,
             progress=progress,
             embedders=embedders,
+            fusion_weights=fusion_weights,
         )
         for m in manifests
     ]

@@ -2,7 +2,8 @@
 
 The manifest is a CSV with a header; columns ``id`` (required, unique, used as the
 output folder name) and any of ``sketch``, ``lq``, ``reference`` (image paths,
-relative to the manifest's folder) and ``text``. Each probe's output goes to
+relative to the manifest's folder; a ``sketch`` or ``lq`` cell may list several,
+separated by ``;``) and ``text``. Each probe's output goes to
 ``OUT/<id>/`` and is written atomically (:func:`facefit.pipeline.output.write_run`),
 so after an interruption a folder either holds a complete result or does not
 exist. An ``OUT`` that already holds anything is refused before any probe runs,
@@ -31,6 +32,8 @@ __all__ = ["BatchReport", "check_batch_out", "read_manifest", "run_batch"]
 log = logging.getLogger(__name__)
 
 COLUMNS = ("id", "sketch", "lq", "text", "reference")
+LIST_SEPARATOR = ";"
+"""Separates several files in a ``sketch`` or ``lq`` cell (several witnesses or cameras)."""
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -70,19 +73,27 @@ def read_manifest(path: str | Path) -> list[ProbeFiles]:
                 "digits, '.', '_' or '-' (it names the output folder)"
             )
         seen.add(probe_id)
-        files: dict[str, str | None] = {}
+        files: dict[str, list[str]] = {}
         for modality in ("sketch", "lq", "reference"):
-            value = (row.get(modality) or "").strip()
-            files[modality] = None
-            if value:
-                file = path.parent / value
+            files[modality] = []
+            for value in (row.get(modality) or "").split(LIST_SEPARATOR):
+                if not value.strip():
+                    continue
+                file = path.parent / value.strip()
                 if not file.is_file():
                     raise InputError(f"{path}, line {line}: {modality} file {file} not found")
-                files[modality] = str(file)
+                files[modality].append(str(file))
+        if len(files["reference"]) > 1:
+            raise InputError(f"{path}, line {line}: give one reference face, not a list")
         text = (row.get("text") or "").strip() or None
         if not any(files.values()) and text is None:
             raise InputError(f"{path}, line {line}: probe {probe_id!r} has no evidence")
-        probes.append(ProbeFiles(id=probe_id, text=text, **files))
+        reference = files["reference"][0] if files["reference"] else None
+        probes.append(
+            ProbeFiles.from_lists(
+                files["sketch"], files["lq"], id=probe_id, text=text, reference=reference
+            )
+        )
     return probes
 
 

@@ -11,6 +11,11 @@ Evidence is judged as in any run (:mod:`facefit.pipeline.evidence`), with
 aligned crops of 8×8 or 16×16 pixels, which no detector checks reliably, and the
 ``direct`` mode aligns sketches with the framed-drawing fallback too. Each such use
 is flagged in the probe's result notes.
+
+Rankings fuse the evidence matched directly with the candidates
+(:mod:`facefit.pipeline.ranking`): sketches in the benchmark's gallery enrolled with
+the sketch matcher (:func:`facefit.evaluation.fused.sketch_encoder`), with the
+context's fusion weights and a match prior of 1.
 """
 
 from __future__ import annotations
@@ -38,9 +43,23 @@ def evaluation_generator(context: Any) -> Any:
 
         components = {**config.components, "face_encoder": ComponentSpec(context.encoder)}
         config = replace(config, components=components)
+    from facefit.evaluation.fused import sketch_encoder
+
     gallery = context.gallery_index(context.encoder)
-    config = config.replace_settings(top_k=max(1, gallery.num_identities))
-    pipeline = Pipeline(config, registry=context.registry, gallery=gallery)
+    # every benchmark probe's person is enrolled: the match prior is 1 (see facefit.fusion)
+    config = config.replace_settings(top_k=max(1, gallery.num_identities), match_prior=1.0)
+    sketches = None
+    if hasattr(context, "embedder"):  # a harness context (a bare one has no matcher)
+        matcher, _ = sketch_encoder(context)
+        if matcher != context.encoder:
+            sketches = (context.gallery_index(matcher), context.embedder(matcher).encoder)
+    pipeline = Pipeline(
+        config,
+        registry=context.registry,
+        gallery=gallery,
+        sketch_gallery=sketches,
+        fusion=context.fusion() if hasattr(context, "fusion") else None,
+    )
 
     def generate(evidence: Evidence, rounds: int) -> Result:
         from dataclasses import replace

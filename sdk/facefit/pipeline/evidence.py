@@ -131,6 +131,15 @@ class PreparedEvidence:
     lq: np.ndarray | None
     notes: tuple[str, ...] = ()
     checks: tuple[EvidenceCheck, ...] = ()
+    original: Evidence | None = None
+    """The evidence as given (unaligned): what is matched directly against the gallery."""
+
+    def checked(self, modality: str) -> list[tuple[np.ndarray, EvidenceCheck]]:
+        """Every original image of ``modality`` (first, then extra) with its verdict."""
+        original = self.original if self.original is not None else self.evidence
+        images = original.images(modality)
+        verdicts = [c for c in self.checks if c.modality == modality]
+        return list(zip(images, verdicts, strict=True))
 
     @property
     def flagged(self) -> tuple[EvidenceCheck, ...]:
@@ -349,21 +358,24 @@ def prepare_evidence(evidence: Evidence, *, detector: Any, image_size: int) -> P
     def source(modality: str, what: str) -> str:
         return evidence.sources.get(modality, f"evidence {what}")
 
+    fallback = {"allow_fallback": "sketch" in allowed}
     if evidence.sketch is not None:
         sketch, check = frame_sketch(
-            evidence.sketch,
-            detector,
-            image_size,
-            source("sketch", "sketch"),
-            allow_fallback="sketch" in allowed,
+            evidence.sketch, detector, image_size, source("sketch", "sketch"), **fallback
         )
         checks.append(check)
         changes["sketch"] = sketch
+        for n, extra in enumerate(evidence.extra_sketches, start=2):
+            where = source(f"sketch.{n}", f"sketch {n}")
+            checks.append(frame_sketch(extra, detector, image_size, where, **fallback)[1])
     if evidence.lq is not None:
         where = source("lq", "low-quality image")
         lq, check = _prepare_lq(evidence.lq, detector, image_size, where, "lq" in allowed)
         checks.append(check)
         changes["lq"] = lq
+        for n, extra in enumerate(evidence.extra_lq, start=2):
+            where = source(f"lq.{n}", f"low-quality image {n}")
+            checks.append(_prepare_lq(extra, detector, image_size, where, "lq" in allowed)[1])
     if evidence.reference is not None:
         where = source("reference", "reference face")
         reference, check = _prepare_reference(
@@ -372,4 +384,5 @@ def prepare_evidence(evidence: Evidence, *, detector: Any, image_size: int) -> P
         checks.append(check)
         changes["reference"] = reference
     notes = tuple(c.note for c in checks)
-    return PreparedEvidence(replace(evidence, **changes), sketch, lq, notes, tuple(checks))
+    prepared = replace(evidence, **changes)
+    return PreparedEvidence(prepared, sketch, lq, notes, tuple(checks), evidence)

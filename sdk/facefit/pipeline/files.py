@@ -29,17 +29,42 @@ class ProbeFiles:
     extra: dict[str, Any] = field(default_factory=dict)
     allow_no_face: tuple[str, ...] = ()
     """Image modalities that may be used without a detected face (see :class:`~facefit.types.Evidence`)."""
+    extra_sketches: tuple[str, ...] = ()
+    """More sketches (other witnesses), after ``sketch``."""
+    extra_lq: tuple[str, ...] = ()
+    """More low-quality images, after ``lq``."""
 
     def paths(self) -> dict[str, str]:
-        return {
+        """Every input file by name: ``sketch``, ``sketch.2``, …, ``lq``, ``lq.2``, …, ``reference``."""
+        out = {
             m: str(p)
             for m, p in (("sketch", self.sketch), ("lq", self.lq), ("reference", self.reference))
             if p is not None
         }
+        for modality, extra in (("sketch", self.extra_sketches), ("lq", self.extra_lq)):
+            out.update({f"{modality}.{n}": str(p) for n, p in enumerate(extra, start=2)})
+        return out
+
+    @classmethod
+    def from_lists(cls, sketches=(), lqs=(), **fields: Any) -> ProbeFiles:
+        """A probe from lists of sketch and low-quality image paths (first, then extra)."""
+        sketches, lqs = [str(p) for p in sketches or ()], [str(p) for p in lqs or ()]
+        return cls(
+            sketch=sketches[0] if sketches else None,
+            lq=lqs[0] if lqs else None,
+            extra_sketches=tuple(sketches[1:]),
+            extra_lq=tuple(lqs[1:]),
+            **fields,
+        )
 
     def load(self) -> Evidence:
+        files = {m: p for m, p in self.paths().items() if "." not in m}
         return Evidence(
-            text=self.text, allow_no_face=self.allow_no_face, **self.paths()
+            text=self.text,
+            allow_no_face=self.allow_no_face,
+            extra_sketches=self.extra_sketches,
+            extra_lq=self.extra_lq,
+            **files,
         ).require_any()
 
 
@@ -71,13 +96,36 @@ def _evidence_tiles(evidence: Evidence, prepared: Any) -> list[tuple[np.ndarray 
             (evidence.sketch, "sketch"),
             (prepared.sketch, caption("sketch", "sketch, aligned")),
         ]
+        tiles += [(s, f"sketch {n}") for n, s in enumerate(evidence.extra_sketches, start=2)]
     if evidence.lq is not None:
         tiles.append((prepared.lq, caption("lq", f"low-quality {prepared.lq.shape[0]}px")))
+        tiles += [(q, f"low-quality {n}") for n, q in enumerate(evidence.extra_lq, start=2)]
     if evidence.reference is not None:
         tiles.append((evidence.reference, caption("reference", "reference")))
     if evidence.text:
         tiles.append((None, evidence.text))
     return tiles
+
+
+def _fusion_provenance(pipeline: Any, result: Result) -> dict[str, Any]:
+    """The fusion weights file and the sketch-matcher gallery a run used, for provenance."""
+    from facefit.pipeline.provenance import sha256_file
+
+    out: dict[str, Any] = {}
+    path = getattr(pipeline.fusion, "path", None)
+    out["fusion"] = {
+        "weights": str(path) if path else None,
+        "sha256": sha256_file(path) if path and Path(path).is_file() else None,
+        **{k: v for k, v in result.provenance.get("fusion", {}).items() if k != "notes"},
+    }
+    sketches = pipeline.sketch_gallery
+    if sketches is not None:
+        out["sketch_gallery"] = {
+            "path": str(sketches.path) if sketches.path else None,
+            "encoder": str(sketches.encoder),
+            "identities": sketches.num_identities,
+        }
+    return out
 
 
 def _log_checks(prepared: Any) -> None:
@@ -125,6 +173,7 @@ def run_probe_files(
     )
     provenance["evidence"] = [c.to_dict() for c in prepared.checks]
     provenance["allow_no_face"] = list(evidence.allow_no_face)
+    provenance.update(_fusion_provenance(pipeline, result))
     write_run(
         out,
         result,

@@ -15,6 +15,9 @@ and does not let a single lucky round decide; rounds whose candidates were all
 rejected are left out.
 
 Ties break by identity name, so a ranking never depends on dictionary order.
+
+These are the *generated* scores. The rankings a run reports fuse them with the
+evidence matched directly (:mod:`facefit.pipeline.ranking`, :mod:`facefit.fusion`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 from facefit.types import Match
 
-__all__ = ["RoundScores", "fuse_rounds", "round_scores", "top_identity_streak"]
+__all__ = ["RoundScores", "fuse_rounds", "round_means", "round_scores", "top_identity_streak"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,28 @@ def fuse_rounds(rounds: Sequence[RoundScores | None], k: int) -> tuple[Match, ..
                 face[identity] = (r.scores[identity], r.best_face.get(identity))
     order = sorted(identities, key=lambda i: (-fused[i], i))[:k]
     return tuple(Match(i, fused[i], rank, face[i][1]) for rank, i in enumerate(order, start=1))
+
+
+def round_means(
+    rounds: Sequence[RoundScores | None],
+) -> tuple[dict[str, float], dict[str, str | None], float]:
+    """Every listed identity's mean round score (as :func:`fuse_rounds`), its best gallery
+    face, and the mean floor: the score of an identity no round listed (an upper bound)."""
+    used = [r for r in rounds if r is not None]
+    if not used:
+        return {}, {}, float("-inf")
+    means: dict[str, float] = {}
+    face: dict[str, tuple[float, str | None]] = {}
+    for identity in sorted({i for r in used for i in r.scores}):
+        values = [r.scores.get(identity, r.floor) for r in used]
+        means[identity] = round(sum(values) / len(values), 6)
+        for r in used:
+            if identity in r.scores and (
+                identity not in face or r.scores[identity] > face[identity][0]
+            ):
+                face[identity] = (r.scores[identity], r.best_face.get(identity))
+    floor = round(sum(r.floor for r in used) / len(used), 6)
+    return means, {i: f[1] for i, f in face.items()}, floor
 
 
 def top_identity_streak(tops: Sequence[str | None]) -> int:

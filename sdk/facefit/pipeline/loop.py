@@ -33,9 +33,11 @@ from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
 from facefit.pipeline.choice import Choice
 from facefit.pipeline.components import Components, accepts, build_components
+from facefit.pipeline.direct import direct_scores
 from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
 from facefit.pipeline.fusion import round_scores, top_identity_streak
 from facefit.pipeline.progress import Cancelled, CancelToken, ProgressCallback, Reporter
+from facefit.pipeline.ranking import Ranker
 from facefit.pipeline.scoring import evidence_scores, text_scorer
 from facefit.pipeline.state import Probe, RunState
 from facefit.pipeline.warmup import quiet_loading, warm_up
@@ -91,6 +93,29 @@ def _thread_safe(part: Any, default: bool = False) -> bool:
     return bool(getattr(type(part), "thread_safe", default))
 
 
+def _sketch_gallery(gallery: Any, registry: Any) -> tuple[Any, Any]:
+    """The sketch-matcher gallery and its encoder: ``(gallery, encoder)`` as given, or the
+    encoder created by the gallery's encoder name with its default options."""
+    if gallery is None:
+        return None, None
+    from facefit.gallery import GalleryIndex
+
+    encoder = None
+    if isinstance(gallery, tuple):
+        gallery, encoder = gallery
+    if isinstance(gallery, (str, Path)):
+        gallery = GalleryIndex.load(gallery, registry=registry)
+    encoder = encoder or registry.create_face_encoder(gallery.encoder.name)
+    gallery.check_encoder(encoder)
+    return gallery, encoder
+
+
+def _fusion_model(fusion: Any) -> Any:
+    from facefit.fusion import FusionModel
+
+    return fusion if isinstance(fusion, FusionModel) else FusionModel.load(fusion)
+
+
 class Pipeline:
     """The iterative loop with its parts resolved once (see the module doc).
 
@@ -98,7 +123,12 @@ class Pipeline:
     default), ``registry`` the plugins (default: the installed ones), ``gallery`` a
     :class:`~facefit.gallery.GalleryIndex` or the path of a saved one (None:
     generation only, nothing ranked). A gallery built with another face encoder
-    than the config's ``[face_encoder]`` is refused.
+    than the config's ``[face_encoder]`` is refused. ``sketch_gallery``: the same
+    mugshots enrolled with the sketch matcher (a gallery, its path, or a ``(gallery,
+    encoder)`` pair), which sketches
+    are matched against directly (:mod:`.direct`); ``fusion``: a
+    :class:`~facefit.fusion.FusionModel` or the path of a weights file (default: the
+    shipped weights).
 
     Construction creates every part and loads the generator; other models load on
     first use, or ahead with :meth:`warm_up`. Nothing is printed.
@@ -119,6 +149,8 @@ class Pipeline:
         *,
         registry: Any = None,
         gallery: Any = None,
+        sketch_gallery: Any = None,
+        fusion: Any = None,
     ) -> None:
         if registry is None:
             from facefit.registry import Registry
@@ -127,6 +159,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.registry = registry
         self.parts: Components = build_components(self.config, registry, gallery)
+        self.sketch_gallery, self.sketch_encoder = _sketch_gallery(sketch_gallery, registry)
+        self.fusion = _fusion_model(fusion)
         self._lock = threading.RLock()
         concurrent = _thread_safe(self.parts.sampler) and _thread_safe(
             self.parts.backend, self.parts.backend.name in THREAD_SAFE_BACKENDS
@@ -287,9 +321,36 @@ class Pipeline:
         reference = None
         if prepared.evidence.reference is not None:
             reference = base["reference"].tokens[0].numpy().astype(np.float32)
+        ranker = None
         if parts.gallery is None:
             notes.append("no gallery: candidates are generated and scored, nothing is ranked")
-        return Probe(prepared, base, reference, text, notes)
+        else:
+            ranker = self._ranker(prepared)
+            notes += list(ranker.direct.notes)
+        return Probe(prepared, base, reference, text, notes, ranker)
+
+    def _ranker(self, prepared: PreparedEvidence) -> Ranker:
+        """The evidence matched directly against the gallery, ready to fuse with rounds."""
+        from facefit.fusion.model import encoder_id
+
+        parts, settings = self.parts, self.settings
+        with self._lock:
+            direct = direct_scores(
+                {m: prepared.checked(m) for m in ("sketch", "lq")},
+                prepared.evidence.text,
+                detector=parts.detector,
+                gallery=parts.gallery,
+                encoder=parts.face_encoder,
+                sketch_gallery=self.sketch_gallery,
+                sketch_encoder=self.sketch_encoder,
+            )
+        return Ranker(
+            direct,
+            self.fusion,
+            encoder_id(parts.face_encoder),
+            settings.match_prior,
+            settings.no_match_threshold,
+        )
 
     def _sample(self, conditions: list[Condition], seed: int, on_step: Any) -> np.ndarray:
         settings = self.settings
@@ -365,6 +426,7 @@ class Pipeline:
         try:
             report("prepare", 0)
             probe = self._probe(evidence)
+            state.ranker = probe.ranker
             self._loaded = True
             self._loop(probe, state, report, on_round)
         except Cancelled as stop:
@@ -436,6 +498,7 @@ class Pipeline:
             next_vector, next_how, steer_notes = self._steer(candidates, identity, hits, choice)
             state.per_round.append(stats)
             state.tops.append(top)
+            fused, _ = state.ranking(settings.top_k)  # the direct evidence and rounds 0..r
             state.traces.append(
                 RoundTrace(
                     r,
@@ -444,6 +507,7 @@ class Pipeline:
                     how,
                     time.perf_counter() - round_start,
                     tuple(notes + steer_notes),
+                    fused,
                 )
             )
             report("rank", r, candidate=len(candidates))

@@ -22,6 +22,7 @@ a folder that is not a facefit output; :func:`check_out` says so before a run st
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -39,8 +40,37 @@ CELL = 96
 CAUTION_COLOUR = (200, 0, 0)
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def _match(m: Match) -> dict[str, Any]:
-    return {"rank": m.rank, "identity": m.identity, "score": m.score, "image": m.image_id}
+    data = {"rank": m.rank, "identity": m.identity, "score": m.score, "image": m.image_id}
+    if m.probability is not None or m.sources:
+        data["probability"] = m.probability
+        data["sources"] = {s: _finite(v) for s, v in m.sources.items()}
+    return data
+
+
+def _round_added(trace: Any, before: tuple[Match, ...]) -> dict[str, Any]:
+    """What one round changed in the fused ranking: the top, its probability, the top 5."""
+    now = trace.fused
+    if not now:
+        return {}
+    top, old = now[0], (before[0] if before else None)
+    ids, old_ids = [m.identity for m in now[:5]], [m.identity for m in before[:5]]
+    return {
+        "top": top.identity,
+        "top_probability": top.probability,
+        "top_changed": old is None or old.identity != top.identity,
+        "top_probability_change": (
+            None
+            if old is None or top.probability is None or old.probability is None
+            else round(top.probability - old.probability, 6)
+        ),
+        "entered_top5": [i for i in ids if i not in old_ids],
+        "left_top5": [i for i in old_ids if i not in ids],
+    }
 
 
 def _candidate(c: Candidate) -> dict[str, Any]:
@@ -77,20 +107,32 @@ def result_to_dict(result: Result, checks: Any = None) -> dict[str, Any]:
     }
     if checks is not None:
         data["evidence"] = [c.to_dict() for c in checks]
-    return {
-        **data,
-        "matches": [_match(m) for m in result.matches],
-        "stopped": result.provenance.get("stopped"),
-        "rounds": [
+    fusion = result.provenance.get("fusion")
+    if fusion:
+        data["no_likely_match"] = result.no_likely_match
+        data["fusion"] = fusion
+    before = tuple(result.provenance.get("direct_matches", ()))
+    if fusion:
+        data["direct_matches"] = [_match(m) for m in before]
+    rounds = []
+    for t in result.rounds:
+        rounds.append(
             {
                 "round": t.round,
                 "reference": t.reference,
                 "notes": list(t.notes),
                 "matches": [_match(m) for m in t.matches],
+                "fused": [_match(m) for m in t.fused],
+                "added": _round_added(t, before),
                 "candidates": [_candidate(c) for c in t.candidates],
             }
-            for t in result.rounds
-        ],
+        )
+        before = t.fused
+    return {
+        **data,
+        "matches": [_match(m) for m in result.matches],
+        "stopped": result.provenance.get("stopped"),
+        "rounds": rounds,
     }
 
 
@@ -122,11 +164,26 @@ def _tile(image: np.ndarray | None, caption: str, colour: Any = (0, 0, 0)) -> An
     return tile
 
 
-def _caution_band(flags: tuple[str, ...], width: int) -> Any:
-    """A red band naming the evidence used as given, for the top of the contact sheet."""
+def _ranked_caption(m: Match) -> str:
+    chance = "" if m.probability is None else f" p={m.probability:.2f}"
+    return f"#{m.rank} {m.identity} {m.score:.3f}{chance}"
+
+
+def _stack(top: Any, bottom: Any) -> Any:
+    from PIL import Image
+
+    both = Image.new("RGB", (top.width, top.height + bottom.height), "white")
+    both.paste(top, (0, 0))
+    both.paste(bottom, (0, top.height))
+    return both
+
+
+def _caution_band(flags: tuple[str, ...], width: int, headline: str | None = None) -> Any:
+    """A red band naming the evidence used as given (or saying ``headline``), for the top
+    of the contact sheet."""
     from PIL import Image, ImageDraw
 
-    lines = ["CAUTION: evidence used without a verified face; the ranking rests on it"]
+    lines = [headline or "CAUTION: evidence used without a verified face; the ranking rests on it"]
     lines += [f"- {n}" for n in flags]
     chars = max(16, width // 6)
     wrapped = [line[i : i + chars] for line in lines for i in range(0, len(line), chars)]
@@ -156,22 +213,34 @@ def contact_sheet(
         ]
     ]
     for trace in result.rounds:
-        row = [_tile(None, f"round {trace.round}: {trace.reference or 'evidence only'}")]
+        where = trace.reference or "evidence only"
+        caption = f"round {trace.round}: {where}"
+        if trace.fused:  # what the round added: the fused top after it
+            top = trace.fused[0]
+            chance = "" if top.probability is None else f" p={top.probability:.2f}"
+            caption = f"round {trace.round} -> top {top.identity}{chance}; {where}"
+        row = [_tile(None, caption)]
         for c in trace.candidates:
             top = c.matches[0].identity if c.matches else "-"
             mark = "x " if c.rejected else ""
             row.append(_tile(c.image, f"{mark}c{c.index} {c.consistency:.2f} {top}"))
         rows.append(row)
     rows.append(
-        [_tile(None, "ranked identities (fused over rounds)")]
-        + [
-            _tile(gallery_images.get(m.identity), f"#{m.rank} {m.identity} {m.score:.3f}")
-            for m in result.top(6)
-        ]
+        [_tile(None, "ranked identities (evidence and rounds fused)")]
+        + [_tile(gallery_images.get(m.identity), _ranked_caption(m)) for m in result.top(6)]
     )
     width = max(len(r) for r in rows) * CELL
     flags = cautions(result)
     band = _caution_band(flags, width) if flags else None
+    if result.no_likely_match:
+        fusion = result.provenance["fusion"]
+        line = (
+            f"NO LIKELY MATCH: every identity's probability is below "
+            f"{fusion['no_match_threshold']:g} (best {fusion['top_probability']:.2f}); "
+            "the gallery probably does not hold this person"
+        )
+        extra = _caution_band((), width, line)
+        band = extra if band is None else _stack(band, extra)
     top = band.height if band is not None else 0
     sheet = Image.new("RGB", (width, top + len(rows) * (CELL + 24)), "white")
     if band is not None:

@@ -10,7 +10,8 @@ import numpy as np
 
 from facefit.pipeline.evidence import PreparedEvidence
 from facefit.pipeline.fusion import RoundScores, fuse_rounds
-from facefit.types import Condition, Result, RoundTrace
+from facefit.pipeline.ranking import Ranker
+from facefit.types import Condition, Match, Result, RoundTrace
 
 __all__ = ["Probe", "RunState"]
 
@@ -25,15 +26,27 @@ class RunState:
     tops: list[str | None] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     stopped: str = ""
+    ranker: Ranker | None = None
+    """Fuses the evidence matched directly with the rounds (None: no gallery)."""
+
+    def ranking(self, top_k: int) -> tuple[tuple[Match, ...], dict]:
+        """The fused ranking of the rounds so far, and the fusion's record."""
+        if self.ranker is None:
+            return fuse_rounds(self.per_round, top_k), {}
+        return self.ranker.rank(self.per_round, top_k)
 
     def result(self, top_k: int, start: float) -> Result:
+        matches, fusion = self.ranking(top_k)
         info = {
             "stopped": self.stopped or f"ran all {self.max_rounds} rounds",
             "rounds_run": len(self.traces),
             "round_seeds": self.seeds[: len(self.traces)],
             "seconds": time.perf_counter() - start,
         }
-        return Result(fuse_rounds(self.per_round, top_k), tuple(self.traces), info)
+        if fusion:
+            info["fusion"] = fusion
+            info["direct_matches"] = self.ranker.rank([], top_k)[0]
+        return Result(matches, tuple(self.traces), info)
 
 
 @dataclass(frozen=True)
@@ -45,3 +58,4 @@ class Probe:
     reference_vector: np.ndarray | None
     text: Any
     notes: list[str]
+    ranker: Ranker | None = None
