@@ -423,6 +423,10 @@ def test_synthetic_folders_drop_development_identities(tmp_path):
     assert DevExclusions(fs2k_ids=frozenset({"photo1_0001"})).reason(
         {"id": "x", "photo": "photo/photo1_0001.jpg"}
     )
+    # facefit augment renames the photo; the held-out pair shows only in ``source``
+    renamed = {"id": "s0", "photo": "photo/s0.png", "source": "fs2k-train/photo1_0001.jpg"}
+    assert DevExclusions(fs2k_ids=frozenset({"photo1_0001"})).reason(renamed)
+    assert DevExclusions(fs2k_ids=frozenset({"photo1_0002"})).reason(renamed) is None
     (folder / "annotations.json").write_text(json.dumps([{"id": "a", "photo": "photo/p0.png"}]))
     with pytest.raises(InputError, match="needs id, photo and sketch"):
         synthetic_pairs(folder)

@@ -197,7 +197,8 @@ def source_persons(data_dir: str | Path, persons: Any) -> SourcePersons:
 
 @dataclass(frozen=True)
 class DevExclusions:
-    """What synthetic data may not contain: the development split's ids and images."""
+    """What synthetic data may not contain: the development split's ids and images, and
+    the FS2K calibration slice's ids (an entry's ``id``, ``photo`` or ``source`` file)."""
 
     fs2k_ids: frozenset[str] = frozenset()
     celeba_identities: frozenset[str] = frozenset()
@@ -206,9 +207,10 @@ class DevExclusions:
     def reason(self, record: dict[str, Any]) -> str | None:
         """Why ``record`` (an annotations entry) belongs to the development split, or None."""
         photo_name = Path(str(record.get("photo", ""))).name
-        ids = {str(record.get("id", "")), Path(photo_name).stem}
+        source_name = Path(str(record.get("source", ""))).name
+        ids = {str(record.get("id", "")), Path(photo_name).stem, Path(source_name).stem}
         if ids & self.fs2k_ids:
-            return "an FS2K development pair"
+            return "an FS2K development or calibration pair"
         identity = record.get("identity")
         if identity is not None:
             text = str(identity)
