@@ -231,6 +231,32 @@ def test_the_loss_never_takes_a_persons_other_pair_as_a_negative(tiny_base_path,
     assert gap >= math.log(2) - 1e-3
 
 
+def test_pair_masked_keeps_own_classes_but_no_person_negatives(tiny_base_path, tmp_path):
+    """As above; pair-masked keeps 8 classes, but a sketch's twin is out of its softmax:
+    by pair, the twin (same cosine as the true class, no margin) adds at least as much as
+    the true term to the denominator; masked, it adds nothing. The other persons still
+    count twice (two proxies each), so the loss lies between by person's and by pair's."""
+    from facefit.matcher.train import masked_negatives
+
+    base = load_base(tiny_base_path)
+    one = _face_data(4)
+    pairs = [replace(p, person=f"person{i}") for i, p in enumerate(one.pairs)]
+    pairs += [replace(p, key=f"{p.key}-2", identity=f"{p.identity}-2") for p in pairs]
+    data = AlignedPairs(pairs, np.concatenate([one.photos] * 2),
+                        np.concatenate([one.sketches] * 2), ["detected"] * 8)  # fmt: skip
+    identities, labels = class_labels(pairs, "pair-masked")
+    masked = masked_negatives(pairs, identities, labels)
+    assert masked.sum() == 8 and not masked.diagonal().any()  # each masks its twin only
+    runs = {}
+    for classes in ("person", "pair-masked", "pair"):
+        settings = TrainSettings(epochs=1, lr=1e-12, batch_size=8, val_pairs=0, split=SPLIT,
+                                 m=0.2, s=16.0, threads=1, classes=classes)  # fmt: skip
+        runs[classes] = fit(base, data, settings, cache_dir=tmp_path)
+    assert runs["pair-masked"].classes == 8 and runs["person"].classes == 4
+    loss = {k: r.history[1]["loss"] for k, r in runs.items()}
+    assert loss["person"] + 0.05 < loss["pair-masked"] < loss["pair"] - 0.05
+
+
 def test_adaface_training_loss_falls_and_sketches_find_their_photos(tiny_base_path, tmp_path):
     base = load_base(tiny_base_path)
     data = _face_data(16)

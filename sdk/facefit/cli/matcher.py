@@ -84,10 +84,11 @@ def _command() -> str:
 )
 @click.option(
     "--classes",
-    type=click.Choice(["person", "pair"]),
+    type=click.Choice(["person", "pair", "pair-masked"]),
     default="person",
     show_default=True,
-    help="One class per person (pairs of one person share it) or per pair (for comparison).",
+    help="One class per person (pairs of one person share it), per pair (for comparison), "
+    "or per pair with the person's other pairs never its negatives (pair-masked).",
 )
 @click.option(
     "--balance",

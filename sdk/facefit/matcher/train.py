@@ -49,14 +49,16 @@ __all__ = [
     "composition",
     "fit",
     "group_rank1",
+    "masked_negatives",
     "pair_groups",
     "rank_metrics",
     "sketch_ranks",
     "split_validation",
 ]
 
-CLASSES = ("person", "pair")
-"""What a training class is: a person (its pairs share it) or a pair's own identity."""
+CLASSES = ("person", "pair", "pair-masked")
+"""What a training class is: a person (its pairs share it), a pair's own identity, or a
+pair's own identity whose person's other pairs are never its negatives (masked)."""
 
 BALANCES = ("none", "gender")
 """How an epoch draws its sketches: as the data has them, or an equal share per gender."""
@@ -81,7 +83,9 @@ class TrainSettings:
     (0: keep the last epoch)."""
     classes: str = "person"
     """``"person"``: pairs of one person share a class; ``"pair"``: every identity (FS2K
-    pair) is its own class, as before persons were known (for comparison)."""
+    pair) is its own class, as before persons were known (for comparison);
+    ``"pair-masked"``: every pair keeps its own class and proxy, but the classes of its
+    person's other pairs are left out of its softmax, so they are never its negatives."""
     weight_decay: float = 0.0
     anchor: float = 0.0
     """L2-SP weight: pulls the tail's weights towards SFace's (0: off)."""
@@ -203,6 +207,35 @@ def group_rank1(ranks: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def masked_negatives(
+    pairs: Sequence[Pair], identities: Sequence[str], labels: np.ndarray
+) -> np.ndarray:
+    """``(C, C)`` bool: class ``j`` is another identity of class ``i``'s person.
+
+    For ``classes="pair-masked"``: a sketch of class ``i`` is scored against every proxy
+    except these (their logits are set to -inf), so a person's other pairs are never
+    pushed away, while each pair keeps its own proxy.
+    """
+    person = [""] * len(identities)
+    for pair, label in zip(pairs, labels):
+        person[int(label)] = pair.label
+    codes = np.unique(np.asarray(person), return_inverse=True)[1]
+    same = codes[:, None] == codes[None, :]
+    np.fill_diagonal(same, False)
+    return same
+
+
+def _masked_loss(loss_fn: Any, features: Any, labels: Any, masked: Any) -> Any:
+    """AdaFace's loss with the masked classes (``masked[label]``) left out of each softmax."""
+    import torch
+
+    norms = torch.norm(features, 2, 1, True)
+    embeddings = features / norms.clamp(min=1e-12)
+    logits = loss_fn.head(embeddings, norms, labels)
+    logits = logits.masked_fill(masked[labels], float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
 def balanced_rows(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
     """One epoch's rows (``len(groups)`` of them), an equal share from every group.
 
@@ -236,6 +269,7 @@ def class_labels(pairs: Sequence[Pair], classes: str = "person") -> tuple[list[s
     if classes not in CLASSES:
         raise InputError(f"train-matcher: classes must be one of {', '.join(CLASSES)}")
     names = [p.label if classes == "person" else p.identity for p in pairs]
+    # pair-masked: classes are identities; masked_negatives() says which to leave out
     ordered = sorted(set(names))
     index = {name: c for c, name in enumerate(ordered)}
     return ordered, np.array([index[n] for n in names], np.int64)
@@ -383,6 +417,9 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
     train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
     train_pairs = [data.pairs[i] for i in train_idx]
     identities, labels = class_labels(train_pairs, settings.classes)
+    masked = None
+    if settings.classes == "pair-masked":
+        masked = torch.from_numpy(masked_negatives(train_pairs, identities, labels)).to(device)
     if len(identities) < 2:
         raise InputError(f"train-matcher: {len(identities)} training classes; need at least 2")
     val_persons = [data.pairs[i].label for i in val_idx]
@@ -502,7 +539,10 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
             )
             x = torch.from_numpy(feats.astype(np.float32)).to(device)
             y = torch.from_numpy(labels[chunk[:, 0]]).to(device)
-            loss = loss_fn(LossInputs(prediction=tail(x), target=y))
+            if masked is None:
+                loss = loss_fn(LossInputs(prediction=tail(x), target=y))
+            else:
+                loss = _masked_loss(loss_fn, tail(x), y, masked)
             if settings.anchor > 0:
                 drift = sum(((p - initial[k]) ** 2).sum() for k, p in tail.params.items())
                 loss = loss + settings.anchor * drift
