@@ -7,6 +7,11 @@ only one of them ranks first and the exact two-sided McNemar p-value.
 
     python benchmarks/compare_eval_runs.py out/eval-matcher-pair out/eval-matcher-person \\
         --mode matcher --names "by pair" "by person"
+
+``--mode-b`` compares two modes, of one run or of two:
+
+    python benchmarks/compare_eval_runs.py out/eval-fused-dev out/eval-fused-dev \\
+        --mode fused --mode-b matcher --names fused matcher
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ def main() -> None:
     parser.add_argument("run_a", type=Path)
     parser.add_argument("run_b", type=Path)
     parser.add_argument("--mode", default="matcher")
+    parser.add_argument("--mode-b", default=None, help="Mode of run B (default: --mode).")
     parser.add_argument("--names", nargs=2, default=["A", "B"])
     args = parser.parse_args()
-    a, b = read_ranks(args.run_a, args.mode), read_ranks(args.run_b, args.mode)
+    a, b = read_ranks(args.run_a, args.mode), read_ranks(args.run_b, args.mode_b or args.mode)
     name_a, name_b = args.names
     print(
         f"| benchmark · probe set | level | {name_a} | {name_b} | only {name_a} / only {name_b} | p |"

@@ -348,13 +348,17 @@ class Result:
 
     ``provenance`` holds how the run went: ``"stopped"`` (why the loop ended: all
     rounds run, a stable top identity, the investigator's accept, or a cancel),
-    ``"rounds_run"``, ``"round_seeds"`` (one sampler seed per round) and
-    ``"seconds"`` (wall-clock time of :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>`).
+    ``"rounds_run"``, ``"round_seeds"`` (one sampler seed per round),
+    ``"seconds"`` (wall-clock time of :meth:`Pipeline.run <facefit.pipeline.Pipeline.run>`),
+    and with a gallery ``"fusion"`` (the profile, encoders, match prior, threshold, top
+    probability, ``no_likely_match`` and notes) and ``"direct_matches"`` (the ranking
+    from the evidence alone).
     """
 
     matches: tuple[Match, ...]
-    """Identities ranked by their score fused over the rounds run, best first
-    (``top_k`` of them; empty without a gallery)."""
+    """Identities ranked by the evidence matched directly fused with the rounds run, best
+    first (``top_k`` of them; empty without a gallery); each with its raw fused score,
+    calibrated probability and per-source scores (:mod:`facefit.pipeline.ranking`)."""
     rounds: tuple[RoundTrace, ...]
     """Each round run, in order."""
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from facefit.types import Match
 __all__ = ["Ranker"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ranker:
     """Fuses one run's direct scores with its rounds' scores (see the module doc)."""
 
@@ -40,18 +41,31 @@ class Ranker:
     prior: float
     threshold: float
 
+    @cached_property
+    def _direct_arrays(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The direct scores as arrays over the sorted identities (made once per run)."""
+        names = sorted(set().union(*(s.keys() for s in self.direct.scores.values())))
+        arrays = {
+            source: np.array([values.get(n, -np.inf) for n in names])
+            for source, values in self.direct.scores.items()
+        }
+        return names, arrays
+
     def rank(
         self, rounds: Sequence[RoundScores | None], k: int
     ) -> tuple[tuple[Match, ...], dict[str, Any]]:
         """The top ``k`` fused identities and a record of the fusion (for provenance)."""
         means, faces, floor = round_means(rounds)
-        names = sorted(set(means).union(*(s.keys() for s in self.direct.scores.values())))
+        names, sources = self._direct_arrays
+        if not set(means) <= set(names):  # an identity only the candidates found
+            names = sorted(set(means).union(names))
+            sources = {
+                source: np.array([values.get(n, -np.inf) for n in names])
+                for source, values in self.direct.scores.items()
+            }
         if not names:
             return (), {}
-        sources = {
-            source: np.array([values.get(n, -np.inf) for n in names])
-            for source, values in self.direct.scores.items()
-        }
+        sources = dict(sources)
         encoders = dict(self.direct.encoders)
         if means:
             sources["generated"] = np.array([means.get(n, floor) for n in names])
