@@ -1,6 +1,7 @@
 """Make the package's shipped sketch matcher from a trained matcher and its development eval.
 
-    python scripts/ship_matcher.py out/matcher-person-v3 out/eval-matcher-person-v3 --force
+    python scripts/ship_matcher.py out/matcher-person-balanced-v3 \
+        out/eval-matcher-person-balanced-v3 --sface out/eval-matcher-pair-v3 --force
 
 Writes ``sdk/facefit/matcher/default/`` (``tail.safetensors``: the fine-tuned layers in
 float16; ``config.json``; ``README.md``, the model card) with
@@ -91,10 +92,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("matcher", type=Path, help="the folder train-matcher wrote")
     parser.add_argument("eval", type=Path, help="the folder facefit eval wrote for it")
+    parser.add_argument(
+        "--sface", type=Path, help="an eval folder with the direct (SFace) rows, if EVAL lacks them"
+    )
     parser.add_argument("--out", type=Path, default=PACKAGE_DIR)
     parser.add_argument("--force", action="store_true", help="replace a shipped matcher")
     args = parser.parse_args()
     results = json.loads((args.eval / "results.json").read_text(encoding="utf-8"))
+    if args.sface is not None:
+        # SFace's rows from another run of the same split (direct mode does not change)
+        other = json.loads((args.sface / "results.json").read_text(encoding="utf-8"))
+        direct = [r for r in other["results"] if r["mode"] == "direct"]
+        results["results"] = [r for r in results["results"] if r["mode"] != "direct"] + direct
     out = pack_shipped(args.matcher, args.out, dev=dev_block(results), force=args.force)
     size = (out / "tail.safetensors").stat().st_size
     print(f"shipped matcher written to {out} (tail.safetensors {size / 1e6:.1f} MB)")

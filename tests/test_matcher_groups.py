@@ -107,6 +107,6 @@ def test_model_card_reports_performance_by_group():
     assert "## Performance by group" in card
     assert "training pairs by gender (FS2K annotation): female 30 (30%), male 70 (70%)" in card
     assert "female 50.0% → 70.0%, male 60.0% → 80.0%" in card
-    assert "| this matcher | gender: female | 10 | 60.0% | 1.0% | 20.0% |" in card
+    assert "| this matcher | gender: female | 10 | 60.0% | 1.00% | 20.0% |" in card
     assert "gap 5.0 pts [-2.0, 12.0] (male − female)" in card
     assert "balanced by gender" in card

@@ -4,6 +4,8 @@ The matcher is SFace with its last layers fine-tuned on photo–sketch pairs (se
 :mod:`facefit.matcher`); photos and sketches go through the same network, so a gallery
 of mugshots embedded with it is searched with sketches::
 
+    facefit eval ../shared/data --split dev --modes direct,matcher \\
+        --matcher sketch-matcher                      # the shipped matcher
     facefit train-matcher --data ../shared/data --out models/sketch-matcher
     facefit eval ../shared/data --split dev --modes direct,matcher \\
         --matcher sketch-matcher --matcher-path models/sketch-matcher
@@ -15,7 +17,10 @@ In a pipeline config::
     weights = "models/sketch-matcher"     # or [weights] sketch-matcher = "…"
 
 Without ``weights`` the directory is ``$FACEFIT_SKETCH_MATCHER_PATH``, else
-``$FACEFIT_HOME/models/sketch-matcher``. ``backend = "onnxruntime"`` (default) runs
+``$FACEFIT_HOME/models/sketch-matcher``, which is built on first use (or by ``facefit
+models install``) from the matcher facefit ships: its fine-tuned layers, applied to
+SFace (:mod:`facefit.matcher.shipped`). So ``SketchMatcherEncoder()`` works with no
+training step. ``backend = "onnxruntime"`` (default) runs
 ``model.onnx``; ``backend = "torch"`` runs ``model.safetensors`` in the torch module
 (``device`` picks where).
 """

@@ -12,8 +12,8 @@ DATA_TERMS = {
 }
 
 
-def _pct(value: Any) -> str:
-    return "—" if value is None else f"{100 * float(value):.1f}%"
+def _pct(value: Any, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * float(value):.{digits}f}%"
 
 
 def model_card(config: dict[str, Any]) -> str:
@@ -43,9 +43,7 @@ def model_card(config: dict[str, Any]) -> str:
         f"({base.get('version', 'sface-2021dec')}) with its last layers fine-tuned on "
         "photo–sketch pairs with AdaFace's adaptive-margin loss. Photos and sketches go "
         "through the same network, so a gallery of photos embedded with it can be searched "
-        "with sketches. Use it as the face encoder `sketch-matcher` "
-        "(`facefit eval … --modes matcher --matcher sketch-matcher --matcher-path DIR`, or "
-        '`[face_encoder] plugin = "sketch-matcher"` with `weights = "DIR"`).',
+        "with sketches. " + _use_line(config),
         "",
         "## Network",
         "",
@@ -105,6 +103,21 @@ def model_card(config: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _use_line(config: dict[str, Any]) -> str:
+    if config.get("shipped"):
+        return (
+            "facefit ships it: the face encoder `sketch-matcher` uses it when given no "
+            "weights (`facefit eval … --modes matcher --matcher sketch-matcher`, "
+            "`facefit gallery build --encoder sketch-matcher`, or "
+            '`[face_encoder] plugin = "sketch-matcher"`).'
+        )
+    return (
+        "Use it as the face encoder `sketch-matcher` "
+        "(`facefit eval … --modes matcher --matcher sketch-matcher --matcher-path DIR`, or "
+        '`[face_encoder] plugin = "sketch-matcher"` with `weights = "DIR"`).'
+    )
 
 
 def _files_line(config: dict[str, Any]) -> str:
@@ -183,7 +196,7 @@ def _group_section(config: dict[str, Any]) -> list[str]:
         for row in dev["groups"]:
             lines.append(
                 f"| {row['encoder']} | {row['group']}: {row['value']} | {row['probes']} | "
-                f"{_pct(row['rank1'])} | {_pct(row['fmr'])} | {_pct(row['fnmr'])} |"
+                f"{_pct(row['rank1'])} | {_pct(row['fmr'], 2)} | {_pct(row['fnmr'])} |"
             )
         lines.append("")
         for row in dev.get("gaps", []):
@@ -192,6 +205,7 @@ def _group_section(config: dict[str, Any]) -> list[str]:
                 f"- {row['encoder']}, {row['group']}: gap {100 * row['gap']:.1f} pts "
                 f"[{100 * lo:.1f}, {100 * hi:.1f}] ({row['best']} − {row['worst']})"
             )
+        lines += _shortfalls(dev)
     lines += [
         "",
         "Known limits: FS2K's gender label is the only group annotation used in training; "
@@ -201,4 +215,34 @@ def _group_section(config: dict[str, Any]) -> list[str]:
         "within noise: read the intervals. No group was checked for age.",
         "",
     ]
+    return lines
+
+
+def _shortfalls(dev: dict[str, Any]) -> list[str]:
+    """The matcher's groups more than 5 points below its overall rank-1, and FMR spreads."""
+    rows = [r for r in dev.get("groups", []) if r["encoder"] == "this matcher"]
+    overall = next(
+        (
+            r["matcher"][1]
+            for r in dev.get("rank1", [])
+            if r["benchmark"].endswith("large-gallery") and r["probe_set"] == "sketch"
+        ),
+        None,
+    )
+    lines = []
+    if overall is not None:
+        low = [r for r in rows if r["rank1"] is not None and r["rank1"] < overall - 0.05]
+        for r in low:
+            lines.append(
+                f"- {r['group']} {r['value']} ({r['probes']} probes): rank-1 "
+                f"{_pct(r['rank1'])}, more than 5 points below the overall {_pct(overall)}"
+            )
+    for group in sorted({r["group"] for r in rows}):
+        fmrs = [(r["fmr"], r["value"]) for r in rows if r["group"] == group and r["fmr"]]
+        if len(fmrs) >= 2 and min(fmrs)[0] > 0 and max(fmrs)[0] / min(fmrs)[0] > 2:
+            (hi, hv), (lo, lv) = max(fmrs), min(fmrs)
+            lines.append(
+                f"- {group}: the false match rate of {hv} ({_pct(hi, 2)}) is "
+                f"{hi / lo:.1f}× that of {lv} ({_pct(lo, 2)}) at the shared threshold"
+            )
     return lines
