@@ -132,7 +132,8 @@ def test_encoder_without_a_path_uses_the_shipped_matcher(
 def test_the_package_ships_a_matcher_that_loads_without_a_path(tmp_path, monkeypatch):
     from facefit.weights import find
 
-    if find("sface") is None:
+    found = find("sface")
+    if found is None:
         pytest.skip("SFace is not installed (facefit models install sface)")
     config = shipped.shipped_config()
     tail = load_tail()
@@ -140,7 +141,7 @@ def test_the_package_ships_a_matcher_that_loads_without_a_path(tmp_path, monkeyp
     size = (shipped.PACKAGE_DIR / "tail.safetensors").stat().st_size
     assert size < 16e6, f"the shipped layers take {size / 1e6:.1f} MB"
     monkeypatch.setenv("FACEFIT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FACEFIT_SFACE_PATH", str(find("sface")[0]))
+    monkeypatch.setenv("FACEFIT_SFACE_PATH", str(found[0]))
     monkeypatch.delenv("FACEFIT_SKETCH_MATCHER_PATH", raising=False)
     embeddings = SketchMatcherEncoder().embed_aligned(random_faces(2, 112, seed=0))
     assert embeddings.shape == (2, 128) and np.isfinite(embeddings).all()
@@ -155,7 +156,8 @@ def test_shipped_matcher_keeps_photo_to_photo_matching(shared_data, tmp_path, mo
     from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
     from facefit.weights import find
 
-    if find("sface") is None:
+    found = find("sface")
+    if found is None:
         pytest.skip("SFace is not installed (facefit models install sface)")
     identity_of = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(shared_data)}
     images: dict[str, list[str]] = {}
@@ -172,7 +174,7 @@ def test_shipped_matcher_keeps_photo_to_photo_matching(shared_data, tmp_path, mo
     data = align_pairs(pairs, embedder, sketch_fallback=False)
     assert len(data) >= 30
     monkeypatch.setenv("FACEFIT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("FACEFIT_SFACE_PATH", str(find("sface")[0]))
+    monkeypatch.setenv("FACEFIT_SFACE_PATH", str(found[0]))
     monkeypatch.delenv("FACEFIT_SKETCH_MATCHER_PATH", raising=False)
     rank1 = {}
     for name, encoder in {
