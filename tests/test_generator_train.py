@@ -131,6 +131,16 @@ def test_a_run_can_start_from_exported_weights(tmp_path, pack):
         other.init_from(exported)
 
 
+def test_a_checkpoint_saved_before_a_model_setting_existed_resumes(tmp_path, pack):
+    first = _trainer(tmp_path, pack, steps=2)
+    first.fit(progress=False)
+    path = first.latest_checkpoint()
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]["global_input_norm"]  # added to the model after this run began
+    torch.save(state, path)
+    assert _trainer(tmp_path, pack, steps=4).resume() is True
+
+
 def test_resume_refuses_another_architecture(tmp_path, pack):
     _trainer(tmp_path, pack, steps=1).fit(progress=False)
     other = _trainer(tmp_path, pack, model={**ARCHITECTURE, "identity_tokens": 3})

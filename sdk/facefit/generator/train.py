@@ -295,11 +295,21 @@ class Trainer:
         return path
 
     def _same_model_config(self, other: Any) -> bool:
-        """Whether ``other`` (a model config) describes this run's model."""
+        """Whether ``other`` (a model config) describes this run's model; a setting it
+        lacks (saved before the setting existed) counts as the setting's default."""
+        import inspect
+
+        from facefit.generator.model import FaceGenerator
+
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(FaceGenerator.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
 
         def public(config: Any) -> str:
             items = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-            return json.dumps(items, default=list, sort_keys=True)
+            return json.dumps({**defaults, **items}, default=list, sort_keys=True)
 
         return public(self.model.config) == public(other)
 
