@@ -382,6 +382,22 @@ class _FailingInsert:
         return self.real(*args, **kwargs)
 
 
+def test_a_grpc_timeout_is_a_gallery_error(registry, lite, faces, monkeypatch):
+    import grpc
+
+    class Deadline(grpc.RpcError):
+        def details(self):
+            return "Deadline Exceeded"
+
+    def late(*args, **kwargs):
+        raise Deadline()
+
+    g = gallery_of(registry, fresh(lite), faces)
+    monkeypatch.setattr(g.retriever._client, "search", late)
+    with pytest.raises(GalleryError, match=r"\(Deadline Exceeded\); Milvus did not answer in"):
+        g.retriever.search(unit(1, 32, seed=3), k=3)
+
+
 def test_an_add_that_fails_halfway_adds_nothing(registry, lite, faces, monkeypatch):
     location = fresh(lite)
     g = gallery_of(registry, location, faces)

@@ -65,6 +65,15 @@ _TEXT = {"identity": 1024, "source": 4096, "sha256": 64, "added": 40}
 """Text fields and their longest value (Milvus VARCHAR lengths)."""
 
 
+def _is_rpc_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a gRPC error (pymilvus talks gRPC to Milvus and Milvus Lite)."""
+    try:
+        import grpc
+    except ImportError:
+        return False
+    return isinstance(exc, grpc.RpcError)
+
+
 def _pymilvus():
     try:
         import pymilvus
@@ -403,6 +412,16 @@ class MilvusRetriever(Retriever):
             raise GalleryError(
                 f"{self.where}: could not {what} ({exc.message}); check that Milvus is "
                 "reachable, then try again"
+            ) from None
+        except Exception as exc:
+            if not _is_rpc_error(exc):
+                raise
+            # some timeouts reach the caller as gRPC's own error, not a MilvusException
+            detail = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+            raise GalleryError(
+                f"{self.where}: could not {what} ({detail}); Milvus did not answer in "
+                f"{self.timeout:g} s: check that it is reachable and not overloaded, or "
+                "raise the retriever's timeout, then try again"
             ) from None
 
     def _create(self) -> None:
