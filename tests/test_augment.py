@@ -145,7 +145,7 @@ def test_n_sketches_per_identity_across_mugshots_and_styles(full_run, mugshots):
 
 
 def test_manifest_records_provenance(full_run, mugshots, model_dir):
-    from facefit.augment.plan import sha256_file
+    from facefit.files import sha256_file
 
     out, _ = full_run
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

@@ -60,7 +60,7 @@ def base(setup):
 
 
 def test_outputs_and_provenance_reproduce_the_result(registry, setup, tmp_path):
-    from facefit.pipeline.provenance import sha256_file
+    from facefit.files import sha256_file
 
     out = tmp_path / "run"
     args = [*base(setup), "--sketch", setup / "sketch.png", "--lq", setup / "lq.png"]

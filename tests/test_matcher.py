@@ -299,7 +299,7 @@ def test_anchor_holds_the_tail_near_sface(tiny_base_path, tmp_path):
 
 
 def test_settings_are_checked():
-    with pytest.raises(InputError, match="lr must be > 0"):
+    with pytest.raises(InputError, match="lr must be more than 0"):
         TrainSettings(lr=0).check()
 
 

@@ -9,11 +9,11 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from facefit.errors import InputError, WeightsNotFoundError
+from facefit.files import sha256_file
 from facefit.matcher import shipped
 from facefit.matcher.files import load_matcher_onnx, read_config, resolve_matcher_dir
 from facefit.matcher.shipped import install_shipped, load_tail, pack_shipped
 from facefit.testing import random_faces
-from facefit.weights import sha256_of
 from facefit_plugins.matcher import SketchMatcherEncoder
 from tests.test_matcher import _ort, tiny_base_path, tiny_matcher  # noqa: F401 (fixtures)
 
@@ -66,7 +66,7 @@ def test_install_builds_the_matcher_once_and_matches_the_trained_one(
     name = sorted(tail)[0]
     tail[name] = (tail[name] * 1.5).astype(np.float16)
     save_file(tail, str(package / "tail.safetensors"))
-    config["shipped"]["tail_sha256"] = sha256_of(package / "tail.safetensors")
+    config["shipped"]["tail_sha256"] = sha256_file(package / "tail.safetensors")
     (package / "config.json").write_text(json.dumps(config))
     assert install_shipped(dest, package=package, base_path=tiny_base_path)[1] == "replaced"
 

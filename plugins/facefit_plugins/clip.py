@@ -35,6 +35,7 @@ import numpy as np
 
 from facefit import hookimpl
 from facefit.errors import InputError, PluginError, WeightsNotFoundError
+from facefit.files import read_into
 from facefit.interfaces import FaceEncoder, TextEmbedding, TextEncoder
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -76,8 +77,7 @@ def _content_hash(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
         with path.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+            read_into(digest, handle)
     return digest.hexdigest()[:16]
 
 

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from facefit.files import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 ENV_ENGINE_CACHE = "FACEFIT_ENGINE_CACHE"
@@ -240,12 +242,5 @@ def _read_entry(path: Path) -> CacheEntry | None:
     return CacheEntry(path, key, float(key.get("created", 0.0)))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    write_bytes_atomic(path, json.dumps(value, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(value, indent=2, sort_keys=True).encode())

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from facefit import hookimpl
 from facefit.errors import BackendUnavailableError, InputError
+from facefit.files import read_into
 from facefit.interfaces import DenoiserBackend
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ def file_hash(onnx_path: Path) -> str:
         if path.is_file() and path.name not in ("key.json", "contract.json"):
             digest.update(path.name.encode())
             with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 24), b""):
-                    digest.update(block)
+                read_into(digest, f, 1 << 24)
     return digest.hexdigest()
 
 
@@ -258,10 +258,10 @@ class Engine:
                 f"TensorRT failed to build an engine from {onnx_path}; run with -vv for its log"
             )
         if cache is not None:
-            from facefit_runtime.cache import write_bytes_atomic
+            from facefit.files import atomic_write_bytes
 
             timing_cache.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+            atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
         return bytes(plan)
 
     # -- load / activate / allocate / infer / unload ---------------------------------------------
@@ -372,6 +372,7 @@ class TensorRTBackend(DenoiserBackend):
     ``cache_dir``; ``rebuild`` ignores a cached engine.
     """
 
+    host_options = ("model",)
     name: ClassVar[str] = "tensorrt"
 
     def __init__(

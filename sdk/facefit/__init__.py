@@ -19,6 +19,7 @@ from facefit.errors import (
     WeightsNotFoundError,
 )
 from facefit.hookspecs import hookimpl
+from facefit.lazy import lazy_exports
 from facefit.registry import Registry
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
 
@@ -49,10 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # the loop pulls in torch and diffusers: load it on first use, keep `import facefit` light
-    if name in ("Pipeline", "Choice"):
-        import facefit.pipeline
-
-        return getattr(facefit.pipeline, name)
-    raise AttributeError(f"module 'facefit' has no attribute {name!r}")
+# the loop pulls in torch and diffusers: load it on first use, keep `import facefit` light
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"Pipeline": "facefit.pipeline", "Choice": "facefit.pipeline"}
+)

@@ -160,7 +160,7 @@ class AttributeJudge:
 
     def save(self, path: str | Path) -> Path:
         """Write the judge as JSON, atomically."""
-        from facefit.gallery.atomic import atomic_write_bytes
+        from facefit.files import atomic_write_bytes
 
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1) + "\n"

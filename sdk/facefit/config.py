@@ -46,6 +46,7 @@ from types import MappingProxyType
 from typing import Any
 
 from facefit.errors import ConfigError, PluginError
+from facefit.settings import Rule, at_least, between, check_fields
 from facefit.types import MODALITIES
 
 
@@ -90,25 +91,20 @@ class Settings:
                     f"setting {f.name} must be of type {f.type}, got {value!r} "
                     f"({type(value).__name__})"
                 )
-        positive = ("rounds", "candidates", "steps", "top_k")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.stop_when_stable < 0:
-            raise ConfigError(f"stop_when_stable must be 0 or more, got {self.stop_when_stable}")
-        if not 0.0 <= self.gallery_reference_weight <= 1.0:
-            raise ConfigError(
-                f"gallery_reference_weight must be between 0 and 1, got {self.gallery_reference_weight}"
-            )
-        if self.guidance < 0:
-            raise ConfigError(f"guidance must not be negative, got {self.guidance}")
-        if not 0.0 <= self.no_match_threshold <= 1.0:
-            raise ConfigError(
-                f"no_match_threshold must be a probability (0 to 1), got {self.no_match_threshold}"
-            )
-        if not 0.0 < self.match_prior <= 1.0:
-            raise ConfigError(f"match_prior must be above 0 and at most 1, got {self.match_prior}")
+        check_fields(self, _SETTINGS_RULES, error=ConfigError)
 
+
+_SETTINGS_RULES = {
+    "rounds": at_least(1),
+    "candidates": at_least(1),
+    "steps": at_least(1),
+    "top_k": at_least(1),
+    "stop_when_stable": at_least(0),
+    "gallery_reference_weight": between(0, 1),
+    "guidance": Rule(lambda v: v >= 0, "must not be negative"),
+    "no_match_threshold": Rule(lambda v: 0 <= v <= 1, "must be a probability (0 to 1)"),
+    "match_prior": Rule(lambda v: 0 < v <= 1, "must be above 0 and at most 1"),
+}
 
 SETTINGS = tuple(f.name for f in fields(Settings))
 """The names of the settings, in order."""

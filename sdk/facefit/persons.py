@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import sha256_file
 
 __all__ = [
     "PERSONS_FILE",
@@ -144,14 +145,6 @@ def group_persons(
     return Grouping(persons, links, no_face)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def input_fingerprints(data_dir: str | Path, *, with_images: bool = False) -> dict[str, str]:
     """sha256 of the data files a grouping was made from.
 
@@ -164,13 +157,13 @@ def input_fingerprints(data_dir: str | Path, *, with_images: bool = False) -> di
         path = data_dir / name
         if not path.exists():
             raise InputError(f"{path}: not found; is {data_dir} the shared data folder?")
-        out[name] = _sha256(path)
+        out[name] = sha256_file(path)
     if with_images:
         digest = hashlib.sha256()
         for folder in ("fs2k-train", "celeba-subset/faces"):
             for path in sorted((data_dir / folder).rglob("*")):
                 if path.is_file() and path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                    digest.update(f"{path.relative_to(data_dir)}\0{_sha256(path)}\n".encode())
+                    digest.update(f"{path.relative_to(data_dir)}\0{sha256_file(path)}\n".encode())
         out["images"] = digest.hexdigest()
     return out
 

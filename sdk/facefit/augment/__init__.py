@@ -25,8 +25,7 @@ Modules: :mod:`~facefit.augment.inputs` (what to read), :mod:`~facefit.augment.p
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facefit.lazy import lazy_exports
 
 _EXPORTS = {
     "AugmentSettings": "facefit.augment.plan",
@@ -47,7 +46,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'facefit.augment' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

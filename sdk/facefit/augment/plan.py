@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,7 +39,8 @@ from typing import Any
 
 from facefit.augment.inputs import Mugshot
 from facefit.errors import InputError
-from facefit.images import open_regular
+from facefit.files import sha256_file
+from facefit.settings import Rule, at_least, check_fields, one_of
 
 __all__ = [
     "AugmentSettings",
@@ -118,6 +118,17 @@ class Variant:
     prompt: str | None = None
 
 
+_AUGMENT_RULES = {
+    "per_identity": at_least(1),
+    "per_mugshot": Rule(lambda v: v >= 0, "must be 0 (off) or more"),
+    "backend": one_of(BACKENDS),
+    "steps": at_least(1),
+    "batch_size": at_least(1),
+    "shard_size": at_least(1),
+    "min_identity_cosine": Rule(lambda v: -1 <= v <= 1, "is a cosine: must be between -1 and 1"),
+}
+
+
 @dataclass(frozen=True)
 class AugmentSettings:
     """Everything that decides what an augmentation job makes.
@@ -158,27 +169,7 @@ class AugmentSettings:
     device: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.per_identity >= 1, f"--per-identity must be at least 1, got {self.per_identity}"),
-            (
-                self.per_mugshot >= 0,
-                f"--per-mugshot must be 0 (off) or more, got {self.per_mugshot}",
-            ),
-            (
-                self.backend in BACKENDS,
-                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}",
-            ),
-            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.shard_size >= 1, f"--shard-size must be at least 1, got {self.shard_size}"),
-            (
-                -1.0 <= self.min_identity_cosine <= 1.0,
-                f"--min-identity-cosine is a cosine, -1 to 1; got {self.min_identity_cosine}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
+        check_fields(self, _AUGMENT_RULES, error=InputError, flags=True)
         object.__setattr__(self, "styles", parse_styles(self.styles))
         prompts = tuple(" ".join(str(p).split()) for p in self.style_prompts)
         if any(not p for p in prompts):
@@ -308,19 +299,6 @@ def job_fingerprint(description: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a regular file; :class:`InputError` for a missing file, a FIFO…
-
-    Opened with :func:`facefit.images.open_regular`, so a FIFO named like an image
-    is refused instead of hanging the planning.
-    """
-    digest = hashlib.sha256()
-    with open_regular(path, "mugshot") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_files(model_dir: Path) -> dict[str, str]:
     """sha256 of every file of a generator directory, by name."""
     return {p.name: sha256_file(p) for p in sorted(model_dir.iterdir()) if p.is_file()}
@@ -447,7 +425,7 @@ def plan_job(
     inputs, kept, skipped = [], [], []
     for mugshot in mugshots:
         try:
-            digest = sha256_file(mugshot.path)
+            digest = sha256_file(mugshot.path, "mugshot")
         except (InputError, OSError) as exc:
             why = _unreadable(exc, mugshot.path)
             skipped.append({"key": mugshot.key, "identity": mugshot.identity, "reason": why})

@@ -12,7 +12,7 @@
       units/shard-NNNNNN.json  one per finished shard: its records, drops and skips
 
 Every file is written to a temporary name, flushed with fsync and renamed
-(:func:`facefit.gallery.atomic.atomic_write_bytes`). A shard's unit file is written
+(:func:`facefit.files.atomic_write_bytes`). A shard's unit file is written
 last: it is the shard's commit. A shard without one is made again, and since its
 batches and seeds are fixed, its images come out byte for byte the same.
 """
@@ -126,7 +126,7 @@ class OutputFolder:
 
     def write_bytes(self, relative: str, data: bytes) -> dict[str, Any]:
         """Write ``data`` to ``OUT/relative`` atomically and durably; returns its sha256 and size."""
-        from facefit.gallery.atomic import atomic_write_bytes
+        from facefit.files import atomic_write_bytes
 
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ class OutputFolder:
 
     def remove_leftovers(self) -> int:
         """Delete temporary files of writes that a killed process left; returns how many."""
-        from facefit.gallery.atomic import TEMP_MARK
+        from facefit.files import TEMP_MARK
 
         removed = 0
         for folder in (self.path, *(self.path / d for d in ("photo", "sketch", UNITS))):

@@ -14,6 +14,9 @@ from typing import Any
 
 import click
 
+from facefit.augment.plan import BACKENDS, AugmentSettings
+from facefit.settings import default_of
+
 __all__ = ["augment_command"]
 
 LISTED = 20
@@ -97,11 +100,14 @@ def _summary(report: Any) -> None:
 @click.option("--image-column", help="CSV column of image paths (default: image, path, file…).")
 @click.option("--identity-column", help="CSV column of identities (default: identity, name…).")
 @click.option(
-    "--per-identity", default=4, show_default=True, help="Sketches to make for each identity."
+    "--per-identity",
+    default=default_of(AugmentSettings, "per_identity"),
+    show_default=True,
+    help="Sketches to make for each identity.",
 )
 @click.option(
     "--per-mugshot",
-    default=0,
+    default=default_of(AugmentSettings, "per_mugshot"),
     show_default=True,
     help="Instead of --per-identity: this many sketches per style of EVERY mugshot.",
 )
@@ -119,21 +125,59 @@ def _summary(report: Any) -> None:
     help="A description in words, given as text evidence (repeat for several).",
 )
 @click.option(
-    "--model", default="default", show_default=True, help="Generator: default or a directory."
+    "--model",
+    default=default_of(AugmentSettings, "model"),
+    show_default=True,
+    help="Generator: default or a directory.",
 )
-@click.option("--steps", default=25, show_default=True, help="Sampler steps per sketch.")
-@click.option("--guidance", default=3.0, show_default=True, help="Classifier-free guidance.")
+@click.option(
+    "--steps",
+    default=default_of(AugmentSettings, "steps"),
+    show_default=True,
+    help="Sampler steps per sketch.",
+)
+@click.option(
+    "--guidance",
+    default=default_of(AugmentSettings, "guidance"),
+    show_default=True,
+    help="Classifier-free guidance.",
+)
 @click.option(
     "--min-identity-cosine",
-    default=0.25,
+    default=default_of(AugmentSettings, "min_identity_cosine"),
     show_default=True,
     help="Quality filter: drop a sketch whose SFace cosine to its mugshot is lower.",
 )
-@click.option("--seed", default=0, show_default=True, help="Base seed (per-sketch seeds derive).")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--batch-size", default=32, show_default=True, help="Sketches per sampler call.")
-@click.option("--shard-size", default=16, show_default=True, help="Identities per shard.")
-@click.option("--sampler", default="ddpm", show_default=True, help="ddpm, ddim or dpm-solver.")
+@click.option(
+    "--seed",
+    default=default_of(AugmentSettings, "seed"),
+    show_default=True,
+    help="Base seed (per-sketch seeds derive).",
+)
+@click.option(
+    "--device",
+    default=default_of(AugmentSettings, "device"),
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto.",
+)
+@click.option(
+    "--batch-size",
+    default=default_of(AugmentSettings, "batch_size"),
+    show_default=True,
+    help="Sketches per sampler call.",
+)
+@click.option(
+    "--shard-size",
+    default=default_of(AugmentSettings, "shard_size"),
+    show_default=True,
+    help="Identities per shard.",
+)
+@click.option(
+    "--sampler",
+    default=default_of(AugmentSettings, "sampler"),
+    show_default=True,
+    help="ddpm, ddim or dpm-solver.",
+)
 @click.option(
     "--clip",
     type=click.Path(exists=True, path_type=Path),
@@ -147,15 +191,23 @@ def _summary(report: Any) -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "onnxruntime", "eager"]),
-    default="auto",
+    type=click.Choice(BACKENDS),
+    default=default_of(AugmentSettings, "backend"),
     show_default=True,
     help="Denoiser backend; auto: ONNX Runtime where it runs (exported once into the cache).",
 )
 @click.option("--threads", default=0, show_default=True, help="CPU threads (0: torch's default).")
-@click.option("--detector", default="yunet", show_default=True, help="Face detector plugin.")
 @click.option(
-    "--encoder", default="sface", show_default=True, help="Face encoder of the quality filter."
+    "--detector",
+    default=default_of(AugmentSettings, "detector"),
+    show_default=True,
+    help="Face detector plugin.",
+)
+@click.option(
+    "--encoder",
+    default=default_of(AugmentSettings, "filter_encoder"),
+    show_default=True,
+    help="Face encoder of the quality filter.",
 )
 @click.option(
     "--ray",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from facefit.errors import InputError
+from facefit.files import sha256_file
 
 URI_HELP = (
     "A gallery in Milvus instead of a directory: milvus://HOST:PORT/COLLECTION (a server; "
@@ -441,7 +442,7 @@ def remove_command(ctx, gallery_path, identities, images, labels, lock_timeout) 
 
 
 def _remove(registry, gallery_path, identities, images, labels) -> None:
-    from facefit.gallery import GalleryError, GalleryIndex, build
+    from facefit.gallery import GalleryError, GalleryIndex
 
     index = GalleryIndex.load(gallery_path, registry=registry)
     chosen: set[int] = set(labels)
@@ -451,7 +452,7 @@ def _remove(registry, gallery_path, identities, images, labels) -> None:
             raise GalleryError(f"identity {name!r} is not in the gallery {gallery_path}")
         chosen.update(r.label for r in found)
     for image in images:
-        found = index.find(sha256=build.sha256_of(image)) if image.is_file() else []
+        found = index.find(sha256=sha256_file(image, "image")) if image.is_file() else []
         found = found or index.find(source=str(image.resolve()))
         if not found:
             raise GalleryError(f"{image}: no face from this image is in the gallery {gallery_path}")

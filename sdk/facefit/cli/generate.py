@@ -144,7 +144,7 @@ def _load_replay(path: Path) -> dict:
 
 
 def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None]:
-    from facefit.pipeline.provenance import sha256_file
+    from facefit.files import sha256_file
 
     paths = {}
     for modality, item in replay.get("inputs", {}).items():

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from facefit.errors import InputError
+from facefit.matcher.train import CLASSES, TrainSettings
+from facefit.settings import default_of
 
 
 def _command() -> str:
@@ -42,17 +44,35 @@ def _command() -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the matcher to (config.json, model.onnx, model.safetensors).",
 )
-@click.option("--epochs", type=click.IntRange(min=0), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto (training)."
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=default_of(TrainSettings, "epochs"),
+    show_default=True,
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=default_of(TrainSettings, "lr"),
+    show_default=True,
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=default_of(TrainSettings, "batch_size"),
+    show_default=True,
+)
+@click.option("--seed", type=int, default=default_of(TrainSettings, "seed"), show_default=True)
+@click.option(
+    "--device",
+    default=default_of(TrainSettings, "device"),
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto (training).",
 )
 @click.option(
     "--val-pairs",
     type=click.IntRange(min=0),
-    default=100,
+    default=default_of(TrainSettings, "val_pairs"),
     show_default=True,
     help="About this many FS2K training pairs (whole persons) held out to choose the epoch "
     "(0: keep the last epoch).",
@@ -78,14 +98,14 @@ def _command() -> str:
 )
 @click.option(
     "--photo-samples/--no-photo-samples",
-    default=False,
+    default=default_of(TrainSettings, "photo_samples"),
     show_default=True,
     help="Also classify photos against their own proxies (holds the gallery side in place).",
 )
 @click.option(
     "--classes",
-    type=click.Choice(["person", "pair", "pair-masked"]),
-    default="person",
+    type=click.Choice(CLASSES),
+    default=default_of(TrainSettings, "classes"),
     show_default=True,
     help="One class per person (pairs of one person share it), per pair (for comparison), "
     "or per pair with the person's other pairs never its negatives (pair-masked).",
@@ -93,11 +113,16 @@ def _command() -> str:
 @click.option(
     "--balance",
     type=click.Choice(["none", "gender"]),
-    default="none",
+    default=default_of(TrainSettings, "balance"),
     show_default=True,
     help="gender: every epoch draws an equal share of sketches from each gender.",
 )
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=default_of(TrainSettings, "threads"),
+    help="CPU threads (0: all).",
+)
 @click.option("--force", is_flag=True, help="Overwrite a matcher already in --out.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_matcher(

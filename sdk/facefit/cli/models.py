@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from facefit.weights import MODELS, cache_dir, find, sha256_of
+from facefit.files import sha256_file
+from facefit.weights import MODELS, cache_dir, find
 
 
 @click.group("models")
@@ -75,7 +76,7 @@ def list_command(as_json: bool, verify: bool) -> None:
             if not path.is_file():
                 row["status"] = "path does not exist"
             elif verify:
-                row["status"] = "ok" if sha256_of(path) == spec.sha256 else "checksum differs"
+                row["status"] = "ok" if sha256_file(path) == spec.sha256 else "checksum differs"
             else:
                 row["status"] = "found"
         rows.append(row)

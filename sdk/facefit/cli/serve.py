@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from facefit.errors import InputError
+from facefit.serve.settings import ServeSettings
+from facefit.settings import default_of
 
 __all__ = ["DATA_OPTION", "require_serve_extra", "serve"]
 
@@ -99,20 +101,56 @@ def _first_admin(services: object) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Pipeline TOML (plugins, options); the flags below override its settings.",
 )
-@click.option("--rounds", default=3, show_default=True, type=int, help="Most rounds per run.")
-@click.option("--candidates", default=4, show_default=True, type=int, help="Faces per round.")
-@click.option("--steps", default=20, show_default=True, type=int, help="Sampler steps per round.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="Runs at the same time.")
-@click.option("--queue", "queue_size", default=8, show_default=True, type=int, help="Runs waiting.")
+@click.option(
+    "--rounds",
+    default=default_of(ServeSettings, "rounds"),
+    show_default=True,
+    type=int,
+    help="Most rounds per run.",
+)
+@click.option(
+    "--candidates",
+    default=default_of(ServeSettings, "candidates"),
+    show_default=True,
+    type=int,
+    help="Faces per round.",
+)
+@click.option(
+    "--steps",
+    default=default_of(ServeSettings, "steps"),
+    show_default=True,
+    type=int,
+    help="Sampler steps per round.",
+)
+@click.option("--seed", default=default_of(ServeSettings, "seed"), show_default=True, type=int)
+@click.option(
+    "--workers",
+    default=default_of(ServeSettings, "workers"),
+    show_default=True,
+    type=int,
+    help="Runs at the same time.",
+)
+@click.option(
+    "--queue",
+    "queue_size",
+    default=default_of(ServeSettings, "queue_size"),
+    show_default=True,
+    type=int,
+    help="Runs waiting.",
+)
 @click.option(
     "--choice-timeout",
-    default=600.0,
+    default=default_of(ServeSettings, "choice_timeout"),
     show_default=True,
     type=float,
     help="Seconds a run waits for the investigator's choice before the loop decides.",
 )
-@click.option("--match-threshold", default=0.363, show_default=True, type=float)
+@click.option(
+    "--match-threshold",
+    default=default_of(ServeSettings, "match_threshold"),
+    show_default=True,
+    type=float,
+)
 @click.option("--secure-cookies", is_flag=True, help="Behind HTTPS (a TLS proxy): Secure cookies.")
 @click.option(
     "--forwarded-allow-ips",

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from facefit.errors import InputError
+from facefit.files import atomic_write_text
 
 __all__ = [
     "FORMAT",
@@ -262,10 +263,7 @@ class Manifest:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_json(relative_to=path.parent)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 from facefit.evaluation.calibration import calibration_markdown, plot_reliability
 from facefit.evaluation.contact_sheet import contact_sheet
 from facefit.evaluation.runner import BenchmarkInfo, EvalRun, ModeResult
+from facefit.files import atomic_write_text
 
 __all__ = ["contact_sheet", "plot_cmc", "to_json", "to_markdown", "write_report"]
 
@@ -404,12 +404,12 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     meta = {"command": command, "date": date, "machine": machine}
-    written["json"] = _atomic_text(
+    written["json"] = atomic_write_text(
         out / "results.json", json.dumps(to_json(run, **meta), indent=1) + "\n"
     )
     rows = "".join(json.dumps(row) + "\n" for row in probe_rows(run))
-    written["probes"] = _atomic_text(out / "probes.jsonl", rows)
-    written["markdown"] = _atomic_text(out / "results.md", to_markdown(run, **meta))
+    written["probes"] = atomic_write_text(out / "probes.jsonl", rows)
+    written["markdown"] = atomic_write_text(out / "results.md", to_markdown(run, **meta))
     cmc = plot_cmc(run, out / "cmc.png")
     if cmc:
         written["cmc"] = cmc
@@ -429,10 +429,3 @@ def write_report(
                 if sheet:
                     written[f"contact {bench.name} {mode}"] = sheet
     return written
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

@@ -1,25 +1,19 @@
-"""Durable, atomic file writes and cross-process locks on a gallery directory.
+"""Cross-process locks on a gallery directory.
 
-A write is made durable by fsync of the file and then of its directory (so the new
-name survives a power cut), and atomic by writing a temporary file beside the target
-and renaming it over: a reader sees the old file or the new one, never half of one.
+(The gallery's durable, atomic writes are :mod:`facefit.files`'.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from facefit.gallery.errors import GalleryError
 
-TEMP_MARK = ".tmp-"
-"""Part of every temporary file's name, so a crashed write's leftovers can be found."""
 LOCK_NAME = ".lock"
 """The lock file every load (shared) and save (exclusive) holds for a moment."""
 WRITER_LOCK_NAME = ".writer.lock"
@@ -28,55 +22,6 @@ WRITER_LOCK_NAME = ".writer.lock"
 
 class GalleryLockTimeout(GalleryError):
     """Another process kept changing the gallery for longer than the caller would wait."""
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file's data to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (new names, renames, deletions) to the disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def temp_path(target: Path) -> Path:
-    """A fresh temporary name beside ``target``."""
-    return target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically and durably."""
-    target = Path(target)
-    tmp = temp_path(target)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

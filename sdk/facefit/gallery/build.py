@@ -10,7 +10,6 @@ never fatal: one bad photo must not stop the enrolment of ten thousand.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import os
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facefit.errors import InputError
+from facefit.files import open_regular, sha256_file
 from facefit.gallery.errors import GalleryError
-from facefit.images import open_regular
 
 if TYPE_CHECKING:
     from facefit.faces import FaceEmbedder
@@ -149,15 +148,6 @@ def of_one_identity(paths: Iterable[str | Path], identity: str) -> list[Enrolmen
     return items
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a regular file (:class:`~facefit.errors.InputError` for a FIFO…)."""
-    digest = hashlib.sha256()
-    with open_regular(path) as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def enrol(
     gallery: GalleryIndex,
     embedder: FaceEmbedder,
@@ -186,7 +176,7 @@ def enrol(
             batch: list[tuple[Enrolment, str]] = []
             for item in items[start : start + chunk]:
                 try:
-                    digest = sha256_of(item.path)
+                    digest = sha256_file(item.path, "image")
                 except InputError as exc:  # missing, a folder, a FIFO…
                     report.skipped.append((str(item.path), _reason(str(exc))))
                     continue

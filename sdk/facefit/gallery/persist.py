@@ -25,15 +25,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from facefit.gallery.atomic import (
-    LOCK_NAME,
-    TEMP_MARK,
-    WRITER_LOCK_NAME,
-    atomic_write_bytes,
-    fsync_dir,
-    fsync_file,
-    sha256_file,
-)
+from facefit.files import TEMP_MARK, atomic_write_bytes, fsync_dir, fsync_file, sha256_file
+from facefit.gallery.atomic import LOCK_NAME, WRITER_LOCK_NAME
 from facefit.gallery.errors import CorruptGalleryError, GalleryError
 from facefit.gallery.manifest import MANIFEST_NAME, FileRecord, Manifest
 

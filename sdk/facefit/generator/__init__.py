@@ -10,8 +10,7 @@ Torch and diffusers are imported when a name from this package is first used, so
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facefit.lazy import lazy_exports
 
 _EXPORTS = {
     "FaceGenerator": "facefit.generator.model",
@@ -26,7 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'facefit.generator' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

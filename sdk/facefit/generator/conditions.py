@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.sketch import to_grey
 from facefit.types import MODALITIES, Condition
 
 if TYPE_CHECKING:
@@ -42,17 +43,6 @@ def sketch_domain(style: int | None = None) -> str:
 
 DOMAIN_MODALITY = "domain"
 """A :class:`Condition` with this modality picks the target domain; guidance keeps it."""
-
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """``(H, W)`` or ``(H, W, 3)`` uint8 → ``(H, W)`` uint8 (ITU-R 601 luma)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return image
-    grey = image[..., :3].astype(np.float32) @ np.asarray(GREY_WEIGHTS, np.float32)
-    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:

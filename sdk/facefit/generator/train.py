@@ -39,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facefit.errors import ConfigError, InputError
+from facefit.devices import resolve_device
+from facefit.errors import ConfigError
 from facefit.generator.data import TrainingBatches, TrainingPack
 from facefit.generator.train_config import IDENTITY_DEFAULTS, TrainConfig, load_train_config
 
@@ -53,17 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but torch sees no CUDA GPU; use device='cpu'")
-    return device
 
 
 class Trainer:
@@ -86,7 +76,7 @@ class Trainer:
         self.config = config
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.device = _device(config.device)
+        self.device = torch.device(resolve_device(config.device, "training device"))
         self.pack = pack if pack is not None else TrainingPack.load(config.pack)
         torch.manual_seed(config.seed)
         self.model = FaceGenerator(**self.model_options()).to(self.device)

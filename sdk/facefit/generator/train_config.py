@@ -14,6 +14,7 @@ from typing import Any
 
 from facefit.errors import ConfigError
 from facefit.generator.data import Augmentation
+from facefit.settings import at_least, check_fields, one_of
 
 IDENTITY_DEFAULTS = {
     "weight": 0.1,
@@ -21,6 +22,16 @@ IDENTITY_DEFAULTS = {
     "alpha": 10.0,
     "t_limit": 200,
     "recognizer": "sface",
+}
+
+
+_TRAIN_RULES = {
+    "steps": at_least(1),
+    "batch_size": at_least(1),
+    "checkpoint_every": at_least(1),
+    "sample_every": at_least(1),
+    "log_every": at_least(1),
+    "mixed_precision": one_of(("auto", "no", "bf16", "fp16")),
 }
 
 
@@ -58,13 +69,7 @@ class TrainConfig:
     identity: dict[str, Any] = field(default_factory=lambda: dict(IDENTITY_DEFAULTS))
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"[train] {name} must be at least 1, got {getattr(self, name)}")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ConfigError(
-                f"[train] mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}"
-            )
+        check_fields(self, _TRAIN_RULES, error=ConfigError, where="[train] ")
         unknown = set(self.identity) - set(IDENTITY_DEFAULTS)
         if unknown:
             raise ConfigError(

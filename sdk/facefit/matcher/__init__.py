@@ -14,8 +14,7 @@ the command. See ``docs/matcher.md``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facefit.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainSettings": "facefit.matcher.train",
@@ -34,8 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the public names lazily (torch and onnx load only when used)."""
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'facefit.matcher' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

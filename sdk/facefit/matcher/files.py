@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError, WeightsNotFoundError
+from facefit.files import atomic_write
 
 __all__ = [
     "CONFIG_FILE",
@@ -219,14 +220,14 @@ def save_matcher(
     from onnx import numpy_helper
     from safetensors.numpy import save_file
 
-    from facefit.weights import sha256_of
+    from facefit.files import sha256_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     onnx_path = directory / ONNX_FILE
-    _atomic(onnx_path, lambda p: p.write_bytes(model.SerializeToString()))
+    atomic_write(onnx_path, lambda p: p.write_bytes(model.SerializeToString()))
     weights = {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
-    _atomic(
+    atomic_write(
         directory / WEIGHTS_FILE,
         lambda p: save_file(weights, str(p), metadata={"format": FORMAT}),
     )
@@ -237,11 +238,11 @@ def save_matcher(
     config = dict(config)
     config.update(format=FORMAT, format_version=FORMAT_VERSION)
     config["parity"] = parity(directory, parity_faces)
-    config["files"] = {name: sha256_of(directory / name) for name in (ONNX_FILE, WEIGHTS_FILE)}
+    config["files"] = {name: sha256_file(directory / name) for name in (ONNX_FILE, WEIGHTS_FILE)}
     text = json.dumps(config, indent=2, sort_keys=False, default=str) + "\n"
-    _atomic(directory / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
     if card is not None:
-        _atomic(directory / CARD_FILE, lambda p: p.write_text(card, encoding="utf-8"))
+        atomic_write(directory / CARD_FILE, lambda p: p.write_text(card, encoding="utf-8"))
     return directory
 
 
@@ -265,9 +266,3 @@ def parity(directory: str | os.PathLike[str], faces: np.ndarray) -> dict[str, fl
         "max_abs_diff": float(np.abs(got - expected).max()),
         "min_cosine": float(cosine.min()),
     }
-
-
-def _atomic(path: Path, write: Any) -> None:
-    partial = path.with_name(path.name + ".partial")
-    write(partial)
-    partial.replace(path)

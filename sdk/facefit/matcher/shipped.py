@@ -88,13 +88,13 @@ def load_tail(package: str | os.PathLike[str] | None = None) -> dict[str, np.nda
     """
     from safetensors.numpy import load_file
 
-    from facefit.weights import sha256_of
+    from facefit.files import sha256_file
 
     package = _package(package)
     config = shipped_config(package)
     path = package / TAIL_FILE
     info = config["shipped"]
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != info["tail_sha256"]:
         raise InputError(
             f"{path}: sha256 {actual[:16]}… does not match the {info['tail_sha256'][:16]}… its "
@@ -128,10 +128,11 @@ def pack_shipped(
     from onnx import numpy_helper
     from safetensors.numpy import save_file
 
+    from facefit.files import sha256_file
     from facefit.matcher.card import model_card
     from facefit.matcher.files import load_weights, read_config
     from facefit.matcher.model import load_base
-    from facefit.weights import resolve, sha256_of
+    from facefit.weights import resolve
 
     out = _package(out)
     if (out / TAIL_FILE).exists() and not force:
@@ -158,7 +159,7 @@ def pack_shipped(
     partial.replace(out / TAIL_FILE)
     shipped = {k: v for k, v in config.items() if k not in ("files", "parity", "onnx_sha256")}
     shipped["shipped"] = {
-        "tail_sha256": sha256_of(out / TAIL_FILE),
+        "tail_sha256": sha256_file(out / TAIL_FILE),
         "dtype": "float16",
         "layers": trained,
         "from": {"onnx_sha256": config.get("files", {}).get("model.onnx")},
@@ -239,10 +240,10 @@ def _package(folder: str | os.PathLike[str] | None) -> Path:
 
 
 def _check_base(base_file: Path, config: dict[str, Any]) -> None:
-    from facefit.weights import sha256_of
+    from facefit.files import sha256_file
 
     want = config.get("base", {}).get("sha256")
-    actual = sha256_of(base_file)
+    actual = sha256_file(base_file)
     if want and actual != want:
         raise InputError(
             f"SFace file {base_file} has sha256 {actual[:16]}…, but the sketch matcher was "

@@ -34,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from facefit.devices import resolve_device
 from facefit.errors import InputError
 from facefit.matcher.data import AlignedPairs, Pair
+from facefit.settings import at_least, check_fields, more_than, one_of
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +108,24 @@ class TrainSettings:
     threads: int = 0
     """Threads for feature extraction and torch (0: library default)."""
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        """Raise :class:`InputError` for values that cannot train."""
-        problems = []
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
-        if self.batch_size < 2:
-            problems.append(f"batch size must be >= 2, got {self.batch_size}")
-        if self.val_pairs < 0:
-            problems.append(f"val pairs must be >= 0, got {self.val_pairs}")
-        if self.classes not in CLASSES:
-            problems.append(f"classes must be one of {', '.join(CLASSES)}, got {self.classes!r}")
-        if self.balance not in BALANCES:
-            problems.append(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
-        if problems:
-            raise InputError("train-matcher: " + "; ".join(problems))
+        """Raise :class:`InputError` for values that cannot train (again after a change)."""
+        check_fields(
+            self,
+            {
+                "epochs": at_least(0),
+                "lr": more_than(0),
+                "batch_size": at_least(2),
+                "val_pairs": at_least(0),
+                "classes": one_of(CLASSES),
+                "balance": one_of(BALANCES),
+            },
+            error=InputError,
+            where="train-matcher: ",
+        )
 
 
 @dataclass
@@ -412,7 +415,7 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
 
     start_time = time.perf_counter()
     torch.manual_seed(settings.seed)
-    device = torch.device(_device(settings.device))
+    device = torch.device(resolve_device(settings.device, "train-matcher: device"))
 
     train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
     train_pairs = [data.pairs[i] for i in train_idx]
@@ -586,18 +589,6 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
     )
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"train-matcher: device {name!r} asked, but CUDA is not available")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise InputError(f"train-matcher: unknown device {name!r}; use cpu, cuda, cuda:N or auto")
-    return name
-
-
 def settings_dict(settings: TrainSettings) -> dict[str, Any]:
     """The settings as JSON-ready values."""
     return json.loads(json.dumps(asdict(settings)))
@@ -626,6 +617,7 @@ def train_matcher(
     ``base_weights`` is the SFace ONNX file (default: resolved like the ``sface`` plugin's).
     """
     from facefit.faces import FaceEmbedder
+    from facefit.files import sha256_file
     from facefit.matcher.card import model_card
     from facefit.matcher.data import (
         align_pairs,
@@ -640,7 +632,7 @@ def train_matcher(
     from facefit.matcher.files import MATCHER_NAME, export_onnx, save_matcher
     from facefit.matcher.model import load_base, model_digest
     from facefit.persons import load_persons
-    from facefit.weights import resolve, sha256_of
+    from facefit.weights import resolve
 
     settings = settings or TrainSettings()
     settings.check()
@@ -722,7 +714,7 @@ def train_matcher(
             "encoder": "sface",
             "version": "sface-2021dec",
             "file": base_path.name,
-            "sha256": sha256_of(base_path),
+            "sha256": sha256_file(base_path),
         },
         "split": settings.split,
         "trained": result.tail.trainable_names(),

@@ -10,25 +10,17 @@ from it (:func:`config_from_provenance`) with the same inputs reproduces
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from facefit.config import PipelineConfig, parse_config
+from facefit.files import sha256_file
 
-__all__ = ["config_from_provenance", "config_to_dict", "make_provenance", "sha256_file"]
+__all__ = ["config_from_provenance", "config_to_dict", "make_provenance"]
 
 FORMAT = "facefit-provenance/1"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_to_dict(config: PipelineConfig) -> dict[str, Any]:

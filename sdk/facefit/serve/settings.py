@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facefit.errors import InputError
+from facefit.settings import at_least, check_fields, more_than
 
 __all__ = ["DEFAULT_DATA_DIR", "DEMO_GALLERY", "ServeSettings"]
 
@@ -20,6 +21,16 @@ def _default_data_dir() -> Path:
 
 
 DEFAULT_DATA_DIR = _default_data_dir()
+
+
+_SERVE_RULES = {
+    "rounds": at_least(1),
+    "candidates": at_least(1),
+    "steps": at_least(1),
+    "workers": at_least(1),
+    "queue_size": at_least(1),
+    "choice_timeout": more_than(0),
+}
 
 
 @dataclass(frozen=True)
@@ -58,13 +69,9 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
-        for name in ("rounds", "candidates", "steps", "workers", "queue_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"serve: --{name.replace('_', '-')} must be at least 1")
+        check_fields(self, _SERVE_RULES, error=InputError, where="serve: ", flags=True)
         if not self.galleries:
             raise InputError("serve: no gallery configured; pass --gallery NAME=PATH")
-        if self.choice_timeout <= 0:
-            raise InputError("serve: --choice-timeout must be positive (seconds)")
 
     @property
     def database(self) -> Path:

@@ -15,7 +15,6 @@ and non-images are refused with the same messages as on the command line.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import BinaryIO
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import atomic_write_bytes
 
 __all__ = ["BlobStore", "CheckedImage", "check_image", "check_text", "read_limited"]
 
@@ -56,17 +56,7 @@ class BlobStore:
         if target.is_file():
             return sha256
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, data, mode=0o444)
         return sha256
 
     def put_png(self, image: np.ndarray) -> str:

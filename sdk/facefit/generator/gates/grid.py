@@ -90,7 +90,7 @@ def gates_grid(
     """Write the grid PNG for each ``(name, runner)`` to ``path``; returns the path."""
     from PIL import Image
 
-    from facefit.gallery.atomic import atomic_write_bytes
+    from facefit.files import atomic_write_bytes
 
     blocks = []
     for name, runner in runners:

@@ -174,7 +174,7 @@ def write_report(report: dict[str, Any], stem: str | Path, *, force: bool = Fals
     """Write ``STEM.json`` and ``STEM.md``; refuses to overwrite either unless ``force``."""
     import json
 
-    from facefit.gallery.atomic import atomic_write_bytes
+    from facefit.files import atomic_write_bytes
 
     stem = Path(stem)
     paths = [stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")]
