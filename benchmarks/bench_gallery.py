@@ -119,7 +119,7 @@ def save_and_load(gallery: GalleryIndex, directory: Path) -> tuple[GalleryIndex,
     gallery.save(directory)
     saved = time.perf_counter() - started
     started = time.perf_counter()
-    loaded = GalleryIndex.load(directory, registry=Registry.load(allow=["retrievers"]))
+    loaded = GalleryIndex.load(directory, registry=Registry.load(allow=["retrievers", "scann", "milvus"]))
     load = time.perf_counter() - started
     size = sum(p.stat().st_size for p in directory.iterdir())
     row = {
@@ -185,7 +185,7 @@ def _hnsw_options() -> dict:
 
 def test_build_throughput(benchmark, dataset):
     n, data, _ = dataset
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     names = [f"id{i}" for i in data.identities]
     spent = {"index": 0.0}
 

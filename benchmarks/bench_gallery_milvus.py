@@ -238,7 +238,7 @@ def test_milvus_beside_hnswlib_and_scann(n, name, tmp_path):
         pytest.skip(f"{n:,} faces on {name}: kept from the earlier run (FACEFIT_BENCH_RESUME=1)")
     started = time.perf_counter()
     data, exact = _dataset(n)
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     rows = MEASURE[name](n, data, exact, registry, tmp_path)
     ROWS.extend(rows)
     BLOCKS.append({

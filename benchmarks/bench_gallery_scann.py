@@ -75,7 +75,7 @@ def _version(package: str) -> str:
 
 def test_build_throughput(benchmark, dataset):
     n, data, _ = dataset
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     names = [f"id{i}" for i in data.identities]
 
     def build() -> GalleryIndex:

@@ -145,7 +145,7 @@ class Setup:
             'steps = 2\n\n[face_detector]\nplugin = "yunet"\n\n[face_encoder]\nplugin = "tiny-face"\n'
         )
         self.gallery_registry = Registry.load(
-            allow=["yunet", "retrievers"], plugins=[("toys", Toys())]
+            allow=["yunet", "retrievers", "scann", "milvus"], plugins=[("toys", Toys())]
         )
         photos = root / "photos"
         for n in range(3):

@@ -33,7 +33,7 @@ def main() -> None:
     gallery = GalleryIndex.create(
         EncoderInfo("synthetic", "1", 128),
         retriever=retriever,
-        registry=Registry.load(allow=["retrievers"]),
+        registry=Registry.load(allow=["retrievers", "scann", "milvus"]),
     )
     for start in range(0, n, 100_000):
         gallery.add(data.vectors[start : start + 100_000], names[start : start + 100_000])

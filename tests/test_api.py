@@ -134,14 +134,14 @@ def test_open_or_build_builds_once_then_opens(tmp_path):
         (root / identity).mkdir(parents=True)
         for j, face in enumerate(faces):
             Image.fromarray(face).save(root / identity / f"{j}.png")
-    registry = Registry.load(allow=["retrievers"], plugins=[("toys", Toys())])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", Toys())])
     embedder = FaceEmbedder.from_registry(registry, detector="blob", encoder="pattern")
     built = GalleryIndex.open_or_build(tmp_path / "g", root, embedder=embedder, registry=registry)
     assert (len(built), built.num_identities) == (6, 3)
     (root / "person0" / "0.png").unlink()  # a changed folder is not re-read: the gallery opens
     opened = GalleryIndex.open_or_build(tmp_path / "g", root, embedder=embedder, registry=registry)
     assert len(opened) == 6 and opened.path == tmp_path / "g"
-    other = Registry.load(allow=["retrievers"], plugins=[("toys", ToysV2())])
+    other = Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", ToysV2())])
     changed = FaceEmbedder.from_registry(other, detector="blob", encoder="pattern")
     with pytest.raises(EncoderMismatchError):
         GalleryIndex.open_or_build(tmp_path / "g", root, embedder=changed, registry=other)

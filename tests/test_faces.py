@@ -19,6 +19,7 @@ from facefit.faces import (
 )
 from facefit.images import save_image
 from facefit.interfaces import Detection, FaceDetector, FaceEncoder
+from facefit.testing import FaceDetectorTests
 
 
 def _similarity(angle: float, scale: float, tx: float, ty: float) -> np.ndarray:
@@ -275,3 +276,25 @@ def test_same_person_scores_higher_than_different_people(real_embedder, shared_d
     same = [sim[0, 1], sim[2, 3], sim[4, 5]]
     different = [sim[i, j] for i in range(6) for j in range(6) if i // 2 != j // 2]
     assert np.mean(same) > np.mean(different) + 0.2
+
+
+class TestYuNetConformance(FaceDetectorTests):
+    """The built-in detector passes the conformance kit a vendor's detector runs."""
+
+    plugin_name = "yunet"
+
+    def make(self):
+        from facefit import Registry
+
+        detector = Registry.load(allow=["yunet"]).create_face_detector("yunet")
+        try:
+            detector.detect(np.zeros((64, 64, 3), np.uint8))
+        except WeightsNotFoundError as exc:
+            pytest.skip(f"model files not installed ({exc})")
+        return detector
+
+    def face_image(self):
+        from facefit.images import load_image
+        from facefit.pipeline.demo import DEMO_DATA
+
+        return load_image(DEMO_DATA / "gallery" / "photo1_0724.jpg")

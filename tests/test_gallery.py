@@ -27,7 +27,7 @@ ENCODER = EncoderInfo("toy", "1", 16)
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(allow=["retrievers"])
+    return Registry.load(allow=["retrievers", "scann", "milvus"])
 
 
 try:

@@ -19,7 +19,7 @@ TOYS = ["--detector", "blob"]
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(allow=["retrievers"], plugins=[("toys", Toys())])
+    return Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", Toys())])
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_errors_for_people_not_tracebacks(registry, photos, images, tmp_path):
         "search", "-g", gallery, probe, "-k", "9", *TOYS
     )
     assert "no face found" in fails("search", "-g", gallery, flat, *TOYS)
-    changed = Registry.load(allow=["retrievers"], plugins=[("toys", ToysV2())])
+    changed = Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", ToysV2())])
     assert "built with encoder pattern (version test-1" in fails(
         "search", "-g", gallery, probe, *TOYS, registry=changed
     )

@@ -28,7 +28,7 @@ DATA = clustered_faces(400, 16, n_probes=1, seed=5)
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(allow=["retrievers"])
+    return Registry.load(allow=["retrievers", "scann", "milvus"])
 
 
 def _die() -> None:
@@ -107,7 +107,7 @@ CRASHES = {
 
 
 def _child(path, retriever, crash) -> None:
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     gallery = GalleryIndex.load(path, registry=registry)
     gallery.add(DATA.vectors[200:], [str(i) for i in DATA.identities[200:]])
     mp = pytest.MonkeyPatch()
@@ -168,7 +168,7 @@ SAVE_LOOP = textwrap.dedent(
     import numpy as np
     from facefit import Registry
     from facefit.gallery import GalleryIndex
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     rng = np.random.default_rng(int(sys.argv[2]))
     while True:
         g = GalleryIndex.load(sys.argv[1], registry=registry)

@@ -23,7 +23,7 @@ TOYS = ["--detector", "blob"]
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(allow=["retrievers"], plugins=[("toys", Toys())])
+    return Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", Toys())])
 
 
 @pytest.fixture

@@ -191,7 +191,9 @@ def gallery_registry():
     from facefit import Registry
     from tests.plugins.gallery_toys import Toys
 
-    return Registry.load(allow=["yunet", "retrievers"], plugins=[("toys", Toys())])
+    return Registry.load(
+        allow=["yunet", "retrievers", "scann", "milvus"], plugins=[("toys", Toys())]
+    )
 
 
 GALLERY = ["--detector", "yunet"]
@@ -288,7 +290,7 @@ def augment_setup(tmp_path_factory, yunet):
     for kind in KINDS:
         write_kind(mugs / kind, kind, seed=1)  # one identity per kind
     registry = Registry.load(
-        allow=["yunet", "conditioners", "samplers", "eager", "retrievers"],
+        allow=["yunet", "conditioners", "samplers", "eager", "retrievers", "scann", "milvus"],
         plugins=[("generator-toys", generator_toys), ("gallery-toys", Toys())],
     )
     return root, registry

@@ -52,7 +52,7 @@ def fresh(lite) -> str:
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry.load(allow=["retrievers"])
+    return Registry.load(allow=["retrievers", "scann", "milvus"])
 
 
 @pytest.fixture(scope="module")
@@ -532,7 +532,7 @@ def run(registry, *args):
 
 @pytest.fixture(scope="module")
 def toys():
-    return Registry.load(allow=["retrievers"], plugins=[("toys", Toys())])
+    return Registry.load(allow=["retrievers", "scann", "milvus"], plugins=[("toys", Toys())])
 
 
 @pytest.fixture

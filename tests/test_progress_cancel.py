@@ -223,7 +223,7 @@ def test_a_sampler_without_on_step_reports_per_round_and_cancels_between_rounds(
     config = toy_config(model_dir, rounds=2, candidates=1, steps=2, stop_when_stable=0)
     pipeline = Pipeline(config, registry=registry)
 
-    class OldSampler(Sampler):  # a vendor sampler written before on_step existed
+    class OldSampler(Sampler):  # a vendor sampler that does not report its steps
         name = "old"
 
         def __init__(self, inner):
@@ -240,10 +240,8 @@ def test_a_sampler_without_on_step_reports_per_round_and_cancels_between_rounds(
             )
 
     pipeline.parts.sampler = OldSampler(pipeline.parts.sampler)
-    from facefit.pipeline.components import accepts
-
-    pipeline._step_hook = accepts(pipeline.parts.sampler.sample, "on_step")
-    assert not pipeline._step_hook
+    assert not OldSampler.reports_steps  # the interface's default: it declares no on_step
+    pipeline._step_hook = pipeline.parts.sampler.reports_steps
     seen = []
     pipeline.run(EVIDENCE, progress=seen.append)
     assert [p.step for p in seen if p.stage == "sample"] == [0, 2, 0, 2]

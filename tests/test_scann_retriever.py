@@ -155,7 +155,7 @@ def test_bad_options_are_clear_errors():
 
 
 def test_a_gallery_on_scann_round_trips(faces, tmp_path):
-    registry = Registry.load(allow=["retrievers"])
+    registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     encoder = EncoderInfo("toy", "1", 64)
     g = GalleryIndex.create(encoder, retriever="scann", registry=registry, train_at=500)
     g.add(faces.vectors[:2000], [f"id{i // 4}" for i in range(2000)])

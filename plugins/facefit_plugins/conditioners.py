@@ -42,6 +42,8 @@ class SketchConditioner(Conditioner):
     modality: ClassVar[str] = "sketch"
     channels: ClassVar[int] = 1
 
+    host_options: ClassVar[tuple[str, ...]] = ("image_size",)
+
     def __init__(self, image_size: int = 64, normalize: bool = True) -> None:
         self.image_size = int(image_size)
         self.normalize = bool(normalize)
@@ -62,6 +64,8 @@ class LowQualityConditioner(Conditioner):
     modality: ClassVar[str] = "lq"
     channels: ClassVar[int] = 3
 
+    host_options: ClassVar[tuple[str, ...]] = ("image_size",)
+
     def __init__(self, image_size: int = 64) -> None:
         self.image_size = int(image_size)
 
@@ -79,6 +83,7 @@ class TextConditioner(Conditioner):
 
     name: ClassVar[str] = "text"
     modality: ClassVar[str] = "text"
+    host_options: ClassVar[tuple[str, ...]] = ("image_size", "registry", "encoder")
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class ReferenceConditioner(Conditioner):
     name: ClassVar[str] = "reference"
     modality: ClassVar[str] = "reference"
     num_tokens: ClassVar[int] = 1
+    host_options: ClassVar[tuple[str, ...]] = ("image_size", "registry", "encoder", "detector")
 
     def __init__(
         self,

@@ -29,16 +29,17 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
+from facefit import hookimpl
 from facefit.errors import InputError, PluginError
 from facefit.gallery.errors import GalleryError
 from facefit.gallery.store import FaceRecord
-from facefit.interfaces import Retriever
+from facefit.interfaces import DatabaseRetriever, SearchBreadth
+from facefit.vectors import check_k, check_labels, normalize_rows
 from facefit_plugins.milvus_location import MilvusLocation, parse_location
-from facefit_plugins.retrievers import check_k, check_labels, normalise
 
 __all__ = ["MilvusRetriever"]
 
@@ -85,7 +86,7 @@ def _pymilvus():
     return pymilvus
 
 
-class MilvusRetriever(Retriever):
+class MilvusRetriever(DatabaseRetriever):
     """Cosine search in a Milvus collection that holds the whole gallery (Lite or server).
 
     ``uri``: a ``milvus:`` URL (``milvus://host:19530/mugshots``,
@@ -98,8 +99,6 @@ class MilvusRetriever(Retriever):
     """
 
     name = "milvus"
-    keeps_records: ClassVar[bool] = True
-    """Holds identities and provenance too: a gallery on it lives in the database."""
 
     def __init__(
         self,
@@ -198,6 +197,11 @@ class MilvusRetriever(Retriever):
         return int(self._info.get("next_label", 0))
 
     @property
+    def search_breadth(self) -> SearchBreadth | None:  # type: ignore[override]
+        """``ef`` for the index types that have it (HNSW, DISKANN); None otherwise."""
+        return SearchBreadth("ef", "count") if "ef" in _INDEXES[self.index_type][1] else None
+
+    @property
     def ef(self) -> int:
         """HNSW (DISKANN) search breadth; higher finds more of the true neighbours, slower."""
         if "ef" not in _INDEXES[self.index_type][1]:
@@ -222,7 +226,7 @@ class MilvusRetriever(Retriever):
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors (no identity: a gallery calls :meth:`add_faces`); a known label is replaced."""
-        vectors = normalise(self.check_vectors(vectors), "vectors to add")
+        vectors = normalize_rows(self.check_vectors(vectors), "vectors to add")
         labels = check_labels(labels, len(vectors))
         old = labels[labels < self.next_label]
         replaced = len(self._existing(old)) if len(old) else 0
@@ -234,7 +238,7 @@ class MilvusRetriever(Retriever):
         self, labels: np.ndarray, vectors: np.ndarray, records: Sequence[FaceRecord]
     ) -> None:
         """Add new faces (labels at or past :attr:`next_label`) with who they are."""
-        vectors = normalise(self.check_vectors(vectors), "vectors to add")
+        vectors = normalize_rows(self.check_vectors(vectors), "vectors to add")
         labels = check_labels(labels, len(vectors))
         if len(labels) and int(labels.min()) < self.next_label:
             raise GalleryError(f"{self.where}: labels below {self.next_label} are taken")
@@ -281,7 +285,7 @@ class MilvusRetriever(Retriever):
         )
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = normalise(self.check_vectors(queries, "queries"), "queries")
+        queries = normalize_rows(self.check_vectors(queries, "queries"), "queries")
         k = check_k(k, len(self))
         if k > _MAX_K:
             raise InputError(f"k={k}: Milvus returns at most {_MAX_K} results per query")
@@ -586,3 +590,8 @@ def _row(label: int, vector: np.ndarray, record: FaceRecord | None) -> dict[str,
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@hookimpl
+def register_retrievers(register) -> None:
+    register(MilvusRetriever)  # pymilvus itself loads on first use

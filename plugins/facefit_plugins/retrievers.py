@@ -1,7 +1,8 @@
 """Retrievers ``exact`` and ``hnswlib``: cosine nearest neighbours over face embeddings.
 
-(``scann``, for galleries of hundreds of thousands of faces, is in :mod:`facefit_plugins.scann_retriever`;
-``milvus``, a gallery in a Milvus database, in :mod:`facefit_plugins.milvus_retriever`.)
+(``scann``, for galleries of hundreds of thousands of faces, is the plugin
+:mod:`facefit_plugins.scann_retriever`; ``milvus``, a gallery in a Milvus database,
+the plugin :mod:`facefit_plugins.milvus_retriever`: each has its own entry point.)
 
 - :class:`ExactRetriever` compares a query with every stored vector (one matrix
   product): always right, linear in the gallery size. numpy on the CPU; torch when a
@@ -27,7 +28,8 @@ import numpy as np
 
 from facefit import hookimpl
 from facefit.errors import InputError, PluginError
-from facefit.interfaces import Retriever
+from facefit.interfaces import Retriever, SearchBreadth
+from facefit.vectors import check_k, check_labels, normalize_rows
 
 __all__ = ["ExactRetriever", "HnswRetriever"]
 
@@ -41,48 +43,6 @@ _SMALL_BATCH = 8
 product on all cores, and on a busy machine waking its threads costs more than the
 product itself: 11 ms instead of 0.3 ms for 10,000 faces, measured here. ``einsum``
 stays on the calling thread."""
-
-
-def normalise(vectors: np.ndarray, what: str) -> np.ndarray:
-    """Unit-length rows; a zero, NaN or infinite row is an :class:`InputError`."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    bad = ~np.isfinite(norms[:, 0]) | (norms[:, 0] < 1e-12)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{what}: row {row} is zero or not finite; pass embeddings from a face encoder"
-        )
-    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
-
-
-def check_labels(labels: Any, n: int | None = None, what: str = "labels") -> np.ndarray:
-    """``labels`` as a 1-d int64 array of distinct non-negative integers (``n`` of them)."""
-    array = np.asarray(labels)
-    if array.ndim == 0:
-        array = array[None]
-    if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
-        raise InputError(
-            f"{what}: expected a 1-d array of integers, got {array.dtype} {array.shape}"
-        )
-    array = array.astype(np.int64, copy=False)
-    if n is not None and len(array) != n:
-        raise InputError(f"{what}: got {len(array)} labels for {n} vectors")
-    if array.size and array.min() < 0:
-        raise InputError(f"{what}: labels must be non-negative, got {int(array.min())}")
-    if len(np.unique(array)) != len(array):
-        raise InputError(f"{what}: the same label appears twice in one call")
-    return array
-
-
-def check_k(k: int, size: int) -> int:
-    """``k`` as an int between 1 and the index size, or a clear error."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    if size == 0:
-        raise InputError("the index is empty: add vectors before searching")
-    if k > size:
-        raise InputError(f"k={k} is larger than the index ({size} items); ask for at most {size}")
-    return int(k)
 
 
 def _cuda_device(requested: str) -> str | None:
@@ -147,7 +107,7 @@ class ExactRetriever(Retriever):
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; a label already present gets its vector replaced."""
-        vectors = normalise(self.check_vectors(vectors), "vectors to add")
+        vectors = normalize_rows(self.check_vectors(vectors), "vectors to add")
         labels = check_labels(labels, len(vectors))
         self._grow(self._n + len(labels))
         for label, vector in zip(labels.tolist(), vectors):
@@ -185,7 +145,7 @@ class ExactRetriever(Retriever):
         return self._vectors[rows].copy()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = normalise(self.check_vectors(queries, "queries"), "queries")
+        queries = normalize_rows(self.check_vectors(queries, "queries"), "queries")
         k = check_k(k, self._n)
         if self._torch_device is False:
             self._torch_device = _cuda_device(self.device)
@@ -261,15 +221,13 @@ class HnswRetriever(Retriever):
     batches of vectors. Removed items are only marked: they stop being returned, and
     their slots are not reused.
 
-    The defaults come from a sweep over 100,000 SFace-like faces
-    (``benchmarks/results/gallery_tuning.md``): for the same query time M=32 found more
-    of the exact top-10 than M=16, and ef_construction=128 little more than 64 at
-    twice the build time. ef=256 finds 0.95 of the exact top-10 at 100,000 faces but
-    only 0.76 at a million (``benchmarks/results/gallery.md``): set ``ef`` for your
-    gallery's size and recall target with ``GalleryIndex.tune_ef``.
+    The defaults come from a sweep over SFace-like faces (docs/gallery.md). The
+    recall a fixed ``ef`` reaches falls as the gallery grows: set it for your
+    gallery's size and recall target with :meth:`facefit.gallery.GalleryIndex.tune`.
     """
 
     name = "hnswlib"
+    search_breadth = SearchBreadth("ef", "count")
 
     def __init__(
         self,
@@ -335,7 +293,7 @@ class HnswRetriever(Retriever):
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; a label already present (even removed) gets its vector replaced."""
-        vectors = normalise(self.check_vectors(vectors), "vectors to add")
+        vectors = normalize_rows(self.check_vectors(vectors), "vectors to add")
         labels = check_labels(labels, len(vectors))
         if not len(labels):
             return
@@ -366,7 +324,7 @@ class HnswRetriever(Retriever):
             ) from None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = normalise(self.check_vectors(queries, "queries"), "queries")
+        queries = normalize_rows(self.check_vectors(queries, "queries"), "queries")
         k = check_k(k, len(self))
         try:
             labels, distances = self._index.knn_query(queries, k, num_threads=self.num_threads)
@@ -412,11 +370,5 @@ class HnswRetriever(Retriever):
 
 @hookimpl
 def register_retrievers(register) -> None:
-    # scann and pymilvus themselves load on first use
-    from facefit_plugins.milvus_retriever import MilvusRetriever
-    from facefit_plugins.scann_retriever import ScannRetriever
-
     register(ExactRetriever)
     register(HnswRetriever)
-    register(ScannRetriever)
-    register(MilvusRetriever)

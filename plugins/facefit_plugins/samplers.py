@@ -57,6 +57,9 @@ class DiffusersSampler(Sampler):
 
     scheduler_class: ClassVar[str]
     scheduler_options: ClassVar[dict[str, Any]] = {}
+    host_options: ClassVar[tuple[str, ...]] = ("generator",)
+    reports_steps: ClassVar[bool] = True
+    batches: ClassVar[bool] = True
     thread_safe: ClassVar[bool] = True
     """A fresh scheduler per call and no state between calls: threads may share one."""
 

@@ -10,11 +10,8 @@ crashes when a face is deleted from a spilled index, and a gallery must be able 
 remove faces; at a million faces it found no more in the same time either
 (``benchmarks/results/gallery_ann_frontier.md``).
 
-On 128-d SFace-like faces on this project's 2-core machine
-(``benchmarks/results/gallery_scann.md``): at 100,000 faces it finds 0.995 of the
-exact top-10 in 0.65 ms per query (hnswlib: 0.994 in 5.7 ms); at a million, 0.994
-in about 3 ms with 0.6 of the leaves scanned (hnswlib: 0.91 in 11 ms). A gallery of a
-million builds at ≈9,000 faces/s through ``GalleryIndex.add`` (hnswlib: ≈1,850).
+How it compares with hnswlib in speed and recall, measured: docs/gallery.md and
+``benchmarks/results/gallery_scann.md``.
 
 The ANN index is trained once the gallery reaches ``train_at`` faces (below that,
 search is exact over the same stored vectors), and trained again from scratch each
@@ -39,9 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from facefit import hookimpl
 from facefit.errors import InputError, PluginError
-from facefit.gallery.atomic import TEMP_MARK
-from facefit_plugins.retrievers import ExactRetriever, check_k, check_labels, normalise
+from facefit.files import TEMP_MARK
+from facefit.interfaces import SearchBreadth
+from facefit.vectors import check_k, check_labels, normalize_rows
+from facefit_plugins.retrievers import ExactRetriever
 
 __all__ = ["ScannRetriever"]
 
@@ -118,8 +118,7 @@ class ScannRetriever(ExactRetriever):
 
     - ``leaves_to_search``: share of the leaves scanned per query (0–1]; more finds
       more of the exact top-k, slower. Smaller galleries need a larger share for the
-      same recall: 0.99 of the exact top-10 of SFace-like faces takes about 0.8 at
-      10,000 faces, 0.6 at 100,000 and 0.55 at a million.
+      same recall.
     - ``recall_target``: when set (the default, 0.99), each training ends by setting
       ``leaves_to_search`` to the smallest share finding this much of the exact
       top-10 of 200 stored faces (:func:`facefit.gallery.tuning.tune_leaves`).
@@ -133,6 +132,7 @@ class ScannRetriever(ExactRetriever):
     """
 
     name = "scann"
+    search_breadth = SearchBreadth("leaves_to_search", "share")
 
     def __init__(
         self,
@@ -203,7 +203,7 @@ class ScannRetriever(ExactRetriever):
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; a label already present gets its vector replaced."""
-        vectors = normalise(self.check_vectors(vectors), "vectors to add")
+        vectors = normalize_rows(self.check_vectors(vectors), "vectors to add")
         labels = check_labels(labels, len(vectors))
         rows = [self._row.get(label) for label in labels.tolist()]
         super().add(labels, vectors)
@@ -297,7 +297,7 @@ class ScannRetriever(ExactRetriever):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._searcher is None:
             return super().search(queries, k)
-        queries = normalise(self.check_vectors(queries, "queries"), "queries")
+        queries = normalize_rows(self.check_vectors(queries, "queries"), "queries")
         k = check_k(k, self._n)
         leaves = self._leaves_for(self._num_leaves)
         reorder = max(self.reorder, k)
@@ -378,3 +378,8 @@ class ScannRetriever(ExactRetriever):
         config = searcher.config()
         found = re.search(r"num_children:\s*(\d+)", config if isinstance(config, str) else "")
         self._num_leaves = int(found.group(1)) if found else max(2, round(2 * math.sqrt(self._n)))
+
+
+@hookimpl
+def register_retrievers(register) -> None:
+    register(ScannRetriever)  # scann itself loads on first use

@@ -96,4 +96,4 @@ def create_backend(
         cache_dir=cache_dir,
         extra=extra,
     )
-    return registry.create_denoiser_backend(name, model=model, **options)
+    return registry.create_hosted("denoiser_backend", name, {"model": model}, **options)

@@ -79,6 +79,7 @@ class CompiledBackend(DenoiserBackend):
     automatic dynamic batch on the CPU); ``strict`` raises instead of falling back.
     """
 
+    host_options = ("model",)
     name: ClassVar[str] = "compiled"
 
     def __init__(

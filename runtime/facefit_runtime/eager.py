@@ -25,6 +25,7 @@ class EagerBackend(DenoiserBackend):
     move the model once, when the backend is made.
     """
 
+    host_options = ("model",)
     name: ClassVar[str] = "eager"
 
     def __init__(self, model: Any = None, *, device: str | None = None, dtype: Any = None) -> None:

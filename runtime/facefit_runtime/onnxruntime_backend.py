@@ -114,6 +114,7 @@ class OnnxRuntimeBackend(DenoiserBackend):
     off for large models on small machines).
     """
 
+    host_options = ("model",)
     name: ClassVar[str] = "onnxruntime"
 
     def __init__(

@@ -16,6 +16,13 @@ below) or any callable returning an instance, and the name to create it by. The
 factory's keyword arguments are the options users give in a config file or to
 ``create_*``. Import heavy libraries inside the factory, not at module level:
 listing plugins must stay fast. Hooks are never called while generating.
+
+What the host gives an implementation besides the user's options (a conditioner's
+``image_size``, a sampler's ``generator``, a backend's ``model``) and the optional
+abilities it may ask for (a sampler's batched ``denoise``, a retriever's search
+breadth) are declared on the interfaces in :mod:`facefit.interfaces`; the kinds and
+their host options are listed in :data:`facefit.kinds.KINDS`, from which
+:data:`HOOKS` is made.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pluggy
+
+from facefit.kinds import KINDS
 
 PROJECT = "facefit"
 
@@ -77,15 +86,19 @@ def register_denoiser_backends(register: Register) -> None:
     """Register :class:`~facefit.interfaces.DenoiserBackend` implementations (``eager``…)."""
 
 
-HOOKS: dict[str, str] = {
-    "face_detector": "register_face_detectors",
-    "face_encoder": "register_face_encoders",
-    "text_encoder": "register_text_encoders",
-    "sketch_extractor": "register_sketch_extractors",
-    "conditioner": "register_conditioners",
-    "sampler": "register_samplers",
-    "retriever": "register_retrievers",
-    "loss": "register_losses",
-    "denoiser_backend": "register_denoiser_backends",
-}
+HOOKS: dict[str, str] = {k.name: k.hook for k in KINDS}
 """``{kind: hook name}``: the kind of implementation each hook registers."""
+
+
+def _check_specs() -> None:
+    """Every kind has a hook specification here, and every specification is a kind's."""
+    specs = {n for n, f in globals().items() if getattr(f, f"{PROJECT}_spec", None) is not None}
+    if specs != set(HOOKS.values()):
+        raise RuntimeError(
+            f"facefit.hookspecs and facefit.kinds disagree: specs without a kind "
+            f"{sorted(specs - set(HOOKS.values()))}, kinds without a spec "
+            f"{sorted(set(HOOKS.values()) - specs)}"
+        )
+
+
+_check_specs()

@@ -5,6 +5,18 @@ shapes a caller needs to know up front) and has one abstract method; everything
 else is concrete convenience built on that method. Plugins register subclasses
 (or factories returning instances) through the hooks in :mod:`facefit.hookspecs`.
 
+Everything the host gives a plugin and may ask of it is declared here:
+
+- **host options**: the keyword options facefit passes to a factory besides the
+  user's own, listed per kind in :mod:`facefit.kinds` (a conditioner may take the
+  generator's ``image_size``, a sampler its ``generator``, a backend its ``model``).
+  An implementation names those it takes in ``host_options``; nothing else is
+  passed, and the host never inspects a signature to decide.
+- **optional abilities**: a class attribute says whether an implementation has one
+  (``Sampler.batches``, ``Sampler.reports_steps``, ``Retriever.search_breadth``), and
+  the base class gives the method a default that refuses clearly. The host reads
+  the declaration; it never probes with ``hasattr``.
+
 Heavy libraries (torch, onnxruntime, cv2) are imported inside methods, so that
 listing plugins stays fast.
 """
@@ -13,7 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -21,12 +33,14 @@ from facefit.errors import InputError, PluginError
 from facefit.types import Condition, Evidence
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
     import torch
 
 __all__ = [
     "Conditioner",
+    "DatabaseRetriever",
     "DenoiserBackend",
     "Detection",
     "FaceDetector",
@@ -35,6 +49,7 @@ __all__ = [
     "LossInputs",
     "Retriever",
     "Sampler",
+    "SearchBreadth",
     "SketchExtractor",
     "TextEmbedding",
     "TextEncoder",
@@ -153,6 +168,12 @@ class Conditioner(ABC):
     ``num_tokens``/``dim`` give the fixed token shape (0 when the conditioner makes
     no tokens); ``channels`` the depth of its spatial map (0 when none), at the
     generator's ``image_size``. Fixed shapes let compiled runtimes use static graphs.
+
+    The pipeline creates one conditioner per modality and passes the host options
+    it names in ``host_options`` (see :data:`facefit.kinds.KINDS`): ``image_size``
+    (the generator's), ``registry`` (to create encoders by name), ``encoder`` (the
+    generator's text or identity encoder, by name or as an instance) and
+    ``detector`` (the pipeline's face detector, by name).
     """
 
     name: ClassVar[str]
@@ -160,7 +181,13 @@ class Conditioner(ABC):
     num_tokens: ClassVar[int] = 0
     dim: ClassVar[int] = 0
     channels: ClassVar[int] = 0
+    host_options: ClassVar[tuple[str, ...]] = ()
+    """The host options this conditioner's factory takes (a subset of the kind's)."""
     image_size: int = 64
+    encoder: Any = None
+    """The encoder the evidence is embedded with, or None. A ``reference`` conditioner
+    must set it to its :class:`FaceEncoder`: the pipeline embeds the candidates that
+    guide the next round with it, so they land in the generator's identity space."""
 
     @abstractmethod
     def encode(self, evidence: Evidence) -> Condition:
@@ -186,10 +213,14 @@ class DenoiserBackend(ABC):
 
     Backends (eager torch, torch.compile, ONNX Runtime, TensorRT) wrap a model and
     must give the same result within a stated tolerance. ``load``/``close`` frame
-    the life cycle of whatever the backend holds (engines, graphs, buffers).
+    the life cycle of whatever the backend holds (engines, graphs, buffers). The
+    host passes the generator's denoiser as ``model`` when ``host_options`` names it.
     """
 
     name: ClassVar[str]
+    host_options: ClassVar[tuple[str, ...]] = ()
+    """The host options the backend's factory takes: ``("model",)`` to be given the
+    generator's denoiser (a ``torch.nn.Module`` with the UNet's call)."""
 
     @abstractmethod
     def __call__(
@@ -213,9 +244,24 @@ class DenoiserBackend(ABC):
 
 
 class Sampler(ABC):
-    """Turns conditions into images with a scheduler driving a denoiser backend."""
+    """Turns conditions into images with a scheduler driving a denoiser backend.
+
+    The host passes the generator (``generator``, a
+    :class:`~facefit.generator.FaceGenerator`) when ``host_options`` names it: its
+    noise schedule and condition projections are the sampler's to use.
+    """
 
     name: ClassVar[str]
+    host_options: ClassVar[tuple[str, ...]] = ()
+    """The host options the sampler's factory takes: ``("generator",)`` for a sampler
+    that drives facefit's generator."""
+    reports_steps: ClassVar[bool] = False
+    """Whether :meth:`sample` takes ``on_step`` and calls it after every step. The
+    pipeline then reports progress and checks cancellation per step; otherwise per
+    round."""
+    batches: ClassVar[bool] = False
+    """Whether :meth:`denoise` runs a batch whose items come from different evidence
+    (``facefit augment`` needs it to sample many identities at once)."""
 
     @abstractmethod
     def sample(
@@ -228,16 +274,73 @@ class Sampler(ABC):
         guidance: float,
         seed: int,
     ) -> np.ndarray:
-        """Generate ``(num_images, H, W, 3)`` uint8 RGB images."""
+        """Generate ``(num_images, H, W, 3)`` uint8 RGB images.
+
+        A sampler that declares ``reports_steps`` also takes ``on_step``, a callable
+        given the number of steps done after each step; an exception it raises stops
+        sampling (that is how the pipeline cancels).
+        """
+
+    def denoise(
+        self,
+        denoiser: DenoiserBackend,
+        spatial: torch.Tensor,
+        tokens: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        steps: int,
+        guidance: float,
+        seed: int,
+        on_step: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """The guided step loop over a batch of ``N = len(noise)`` images → x₀ in [-1, 1].
+
+        Only for a sampler that declares ``batches``. ``spatial`` and ``tokens`` are
+        the generator's encoded conditions, one row per image: the conditional rows,
+        then (when ``guidance`` is not 1) the null rows in the same order.
+        """
+        raise PluginError(
+            f"sampler {self.name!r} cannot denoise a batch of different evidence "
+            "(it does not declare `batches`); use ddim, ddpm or dpm-solver"
+        )
+
+
+@dataclass(frozen=True)
+class SearchBreadth:
+    """How an approximate retriever trades speed for recall.
+
+    ``option`` names the attribute (and constructor option) holding the breadth;
+    ``scale`` says what its values are: ``"count"``, a whole number of candidates
+    looked at (hnswlib's ``ef``, tuned by doubling then bisecting), or ``"share"``,
+    a share of the index in (0, 1] (ScaNN's ``leaves_to_search``, tuned over
+    :data:`facefit.gallery.tuning.LEAF_SHARES`).
+    """
+
+    option: str
+    scale: Literal["count", "share"]
 
 
 class Retriever(ABC):
     """Nearest-neighbour search over L2-normalised embeddings by cosine similarity.
 
-    Items are addressed by non-negative integer labels chosen by the caller.
+    Items are addressed by non-negative integer labels chosen by the caller. The
+    helpers in :mod:`facefit.vectors` check vectors, labels and ``k`` the way the
+    built-ins do.
     """
 
     name: ClassVar[str]
+    keeps_records: ClassVar[bool] = False
+    """True for a :class:`DatabaseRetriever`, which holds the whole gallery itself."""
+    search_breadth: ClassVar[SearchBreadth | None] = None
+    """The tunable search breadth of an approximate retriever; None for an exact one.
+    Galleries tune it (:meth:`facefit.gallery.GalleryIndex.tune`) through
+    :attr:`breadth` and :meth:`set_breadth`. Where it depends on the options (a
+    Milvus index type with or without ``ef``), make it a property."""
+    train_at: int | None = None
+    """For a retriever that trains its index: how many items it needs first."""
+    recall_target: float | None = None
+    """For a retriever that trains its index: the recall it re-tunes its breadth to
+    after each training (the gallery's tuning sets it)."""
 
     def __init__(self, dim: int) -> None:
         if dim <= 0:
@@ -254,17 +357,33 @@ class Retriever(ABC):
 
     def check_vectors(self, vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
         """Return ``vectors`` as a contiguous ``(n, dim)`` float32 array or raise."""
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim == 1:
-            array = array[None]
-        if array.ndim != 2 or array.shape[1] != self.dim:
-            raise InputError(
-                f"{what}: expected shape (n, {self.dim}) to match the index, got {np.shape(vectors)}"
-            )
-        return np.ascontiguousarray(array)
+        from facefit.vectors import check_vectors
+
+        return check_vectors(vectors, self.dim, what)
 
     # Optional abilities. A retriever that lacks one says so when it is used; a
     # persistent gallery (facefit.gallery) needs all of them.
+
+    @property
+    def trained(self) -> bool:
+        """Whether the index searches with its trained structure. One that trains
+        itself (``train_at``) searches exactly until then: nothing to tune yet."""
+        return True
+
+    @property
+    def breadth(self) -> float | None:
+        """The current search breadth (see :attr:`search_breadth`); None when exact."""
+        spec = self.search_breadth
+        return None if spec is None else getattr(self, spec.option)
+
+    def set_breadth(self, value: float) -> None:
+        """Set the search breadth; an exact retriever refuses."""
+        spec = self.search_breadth
+        if spec is None:
+            raise PluginError(
+                f"retriever {self.name!r} searches exactly: it has no search breadth to set"
+            )
+        setattr(self, spec.option, value)
 
     def __len__(self) -> int:
         """How many items the index holds (removed items excluded)."""
@@ -300,6 +419,52 @@ class Retriever(ABC):
     def load(self, directory: Path, stem: str) -> None:
         """Fill this new, empty retriever from the files :meth:`save` wrote."""
         raise PluginError(f"retriever {self.name!r} cannot be loaded from files")
+
+
+class DatabaseRetriever(Retriever):
+    """A retriever that keeps a whole gallery in a database: vectors, identities,
+    provenance and the gallery's description (``milvus``).
+
+    Such a gallery is opened by a URL whose scheme is the plugin's name
+    (``milvus://host:19530/mugshots``) and has no local files; see
+    :mod:`facefit.gallery.remote` for how a gallery uses these methods. ``location``
+    (the URL, no secrets in it) and ``where`` (the same in words) are read-only
+    properties.
+    """
+
+    keeps_records: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """This gallery's URL, without secrets."""
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Where the data lives, in words (for messages and ``facefit gallery info``)."""
+
+    @classmethod
+    @abstractmethod
+    def stored_gallery(cls, uri: str, **options: Any) -> dict[str, Any] | None:
+        """The stored description (``encoder``, ``retriever_params``, ``next_label``,
+        ``generation``, ``created``, ``saved``), or None where there is no such gallery."""
+
+    @abstractmethod
+    def start_gallery(self, encoder: dict[str, Any]) -> None:
+        """Record the face encoder of a new, empty gallery."""
+
+    @abstractmethod
+    def add_faces(self, labels: np.ndarray, vectors: np.ndarray, records: Sequence[Any]) -> None:
+        """Add new faces with their :class:`~facefit.gallery.store.FaceRecord`, all or nothing."""
+
+    @abstractmethod
+    def face_records(self) -> Iterable[Any]:
+        """Every face of the gallery (its ``FaceRecord``), without vectors, by label."""
+
+    @abstractmethod
+    def commit(self, **fields: Any) -> dict[str, Any]:
+        """Store the search options and ``fields``, count a generation, make writes durable."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@
     >>> registry = Registry.load()
     >>> registry.list_face_encoders()
     ['dlib', 'sface', ...]
-    >>> encoder = registry.create_face_encoder("sface")
+    >>> encoder = registry.create_face_encoder("sface")   # a FaceEncoder
+
+Every kind of :data:`facefit.kinds.KINDS` has a typed ``create_<kind>`` and
+``list_<kinds>`` method, and the generic :meth:`Registry.create` and
+:meth:`Registry.list` take the kind by name.
 
 A registry is built by :meth:`Registry.load` (the factory); there is no
 module-level plugin state. Building it calls each plugin's hooks once; creating
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,8 @@ import pluggy
 
 from facefit import hookspecs, interfaces
 from facefit.errors import DuplicatePluginError, PluginError, PluginOptionError, UnknownPluginError
+from facefit.kinds import KINDS
+from facefit.kinds import kind as _kind
 from facefit.plugins import (
     BUILTIN_PACKAGE,
     PLUGIN_ERRORS,
@@ -40,20 +46,8 @@ from facefit.plugins import (
 
 log = logging.getLogger(__name__)
 
-INTERFACES: dict[str, type] = {
-    "face_detector": interfaces.FaceDetector,
-    "face_encoder": interfaces.FaceEncoder,
-    "text_encoder": interfaces.TextEncoder,
-    "sketch_extractor": interfaces.SketchExtractor,
-    "conditioner": interfaces.Conditioner,
-    "sampler": interfaces.Sampler,
-    "retriever": interfaces.Retriever,
-    "loss": interfaces.Loss,
-    "denoiser_backend": interfaces.DenoiserBackend,
-}
-"""The base class each kind of implementation must derive from."""
-
-assert set(INTERFACES) == set(hookspecs.HOOKS), "every hook needs an interface"
+INTERFACES: dict[str, type] = {k.name: k.interface for k in KINDS}
+"""The base class each kind of implementation must derive from (from :data:`KINDS`)."""
 
 IN_CODE = "(registered in code)"
 """The package recorded for a plugin object passed to :meth:`Registry.load` (``plugins=``)."""
@@ -78,9 +72,14 @@ class Entry:
         """Whether facefit itself ships it (its name is then reserved)."""
         return self.plugin.package == BUILTIN_PACKAGE
 
+    @property
+    def host_options(self) -> tuple[str, ...]:
+        """The host options the factory declares it takes (its ``host_options``)."""
+        return tuple(getattr(self.factory, "host_options", ()))
+
 
 def _human(kind: str) -> str:
-    return kind.replace("_", " ")
+    return _kind(kind).human
 
 
 class Registry:
@@ -170,7 +169,9 @@ class Registry:
                 raise PluginError(
                     f"register(): {factory!r} has no name; pass name=... or set a `name` attribute"
                 )
-            added.append(Entry(kind, name, factory, info))
+            entry = Entry(kind, name, factory, info)
+            _check_host_options(entry)
+            added.append(entry)
 
         return register
 
@@ -281,7 +282,27 @@ class Registry:
 
     def create(self, kind: str, name: str, /, **options: Any) -> Any:
         """Create the implementation ``name`` of ``kind`` with the given options."""
+        return self._create(self.entry(kind, name), options)
+
+    def create_hosted(
+        self, kind: str, name: str, host: Mapping[str, Any], /, **options: Any
+    ) -> Any:
+        """Create ``name`` of ``kind``, passing it the host options it declares.
+
+        ``host`` holds what the host offers (see the kind's ``host_options`` in
+        :data:`facefit.kinds.KINDS`); the implementation gets those its
+        ``host_options`` names, unless ``options`` set them already.
+        """
         entry = self.entry(kind, name)
+        offered = _kind(kind).host_options
+        unknown = sorted(set(host) - set(offered))
+        if unknown:
+            raise PluginError(f"{_human(kind)}s are not offered host option(s) {unknown}")
+        given = {k: host[k] for k in entry.host_options if k in host and k not in options}
+        return self._create(entry, {**options, **given})
+
+    def _create(self, entry: Entry, options: dict[str, Any]) -> Any:
+        kind, name = entry.kind, entry.name
         check_options(entry, options)
         instance = entry.factory(**options)
         base = INTERFACES[kind]
@@ -297,22 +318,95 @@ class Registry:
         return [e for e in self.entries() if e.plugin.name == plugin_name]
 
     def _check_kind(self, kind: str) -> None:
-        if kind not in INTERFACES:
-            raise PluginError(f"unknown kind of plugin {kind!r}; known: {', '.join(INTERFACES)}")
+        _kind(kind)  # a clear error for an unknown kind
 
-    # create_face_encoder(name, **options), list_face_encoders(), … for every kind
-    def __getattr__(self, attr: str) -> Any:
-        for prefix, method in (("create_", self.create), ("list_", self.list)):
-            if attr.startswith(prefix):
-                kind = attr.removeprefix(prefix)
-                if prefix == "list_":
-                    kind = _PLURALS.get(kind, kind)
-                if kind in INTERFACES:
-                    return lambda *args, **kw: method(kind, *args, **kw)
-        raise AttributeError(attr)
+    # -- typed methods, one pair per kind of facefit.kinds.KINDS (tests/test_meta.py checks) --
+
+    def create_face_detector(self, name: str, /, **options: Any) -> interfaces.FaceDetector:
+        """Create the face detector ``name`` (``yunet``…)."""
+        return self.create("face_detector", name, **options)
+
+    def list_face_detectors(self) -> list[str]:
+        """Names of the registered face detectors."""
+        return self.list("face_detector")
+
+    def create_face_encoder(self, name: str, /, **options: Any) -> interfaces.FaceEncoder:
+        """Create the face encoder ``name`` (``sface``, ``dlib``…)."""
+        return self.create("face_encoder", name, **options)
+
+    def list_face_encoders(self) -> list[str]:
+        """Names of the registered face encoders."""
+        return self.list("face_encoder")
+
+    def create_text_encoder(self, name: str, /, **options: Any) -> interfaces.TextEncoder:
+        """Create the text encoder ``name`` (``minilm``…)."""
+        return self.create("text_encoder", name, **options)
+
+    def list_text_encoders(self) -> list[str]:
+        """Names of the registered text encoders."""
+        return self.list("text_encoder")
+
+    def create_sketch_extractor(self, name: str, /, **options: Any) -> interfaces.SketchExtractor:
+        """Create the sketch extractor ``name`` (``simple-sketch``…)."""
+        return self.create("sketch_extractor", name, **options)
+
+    def list_sketch_extractors(self) -> list[str]:
+        """Names of the registered sketch extractors."""
+        return self.list("sketch_extractor")
+
+    def create_conditioner(self, name: str, /, **options: Any) -> interfaces.Conditioner:
+        """Create the conditioner ``name`` (``sketch``, ``text``…)."""
+        return self.create("conditioner", name, **options)
+
+    def list_conditioners(self) -> list[str]:
+        """Names of the registered conditioners."""
+        return self.list("conditioner")
+
+    def create_sampler(self, name: str, /, **options: Any) -> interfaces.Sampler:
+        """Create the sampler ``name`` (``ddim``…)."""
+        return self.create("sampler", name, **options)
+
+    def list_samplers(self) -> list[str]:
+        """Names of the registered samplers."""
+        return self.list("sampler")
+
+    def create_retriever(self, name: str, /, **options: Any) -> interfaces.Retriever:
+        """Create the retriever ``name`` (``exact``, ``hnswlib``…); options include ``dim``."""
+        return self.create("retriever", name, **options)
+
+    def list_retrievers(self) -> list[str]:
+        """Names of the registered retrievers."""
+        return self.list("retriever")
+
+    def create_loss(self, name: str, /, **options: Any) -> interfaces.Loss:
+        """Create the training objective ``name`` (``diffusion``, ``identity``)."""
+        return self.create("loss", name, **options)
+
+    def list_losses(self) -> list[str]:
+        """Names of the registered losses."""
+        return self.list("loss")
+
+    def create_denoiser_backend(self, name: str, /, **options: Any) -> interfaces.DenoiserBackend:
+        """Create the denoiser backend ``name`` (``eager``, ``onnxruntime``…)."""
+        return self.create("denoiser_backend", name, **options)
+
+    def list_denoiser_backends(self) -> list[str]:
+        """Names of the registered denoiser backends."""
+        return self.list("denoiser_backend")
 
 
-_PLURALS = {h.removeprefix("register_"): k for k, h in hookspecs.HOOKS.items()}
+def _check_host_options(entry: Entry) -> None:
+    """A factory may only declare host options its kind is offered."""
+    offered = _kind(entry.kind).host_options
+    declared = entry.host_options
+    unknown = [o for o in declared if o not in offered]
+    if unknown:
+        offer = ", ".join(offered) or "none"
+        raise PluginError(
+            f"register(): {_human(entry.kind)} {entry.name!r} declares host option(s) "
+            f"{', '.join(unknown)}, which facefit does not offer {_human(entry.kind)}s "
+            f"(offered: {offer}; see facefit.kinds)"
+        )
 
 
 def check_options(entry: Entry, options: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Conformance tests a plugin author runs on their implementation.
 
 Subclass the mixin for your kind of plugin in a pytest test module and say how
-to make your implementation; pytest then runs every check on it (kits exist for
-face encoders, text encoders, sketch extractors, conditioners, retrievers,
-samplers, losses and denoiser backends)::
+to make your implementation; pytest then runs every check on it. There is one
+kit per kind of :data:`facefit.kinds.KINDS`, named after its interface
+(``FaceDetectorTests``, ``FaceEncoderTests``, ``SamplerTests``…)::
 
     from facefit.testing import FaceEncoderTests
 
@@ -28,13 +28,15 @@ import numpy as np
 import pytest
 
 from facefit import interfaces
-from facefit.errors import InputError
+from facefit.errors import InputError, PluginError
+from facefit.kinds import kind as find_kind
 from facefit.plugins import ENTRY_POINT_GROUP
 from facefit.types import Evidence
 
 __all__ = [
     "ConditionerTests",
     "DenoiserBackendTests",
+    "FaceDetectorTests",
     "FaceEncoderTests",
     "LossTests",
     "RetrieverTests",
@@ -74,12 +76,16 @@ def fake_distribution(site: Path, name: str, version: str, entry_points: dict[st
 
 
 class _PluginTests:
-    """Checks every kind shares: class attributes and registration by name."""
+    """Checks every kind shares: class attributes, host options and registration by name."""
 
     interface: ClassVar[type]
     kind: ClassVar[str]
     plugin_name: ClassVar[str | None] = None
     """The name your plugin registers; when set, it must be found in the registry."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.interface = find_kind(cls.kind).interface  # one table: facefit.kinds
 
     def make(self) -> Any:
         """Return an instance of the implementation under test."""
@@ -92,6 +98,14 @@ class _PluginTests:
     def test_is_an_implementation_of_the_interface(self, impl: Any) -> None:
         assert isinstance(impl, self.interface)
         assert isinstance(type(impl).name, str) and type(impl).name
+
+    def test_declares_only_host_options_its_kind_is_offered(self, impl: Any) -> None:
+        offered = find_kind(self.kind).host_options
+        declared = tuple(getattr(type(impl), "host_options", ()))
+        assert set(declared) <= set(offered), (
+            f"host_options {declared} names options facefit does not offer a {self.kind} "
+            f"(offered: {sorted(offered)})"
+        )
 
     def test_registered_under_its_name(self) -> None:
         if self.plugin_name is None:
@@ -106,10 +120,43 @@ class _PluginTests:
         )
 
 
+class FaceDetectorTests(_PluginTests):
+    """Conformance checks for :class:`facefit.interfaces.FaceDetector`.
+
+    Define ``make()`` and ``face_image()``: an ``(H, W, 3)`` uint8 RGB image in which
+    your detector finds exactly one face.
+    """
+
+    kind = "face_detector"
+
+    def face_image(self) -> np.ndarray:
+        raise NotImplementedError("define face_image() returning an RGB image with one face")
+
+    def test_finds_the_face_with_five_landmarks_inside_its_box(self, impl) -> None:
+        image = self.face_image()
+        found = impl.detect(image)
+        assert len(found) == 1, f"expected one face, found {len(found)}"
+        face = found[0]
+        assert isinstance(face, interfaces.Detection)
+        assert np.asarray(face.landmarks).shape == (5, 2)
+        x, y, w, h = face.box
+        assert w > 0 and h > 0 and 0.0 <= face.score <= 1.0
+        inside = (face.landmarks >= [x, y]) & (face.landmarks <= [x + w, y + h])
+        assert inside.all(), "landmarks must lie inside the face's box"
+
+    def test_a_blank_image_has_no_face(self, impl) -> None:
+        assert impl.detect(np.full((128, 128, 3), 128, np.uint8)) == []
+
+    def test_faces_are_sorted_best_first(self, impl) -> None:
+        image = self.face_image()
+        twice = np.concatenate([image, image[:, ::-1]], axis=1)
+        scores = [d.score for d in impl.detect(np.ascontiguousarray(twice))]
+        assert scores == sorted(scores, reverse=True)
+
+
 class FaceEncoderTests(_PluginTests):
     """Conformance checks for :class:`facefit.interfaces.FaceEncoder`."""
 
-    interface = interfaces.FaceEncoder
     kind = "face_encoder"
     atol: ClassVar[float] = 1e-4
 
@@ -142,7 +189,6 @@ class FaceEncoderTests(_PluginTests):
 class TextEncoderTests(_PluginTests):
     """Conformance checks for :class:`facefit.interfaces.TextEncoder`."""
 
-    interface = interfaces.TextEncoder
     kind = "text_encoder"
 
     def test_fixed_token_shape_and_pooled_norm(self, impl) -> None:
@@ -160,7 +206,6 @@ class TextEncoderTests(_PluginTests):
 class SketchExtractorTests(_PluginTests):
     """Conformance checks for :class:`facefit.interfaces.SketchExtractor`."""
 
-    interface = interfaces.SketchExtractor
     kind = "sketch_extractor"
 
     def test_grey_drawing_of_the_same_size(self, impl) -> None:
@@ -179,7 +224,6 @@ class ConditionerTests(_PluginTests):
     Define ``make()`` and ``evidence()`` (an :class:`Evidence` with the modality).
     """
 
-    interface = interfaces.Conditioner
     kind = "conditioner"
 
     def evidence(self) -> Evidence:
@@ -218,7 +262,6 @@ class RetrieverTests(_PluginTests):
     search only: those checks are then skipped, and galleries refuse to save it.
     """
 
-    interface = interfaces.Retriever
     kind = "retriever"
     dim: ClassVar[int] = 16
     persistent: ClassVar[bool] = True
@@ -247,6 +290,20 @@ class RetrieverTests(_PluginTests):
     def test_wrong_dimension_is_a_clear_error(self, impl) -> None:
         with pytest.raises(InputError, match=str(self.dim)):
             impl.add(np.arange(2), np.zeros((2, self.dim + 1), np.float32))
+
+    def test_search_breadth_is_declared_and_settable(self, impl) -> None:
+        spec = impl.search_breadth
+        if spec is None:
+            assert impl.breadth is None
+            with pytest.raises(PluginError):
+                impl.set_breadth(1)
+            return
+        assert spec.scale in ("count", "share")
+        current = impl.breadth
+        assert isinstance(current, (int, float)), f"{spec.option} must be a number"
+        impl.set_breadth(current)
+        assert impl.breadth == current
+        assert spec.option in impl.params(), "the breadth must be kept when a gallery is saved"
 
     def test_len_counts_the_items(self, impl) -> None:
         self._needs_persistence()
@@ -314,7 +371,6 @@ class DenoiserBackendTests(_PluginTests):
     ``inputs()`` returning ``(sample, timestep, encoder_hidden_states)``.
     """
 
-    interface = interfaces.DenoiserBackend
     kind = "denoiser_backend"
     atol: ClassVar[float] = 1e-4
 
@@ -384,7 +440,6 @@ class SamplerTests(_PluginTests):
     contract the pipeline's progress and cancellation rely on.
     """
 
-    interface = interfaces.Sampler
     kind = "sampler"
     steps: ClassVar[int] = 3
 
@@ -397,7 +452,7 @@ class SamplerTests(_PluginTests):
         from facefit.registry import Registry
 
         model = self.generator()
-        return Registry.load().create("denoiser_backend", "eager", model=model.denoiser)
+        return Registry.load().create_hosted("denoiser_backend", "eager", {"model": model.denoiser})
 
     def conditions(self) -> list[Any]:
         from facefit.generator.conditions import domain_condition
@@ -418,7 +473,12 @@ class SamplerTests(_PluginTests):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, self._sample(impl, seed=1))
 
+    def _needs_step_reports(self, impl: Any) -> None:
+        if not impl.reports_steps:
+            pytest.skip("the sampler does not declare reports_steps (no on_step)")
+
     def test_on_step_follows_every_step(self, impl) -> None:
+        self._needs_step_reports(impl)
         done: list[int] = []
         self._sample(impl, on_step=done.append)
         assert done == list(range(1, self.steps + 1)), (
@@ -426,6 +486,7 @@ class SamplerTests(_PluginTests):
         )
 
     def test_raising_from_on_step_stops_sampling_within_one_step(self, impl) -> None:
+        self._needs_step_reports(impl)
         counting = _CountingDenoiser(self.denoiser())
 
         def stop(done: int) -> None:
@@ -447,6 +508,27 @@ class SamplerTests(_PluginTests):
         with pytest.raises(InputError):
             self._sample(impl, steps=0)
 
+    def test_denoise_runs_a_batch_when_declared_else_refuses(self, impl) -> None:
+        import torch
+
+        from facefit.generator.conditions import ConditionTensors
+
+        model = self.generator()
+        size = model.image_size
+        with torch.inference_mode():
+            tensors = model.conditions_to_tensors(self.conditions())
+            spatial, tokens = model.encode_conditions(ConditionTensors.cat([tensors, tensors]))
+            noise = torch.randn((2, 3, size, size), generator=torch.Generator().manual_seed(0))
+            call = lambda: impl.denoise(  # noqa: E731
+                self.denoiser(), spatial, tokens, noise, steps=self.steps, guidance=1.0, seed=0
+            )
+            if not impl.batches:
+                with pytest.raises(PluginError):
+                    call()
+                return
+            x = call()
+        assert tuple(x.shape) == (2, 3, size, size) and torch.isfinite(x).all()
+
 
 class LossTests(_PluginTests):
     """Conformance checks for :class:`facefit.interfaces.Loss`.
@@ -455,7 +537,6 @@ class LossTests(_PluginTests):
     ``(4, 3, 16, 16)`` prediction, target, x0 and x0_pred tensors and timesteps.
     """
 
-    interface = interfaces.Loss
     kind = "loss"
 
     def inputs(self) -> interfaces.LossInputs:

@@ -73,10 +73,10 @@ def sample_batch(
 
     from facefit.generator.conditions import ConditionTensors, tensor_to_images
 
-    if not hasattr(sampler, "denoise"):
+    if not sampler.batches:
         raise InputError(
-            f"sampler {getattr(sampler, 'name', sampler)!r} cannot run batches of different "
-            "evidence; use ddim, ddpm or dpm-solver"
+            f"sampler {sampler.name!r} cannot run batches of different evidence "
+            "(it does not declare `batches`); use ddim, ddpm or dpm-solver"
         )
     n = cond.batch_size
     if len(seeds) != n:
@@ -132,7 +132,7 @@ def sketch_for_encoder(sketches: np.ndarray, size: int) -> np.ndarray:
     """
     import cv2
 
-    from facefit.generator.conditions import to_grey
+    from facefit.sketch import to_grey
 
     out = np.empty((len(sketches), size, size, 3), np.uint8)
     for i, sketch in enumerate(sketches):
@@ -175,9 +175,9 @@ class ShardRunner:
     def __init__(self, job: Job, *, registry: Any = None, threads: int = 0) -> None:
         import torch
 
+        from facefit.devices import resolve_device
         from facefit.faces import FaceEmbedder
         from facefit.generator.loading import load_generator
-        from facefit.pipeline.components import resolve_device
 
         if registry is None:
             from facefit.registry import Registry
@@ -217,7 +217,9 @@ class ShardRunner:
                 image_size=self.model.image_size,
             )
         self.backend = self._backend(registry, threads)
-        self.sampler = registry.create_sampler(settings.sampler, generator=self.model)
+        self.sampler = registry.create_hosted(
+            "sampler", settings.sampler, {"generator": self.model}
+        )
         self.uses_reference_image = "reference_image" in generator_conditions(
             dict(model_config), settings
         )
@@ -233,7 +235,9 @@ class ShardRunner:
             options["batch"] = (1, largest, largest)
             if threads > 0:
                 options["threads"] = threads
-        return registry.create_denoiser_backend(name, model=self.model.denoiser, **options)
+        return registry.create_hosted(
+            "denoiser_backend", name, {"model": self.model.denoiser}, **options
+        )
 
     # -- conditions -----------------------------------------------------------------------
 

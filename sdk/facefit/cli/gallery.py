@@ -326,10 +326,11 @@ def build_command(
 
 
 def _searched_exactly(index: Any) -> bool:
-    """Whether the gallery's retriever searches exactly (nothing to tune): the built-in
-    ``exact``, or ``scann`` below the size at which it trains."""
+    """Whether the gallery's retriever searches exactly (nothing to tune): one that
+    declares no search breadth, or one that trains its index (``scann``) below the
+    size at which it trains."""
     retriever = index.retriever
-    return retriever.name == "exact" or not getattr(retriever, "trained", True)
+    return retriever.search_breadth is None or not retriever.trained
 
 
 def _tune_after_build(index: Any, recall: float) -> None:
@@ -489,9 +490,10 @@ def search_command(
     if not result.ok:
         raise InputError(for_cli(result.error))
     if ef is not None:
-        if not hasattr(index.retriever, "ef"):
+        breadth = index.retriever.search_breadth
+        if breadth is None or breadth.option != "ef":
             raise InputError(f"--ef applies to hnswlib; this gallery uses {index.retriever.name}")
-        index.retriever.ef = ef
+        index.retriever.set_breadth(ef)
     if by_face:
         hits = index.search_faces(result.vector, k)
         rows = [
@@ -552,7 +554,7 @@ def _tune(registry, gallery_path, recall, k, sample) -> None:
 
     index = GalleryIndex.load(gallery_path, registry=registry)
     if _searched_exactly(index):
-        train_at = getattr(index.retriever, "train_at", None)
+        train_at = index.retriever.train_at
         until = f" until it holds {train_at} faces" if train_at else ""
         click.echo(
             f"{gallery_path}: its {len(index)} faces are searched exactly (retriever "

@@ -446,7 +446,8 @@ class GalleryIndex:
         self, recall: float = 0.99, *, k: int = 10, sample: int = 200, seed: int = 0
     ) -> Tuning:
         """:meth:`tune` for an hnswlib gallery (kept for code written before ``scann``)."""
-        if not hasattr(self._retriever, "ef"):
+        breadth = self._retriever.search_breadth
+        if breadth is None or breadth.option != "ef":
             raise GalleryError(
                 f"this gallery uses {self._retriever.name!r}: no ef to tune (tune() tunes any index)"
             )

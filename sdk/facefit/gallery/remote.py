@@ -1,6 +1,7 @@
 """Galleries kept in a database instead of a directory, addressed by a URL.
 
-A retriever plugin whose class sets ``keeps_records = True`` keeps a whole gallery —
+A retriever plugin that subclasses :class:`~facefit.interfaces.DatabaseRetriever`
+(``keeps_records``) keeps a whole gallery —
 vectors, identities, provenance and the gallery's description — in a database:
 ``milvus`` does, in a Milvus collection (``facefit_plugins.milvus_retriever``). Such
 a gallery has a URL whose scheme is the plugin's name (``milvus://host:19530/mugshots``,
@@ -10,7 +11,8 @@ needs; the vectors stay in the database); every add and remove is written to the
 database before it returns, and :meth:`GalleryIndex.save` stores the search options
 and flushes (saved to a directory instead, it writes a bookmark to the collection).
 
-What such a retriever provides besides :class:`~facefit.interfaces.Retriever`:
+What such a retriever provides besides :class:`~facefit.interfaces.Retriever` (declared
+on :class:`~facefit.interfaces.DatabaseRetriever`):
 
 - ``stored_gallery(uri, **options)`` (classmethod): the stored description — a dict
   with ``encoder``, ``retriever_params``, ``next_label``, ``generation``, ``created``,
@@ -37,6 +39,7 @@ from facefit.gallery.checks import check_encoder
 from facefit.gallery.errors import GalleryError
 from facefit.gallery.manifest import EncoderInfo, Manifest
 from facefit.gallery.store import FaceRecord, MetadataStore
+from facefit.interfaces import DatabaseRetriever
 
 if TYPE_CHECKING:
     from facefit.gallery.index import GalleryIndex
@@ -56,7 +59,7 @@ def database_scheme(location: Any) -> str | None:
 
 def keeps_records(retriever: Retriever) -> bool:
     """Whether ``retriever`` holds the whole gallery in a database."""
-    return bool(getattr(retriever, "keeps_records", False))
+    return retriever.keeps_records
 
 
 def load(
@@ -76,7 +79,7 @@ def load(
         registry = Registry.load()
     name = database_scheme(location)
     factory = registry.entry("retriever", name).factory
-    if not getattr(factory, "keeps_records", False):
+    if not (isinstance(factory, type) and issubclass(factory, DatabaseRetriever)):
         raise GalleryError(
             f"{location}: retriever {name!r} does not keep galleries in a database; "
             "give a gallery directory instead"

@@ -4,8 +4,10 @@ The breadth a search needs for a given recall grows with the gallery (and with h
 crowded its identities are), so a fixed default is too slow for small galleries and
 too loose for large ones. :func:`tune` samples stored faces as queries, finds their
 true neighbours by exact search (excluding the face itself), and sets the smallest
-breadth whose approximate top-``k`` holds at least ``recall`` of them: hnswlib's
-``ef`` (:func:`tune_ef`) or ScaNN's ``leaves_to_search`` (:func:`tune_leaves`).
+breadth whose approximate top-``k`` holds at least ``recall`` of them. Which breadth
+a retriever has is its declared :attr:`~facefit.interfaces.Retriever.search_breadth`:
+a count such as hnswlib's ``ef`` (:func:`tune_ef`) or a share such as ScaNN's
+``leaves_to_search`` (:func:`tune_leaves`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Tuning:
     curve: tuple[tuple[float, float], ...]
     """``(value, recall)`` for every breadth tried."""
     option: str = "ef"
-    """The retriever attribute tuned: ``ef`` or ``leaves_to_search``."""
+    """The retriever's breadth option tuned (its ``search_breadth.option``)."""
 
     @property
     def ef(self) -> float:
@@ -57,14 +59,24 @@ def exact_neighbours(
 
 
 def tune(retriever: Retriever, labels: np.ndarray, **options) -> Tuning:
-    """Tune whichever breadth ``retriever`` has (see :func:`tune_ef`, :func:`tune_leaves`)."""
-    if hasattr(retriever, "ef"):
-        return tune_ef(retriever, labels, **options)
-    if hasattr(retriever, "leaves_to_search"):
-        return tune_leaves(retriever, labels, **options)
-    raise GalleryError(
-        f"retriever {retriever.name!r} has no search breadth to tune (it is exact already)"
-    )
+    """Tune whichever breadth ``retriever`` declares (see :func:`tune_ef`, :func:`tune_leaves`)."""
+    spec = retriever.search_breadth
+    if spec is None:
+        raise GalleryError(
+            f"retriever {retriever.name!r} has no search breadth to tune (it is exact already)"
+        )
+    return (tune_ef if spec.scale == "count" else tune_leaves)(retriever, labels, **options)
+
+
+def _breadth_option(retriever: Retriever, scale: str) -> str:
+    """The name of the retriever's declared breadth of ``scale``, or a clear error."""
+    spec = retriever.search_breadth
+    if spec is None or spec.scale != scale:
+        what = "a count such as ef" if scale == "count" else "a share such as leaves_to_search"
+        raise GalleryError(
+            f"retriever {retriever.name!r} has no search breadth that is {what} to tune"
+        )
+    return spec.option
 
 
 def _recall_meter(
@@ -105,20 +117,18 @@ def tune_ef(
     max_ef: int = 4096,
     seed: int = 0,
 ) -> Tuning:
-    """The smallest ``ef`` (doubling, then bisecting) reaching ``recall``; ``retriever.ef`` is left there.
+    """The smallest count breadth (hnswlib's ``ef``: doubling, then bisecting) reaching
+    ``recall``; it is left set on the retriever.
 
     When even ``max_ef`` falls short, ``max_ef`` is returned with the recall it reached.
     """
-    if not hasattr(retriever, "ef"):
-        raise GalleryError(
-            f"retriever {retriever.name!r} has no ef to tune (it may be exact already)"
-        )
+    option = _breadth_option(retriever, "count")
     meter, sampled = _recall_meter(retriever, labels, recall, k, sample, seed)
     curve: dict[int, float] = {}
 
     def measure(ef: int) -> float:
         if ef not in curve:
-            retriever.ef = ef
+            retriever.set_breadth(ef)
             curve[ef] = meter()
         return curve[ef]
 
@@ -132,8 +142,8 @@ def tune_ef(
                 low = middle
             else:
                 high = middle
-    retriever.ef = high
-    return Tuning(high, curve[high], k, sampled, tuple(sorted(curve.items())))
+    retriever.set_breadth(high)
+    return Tuning(high, curve[high], k, sampled, tuple(sorted(curve.items())), option=option)
 
 
 LEAF_SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -149,27 +159,25 @@ def tune_leaves(
     sample: int = 200,
     seed: int = 0,
 ) -> Tuning:
-    """The smallest ScaNN ``leaves_to_search`` share in :data:`LEAF_SHARES` reaching ``recall``.
+    """The smallest share breadth (ScaNN's ``leaves_to_search``) in :data:`LEAF_SHARES`
+    reaching ``recall``.
 
     It is left set on the retriever; when even all leaves fall short, 1.0 is returned
-    with the recall it reached. An untrained (small, exact) index needs no tuning.
+    with the recall it reached. An untrained (small, exact) index needs no tuning. A
+    retriever that trains itself keeps ``recall`` as its ``recall_target``.
     """
-    if not hasattr(retriever, "leaves_to_search"):
-        raise GalleryError(f"retriever {retriever.name!r} has no leaves_to_search to tune")
-    if not getattr(retriever, "trained", True):
+    option = _breadth_option(retriever, "share")
+    if not retriever.trained:
         raise GalleryError(
             f"retriever {retriever.name!r} is not trained yet: it searches exactly until "
-            f"{getattr(retriever, 'train_at', '?')} faces, nothing to tune"
+            f"{retriever.train_at} faces, nothing to tune"
         )
     meter, sampled = _recall_meter(retriever, labels, recall, k, sample, seed)
-    if hasattr(retriever, "recall_target"):
-        retriever.recall_target = recall  # and keep it when the index is trained again
+    retriever.recall_target = recall  # and keep it when the index is trained again
     curve: dict[float, float] = {}
     for share in LEAF_SHARES:
-        retriever.leaves_to_search = share
+        retriever.set_breadth(share)
         curve[share] = meter()
         if curve[share] >= recall:
             break
-    return Tuning(
-        share, curve[share], k, sampled, tuple(sorted(curve.items())), option="leaves_to_search"
-    )
+    return Tuning(share, curve[share], k, sampled, tuple(sorted(curve.items())), option=option)

@@ -64,8 +64,8 @@ def evidence_grid(
     from facefit.registry import Registry
 
     registry = Registry.load()
-    backend = registry.create_denoiser_backend("eager", model=model.denoiser)
-    sampler_impl = registry.create_sampler(sampler, generator=model)
+    backend = registry.create_hosted("denoiser_backend", "eager", {"model": model.denoiser})
+    sampler_impl = registry.create_hosted("sampler", sampler, {"generator": model})
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(pack.real_sketch) if pack.real_sketch.any() else np.arange(len(pack))
     chosen = rng.choice(pool, size=min(count, len(pool)), replace=False)

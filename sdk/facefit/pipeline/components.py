@@ -6,48 +6,16 @@ objects directly and never goes through the registry or a hook.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from facefit.config import PipelineConfig, validate
-from facefit.errors import ConfigError, InputError
+from facefit.devices import resolve_device
+from facefit.errors import ConfigError
 from facefit.types import MODALITIES
 
-__all__ = ["Components", "accepts", "backend_plugin", "build_components", "resolve_device"]
-
-
-def resolve_device(name: str) -> str:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` → a device torch can use here, or an error."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return name
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InputError(
-                f"device {name!r} requested but no CUDA GPU is usable here "
-                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu"
-            )
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise InputError(
-                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-        return name
-    raise InputError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
-
-
-def accepts(factory: Any, option: str) -> bool:
-    """Whether ``factory`` takes the keyword ``option`` (or any keyword)."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == option or p.kind is p.VAR_KEYWORD for p in parameters)
+__all__ = ["Components", "backend_plugin", "build_components"]
 
 
 @dataclass
@@ -112,40 +80,24 @@ def build_components(config: PipelineConfig, registry: Any, gallery: Any = None)
     face_encoder = embedder.encoder
     gallery = _open_gallery(gallery, face_encoder, registry)
 
-    def create(kind: str, name: str, options: dict[str, Any], **defaults: Any) -> Any:
-        factory = registry.entry(kind, name).factory
-        extra = {k: v for k, v in defaults.items() if k not in options and accepts(factory, k)}
-        return registry.create(kind, name, **options, **extra)
-
-    model_config = model.config
-    conditioners = {}
-    for modality in MODALITIES:
-        spec = config.conditioners[modality]
-        options = dict(spec.options)
-        defaults: dict[str, Any] = {"image_size": model.image_size, "registry": registry}
-        if modality == "reference":
-            same = model_config.face_encoder == config.components["face_encoder"].plugin
-            defaults["encoder"] = face_encoder if same else model_config.face_encoder
-            defaults["detector"] = config.components["face_detector"].plugin
-        elif modality == "text":
-            defaults["encoder"] = model_config.text_encoder
-        conditioners[modality] = create("conditioner", spec.plugin, options, **defaults)
-
-    identity_encoder = getattr(conditioners["reference"], "encoder", None)
-    if identity_encoder is None or int(identity_encoder.dim) != int(model_config.identity_dim):
+    conditioners = _conditioners(config, registry, model, face_encoder)
+    identity_encoder = conditioners["reference"].encoder
+    if identity_encoder is None or int(identity_encoder.dim) != int(model.config.identity_dim):
         raise ConfigError(
             f"{config.source}: [conditioners.reference] must embed faces with the generator's "
-            f"identity encoder ({model_config.face_encoder!r}, {model_config.identity_dim}-d)"
+            f"identity encoder ({model.config.face_encoder!r}, {model.config.identity_dim}-d)"
         )
     backend_spec = config.components["denoiser_backend"]
-    backend = create(
+    backend = registry.create_hosted(
         "denoiser_backend",
         backend_plugin(backend_spec.plugin, registry, device),
-        dict(backend_spec.options),
-        model=model.denoiser,
+        {"model": model.denoiser},
+        **backend_spec.options,
     )
     sampler_spec = config.components["sampler"]
-    sampler = create("sampler", sampler_spec.plugin, dict(sampler_spec.options), generator=model)
+    sampler = registry.create_hosted(
+        "sampler", sampler_spec.plugin, {"generator": model}, **sampler_spec.options
+    )
     extractor_spec = config.components["sketch_extractor"]
     sketch_extractor = registry.create(
         "sketch_extractor", extractor_spec.plugin, **dict(extractor_spec.options)
@@ -163,3 +115,26 @@ def build_components(config: PipelineConfig, registry: Any, gallery: Any = None)
         sketch_extractor=sketch_extractor,
         gallery=gallery,
     )
+
+
+def _conditioners(config: PipelineConfig, registry: Any, model: Any, face_encoder: Any) -> dict:
+    """One conditioner per modality, each given the host options it declares.
+
+    The reference conditioner embeds with the gallery's encoder when the generator
+    was trained on that encoder (one model in memory), else with the generator's.
+    """
+    model_config = model.config
+    conditioners = {}
+    for modality in MODALITIES:
+        spec = config.conditioners[modality]
+        host: dict[str, Any] = {"image_size": model.image_size, "registry": registry}
+        if modality == "reference":
+            same = model_config.face_encoder == config.components["face_encoder"].plugin
+            host["encoder"] = face_encoder if same else model_config.face_encoder
+            host["detector"] = config.components["face_detector"].plugin
+        elif modality == "text":
+            host["encoder"] = model_config.text_encoder
+        conditioners[modality] = registry.create_hosted(
+            "conditioner", spec.plugin, host, **spec.options
+        )
+    return conditioners

@@ -32,7 +32,7 @@ import numpy as np
 from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
 from facefit.pipeline.choice import Choice
-from facefit.pipeline.components import Components, accepts, build_components
+from facefit.pipeline.components import Components, build_components
 from facefit.pipeline.direct import direct_scores
 from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
 from facefit.pipeline.fusion import round_scores, top_identity_streak
@@ -166,7 +166,7 @@ class Pipeline:
             self.parts.backend, self.parts.backend.name in THREAD_SAFE_BACKENDS
         )
         self._sampling: Any = contextlib.nullcontext() if concurrent else threading.Lock()
-        self._step_hook = accepts(self.parts.sampler.sample, "on_step")
+        self._step_hook = self.parts.sampler.reports_steps
         self._loaded = False
 
     @classmethod

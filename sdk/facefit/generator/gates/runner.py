@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from facefit.errors import InputError
+from facefit.settings import Rule, at_least, check_fields
 from facefit.types import MODALITIES, Condition, Evidence
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,15 @@ class GateSettings:
     """At most this many probes per gate (spread over the split); None: all."""
     celeba_per_identity: int = 5
     """Identity-only probes per development CelebA identity (0: every photo)."""
+
+    def __post_init__(self) -> None:
+        rules = {
+            "steps": at_least(1),
+            "batch_size": at_least(1),
+            "celeba_per_identity": at_least(0),
+            "limit": Rule(lambda v: v is None or v >= 1, "must be at least 1 or None"),
+        }
+        check_fields(self, rules, error=InputError, where="gates: ", flags=True)
 
 
 class GateRunner:
@@ -71,7 +82,7 @@ class GateRunner:
         )
         self.sketch = registry.create_conditioner("sketch", image_size=size)
         self.backend = self._backend(registry, dict(backend_options or {}))
-        self.sampler = registry.create_sampler(settings.sampler, generator=model)
+        self.sampler = registry.create_hosted("sampler", settings.sampler, {"generator": model})
         self.progress = progress
         self._texts: dict[str, Condition] = {}
 
@@ -79,8 +90,8 @@ class GateRunner:
         if self.settings.backend == "onnxruntime" and "batch" not in options:
             largest = 2 * self.settings.batch_size  # the conditional and null halves
             options["batch"] = (1, largest, largest)
-        return registry.create_denoiser_backend(
-            self.settings.backend, model=self.model.denoiser, **options
+        return registry.create_hosted(
+            "denoiser_backend", self.settings.backend, {"model": self.model.denoiser}, **options
         )
 
     @property
