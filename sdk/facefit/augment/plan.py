@@ -365,7 +365,7 @@ def resolve_backend(settings: AugmentSettings, registry: Any) -> str:
         return settings.backend
     if "onnxruntime" not in registry.list("denoiser_backend"):
         return "eager"
-    from facefit.pipeline.components import resolve_device
+    from facefit.devices import resolve_device
 
     try:
         from facefit_runtime import onnxruntime_backend as ort_backend
