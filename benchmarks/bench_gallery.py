@@ -119,7 +119,9 @@ def save_and_load(gallery: GalleryIndex, directory: Path) -> tuple[GalleryIndex,
     gallery.save(directory)
     saved = time.perf_counter() - started
     started = time.perf_counter()
-    loaded = GalleryIndex.load(directory, registry=Registry.load(allow=["retrievers", "scann", "milvus"]))
+    loaded = GalleryIndex.load(
+        directory, registry=Registry.load(allow=["retrievers", "scann", "milvus"])
+    )
     load = time.perf_counter() - started
     size = sum(p.stat().st_size for p in directory.iterdir())
     row = {
