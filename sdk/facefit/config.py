@@ -99,7 +99,7 @@ _SETTINGS_RULES = {
     "candidates": at_least(1),
     "steps": at_least(1),
     "top_k": at_least(1),
-    "stop_when_stable": at_least(0),
+    "stop_when_stable": Rule(lambda v: v >= 0, "must be 0 or more"),
     "gallery_reference_weight": between(0, 1),
     "guidance": Rule(lambda v: v >= 0, "must not be negative"),
     "no_match_threshold": Rule(lambda v: 0 <= v <= 1, "must be a probability (0 to 1)"),

@@ -176,7 +176,7 @@ def enrol(
             batch: list[tuple[Enrolment, str]] = []
             for item in items[start : start + chunk]:
                 try:
-                    digest = sha256_file(item.path, "image")
+                    digest = sha256_file(item.path)
                 except InputError as exc:  # missing, a folder, a FIFO…
                     report.skipped.append((str(item.path), _reason(str(exc))))
                     continue
