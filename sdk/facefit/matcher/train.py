@@ -406,31 +406,60 @@ def fit(
         torch.set_num_threads(threads)
 
 
-def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_check) -> FitResult:
-    import torch
-    from tqdm import tqdm
+@dataclass
+class _Split:
+    """Which pairs train and which choose the epoch, and the classes of the training pairs."""
 
-    from facefit.interfaces import LossInputs
-    from facefit.matcher.model import GraphTail, graph_prefix
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    train_pairs: list[Pair]
+    identities: list[str]
+    labels: np.ndarray
+    """Class of each training pair (index into ``identities``)."""
+    val_persons: list[str]
+    train_groups: list[str]
+    val_groups: list[str]
 
-    start_time = time.perf_counter()
-    torch.manual_seed(settings.seed)
-    device = torch.device(resolve_device(settings.device, "train-matcher: device"))
+    @classmethod
+    def of(cls, data: AlignedPairs, settings: TrainSettings) -> _Split:
+        train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
+        train_pairs = [data.pairs[i] for i in train_idx]
+        val_pairs = [data.pairs[i] for i in val_idx]
+        identities, labels = class_labels(train_pairs, settings.classes)
+        if len(identities) < 2:
+            raise InputError(f"train-matcher: {len(identities)} training classes; need at least 2")
+        return cls(
+            train_idx,
+            val_idx,
+            train_pairs,
+            identities,
+            labels,
+            [p.label for p in val_pairs],
+            pair_groups(train_pairs),
+            pair_groups(val_pairs),
+        )
 
-    train_idx, val_idx = split_validation(data, settings.val_pairs, settings.seed)
-    train_pairs = [data.pairs[i] for i in train_idx]
-    identities, labels = class_labels(train_pairs, settings.classes)
-    masked = None
-    if settings.classes == "pair-masked":
-        masked = torch.from_numpy(masked_negatives(train_pairs, identities, labels)).to(device)
-    if len(identities) < 2:
-        raise InputError(f"train-matcher: {len(identities)} training classes; need at least 2")
-    val_persons = [data.pairs[i].label for i in val_idx]
-    train_groups = pair_groups(train_pairs)
-    val_groups = pair_groups([data.pairs[i] for i in val_idx])
 
+@dataclass
+class _Features:
+    """The frozen trunk's output for every crop (computed once, cached on disk)."""
+
+    photos: np.ndarray
+    """``(n, 2, …)``: each pair's photo, plain and flipped."""
+    sketches: np.ndarray
+    photo_check: tuple[np.ndarray, np.ndarray] | None
+    """Features of the photo–photo check pairs (first photos, second photos), or None."""
+    seconds: float
+
+
+def _trunk_features(
+    base: Any, data: AlignedPairs, photo_check: AlignedPairs | None, settings: TrainSettings,
+    cache_dir: str | Path | None, progress: bool,
+) -> _Features:  # fmt: skip
+    from facefit.matcher.model import graph_prefix
+
+    started = time.perf_counter()
     prefix = graph_prefix(base, settings.split)
-    feature_start = time.perf_counter()
     common = {"cache_dir": cache_dir, "threads": settings.threads, "progress": progress}
     photos = trunk_features(prefix, data.photos, flips=True, desc="photo features", **common)
     sketches = trunk_features(prefix, data.sketches, flips=True, desc="sketch features", **common)
@@ -440,34 +469,46 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
             trunk_features(prefix, photo_check.photos, flips=False, desc="check", **common),
             trunk_features(prefix, photo_check.sketches, flips=False, desc="check", **common),
         )
-    feature_seconds = time.perf_counter() - feature_start
+    return _Features(photos, sketches, check, time.perf_counter() - started)
 
-    tail = GraphTail(base, settings.split).to(device)
-    initial = {k: v.detach().clone() for k, v in tail.params.items()}
 
+def _photo_proxies(
+    tail: Any, features: _Features, split: _Split, device: Any
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Each class's starting proxy (the mean of its photos' SFace embeddings) and the
+    embedding norms of this data, which start the loss's running statistics."""
     tail.eval()
-    flat = photos[train_idx].reshape(-1, *photos.shape[2:])
-    photo_raw = _embed(tail, flat, device).reshape(len(train_idx), 2, -1)
-    dim = photo_raw.shape[-1]
+    train = split.train_idx
+    flat = features.photos[train].reshape(-1, *features.photos.shape[2:])
+    photo_raw = _embed(tail, flat, device).reshape(len(train), 2, -1)
     unit = photo_raw / np.linalg.norm(photo_raw, axis=-1, keepdims=True)
-    proxies = np.zeros((len(identities), dim), np.float32)
-    np.add.at(proxies, labels, unit.mean(axis=1))
+    proxies = np.zeros((len(split.identities), photo_raw.shape[-1]), np.float32)
+    np.add.at(proxies, split.labels, unit.mean(axis=1))
     proxies /= np.linalg.norm(proxies, axis=1, keepdims=True)
-    sketch_raw = _embed(tail, sketches[train_idx, 0], device)
-    norms = np.concatenate(
-        [np.linalg.norm(photo_raw[:, 0], axis=1), np.linalg.norm(sketch_raw, axis=1)]
-    )
+    photo_norms = np.linalg.norm(photo_raw[:, 0], axis=1)
+    sketch_norms = np.linalg.norm(_embed(tail, features.sketches[train, 0], device), axis=1)
+    norms = np.concatenate([photo_norms, sketch_norms])
     norm_stats = {
         "mean": float(norms.mean()),
         "std": float(norms.std()),
-        "photo_mean": float(np.linalg.norm(photo_raw[:, 0], axis=1).mean()),
-        "sketch_mean": float(np.linalg.norm(sketch_raw, axis=1).mean()),
+        "photo_mean": float(photo_norms.mean()),
+        "sketch_mean": float(sketch_norms.mean()),
     }
+    return proxies, norm_stats
+
+
+def _adaface_loss(
+    registry: Any, settings: TrainSettings, proxies: np.ndarray, norm_stats: dict[str, float],
+    device: Any,
+) -> Any:  # fmt: skip
+    """The AdaFace loss with its class proxies set to ``proxies`` (fixed unless
+    ``train_proxies``) and its norm statistics started at this data's."""
+    import torch
 
     loss_fn = registry.create_loss(
         "adaface",
-        num_classes=len(identities),
-        embedding_size=dim,
+        num_classes=len(proxies),
+        embedding_size=proxies.shape[1],
         m=settings.m,
         h=settings.h,
         s=settings.s,
@@ -480,89 +521,173 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         head.batch_mean.fill_(norm_stats["mean"])
         head.batch_std.fill_(max(norm_stats["std"], 1e-3))
     head.kernel.requires_grad_(settings.train_proxies)
-    params = tail.trainable() + ([head.kernel] if settings.train_proxies else [])
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    return loss_fn
 
-    # samples: (pair row in train_idx, domain 0 photo / 1 sketch)
-    rows = np.arange(len(train_idx))
-    domains = [1] + ([0] if settings.photo_samples else [])
-    samples = np.array([(r, d) for d in domains for r in rows], np.int64)
-    steps_per_epoch = math.ceil(len(samples) / settings.batch_size)
-    total_steps = max(1, steps_per_epoch * settings.epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    )
-    rng = np.random.default_rng(settings.seed)
-    train_photos, train_sketches = photos[train_idx], sketches[train_idx]
-    val_photos, val_sketches = photos[val_idx, 0], sketches[val_idx, 0]
 
-    def validate(epoch: int, loss: float) -> dict[str, float]:
+class _Validation:
+    """Scores the tail after an epoch: sketch → photo ranks of the held-out pairs (by
+    gender too) and, when given, the photo–photo check."""
+
+    def __init__(self, features: _Features, split: _Split, device: Any) -> None:
+        self.photos = features.photos[split.val_idx, 0]
+        self.sketches = features.sketches[split.val_idx, 0]
+        self.check = features.photo_check
+        self.split, self.device = split, device
+
+    def __call__(self, tail: Any, epoch: int, loss: float) -> dict[str, float]:
         row: dict[str, float] = {"epoch": epoch, "loss": loss}
-        if len(val_idx):
-            tail.eval()
-            ranks = sketch_ranks(
-                _embed(tail, val_sketches, device), _embed(tail, val_photos, device), val_persons
-            )
+        tail.eval()
+        if len(self.split.val_idx):
+            sketches = _embed(tail, self.sketches, self.device)
+            photos = _embed(tail, self.photos, self.device)
+            ranks = sketch_ranks(sketches, photos, self.split.val_persons)
             row.update(val_rank1=float((ranks == 1).mean()), val_rank5=float((ranks <= 5).mean()))
             row["val_mrr"] = float((1.0 / ranks).mean())
-            row.update({f"val_rank1_{k}": v for k, v in group_rank1(ranks, val_groups).items()})
-        if check is not None:
-            tail.eval()
-            metrics = rank_metrics(_embed(tail, check[1], device), _embed(tail, check[0], device))
+            groups = group_rank1(ranks, self.split.val_groups)
+            row.update({f"val_rank1_{k}": v for k, v in groups.items()})
+        if self.check is not None:
+            first, second = self.check
+            metrics = rank_metrics(
+                _embed(tail, second, self.device), _embed(tail, first, self.device)
+            )
             row.update({f"val_photo_{k}": v for k, v in metrics.items()})
         return row
 
-    history = [validate(0, float("nan"))]
+
+class _Epochs:
+    """The optimisation: samples (sketches, and photos with ``photo_samples``), their
+    order each epoch, and one pass over them."""
+
+    def __init__(
+        self, tail: Any, loss_fn: Any, features: _Features, split: _Split,
+        settings: TrainSettings, device: Any,
+    ) -> None:  # fmt: skip
+        import torch
+
+        self.tail, self.loss_fn, self.split, self.settings = tail, loss_fn, split, settings
+        self.device = device
+        self.photos = features.photos[split.train_idx]
+        self.sketches = features.sketches[split.train_idx]
+        self.initial = {k: v.detach().clone() for k, v in tail.params.items()}
+        self.masked = None  # pair-masked: a person's other pairs are never a pair's negatives
+        if settings.classes == "pair-masked":
+            masked = masked_negatives(split.train_pairs, split.identities, split.labels)
+            self.masked = torch.from_numpy(masked).to(device)
+        # samples: (pair row in train_idx, domain 0 photo / 1 sketch), domain-major
+        self.rows = np.arange(len(split.train_idx))
+        self.domains = [1] + ([0] if settings.photo_samples else [])
+        self.samples = np.array([(r, d) for d in self.domains for r in self.rows], np.int64)
+        self.steps_per_epoch = math.ceil(len(self.samples) / settings.batch_size)
+        self.total_steps = max(1, self.steps_per_epoch * settings.epochs)
+        params = tail.trainable() + ([loss_fn.head.kernel] if settings.train_proxies else [])
+        self.optimizer = torch.optim.AdamW(
+            params, lr=settings.lr, weight_decay=settings.weight_decay
+        )
+        total = self.total_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        )
+        self.rng = np.random.default_rng(settings.seed)
+        self.steps = 0
+
+    def order(self) -> np.ndarray:
+        """This epoch's samples, shuffled (and balanced by gender with ``balance``)."""
+        rng = self.rng
+        if self.settings.balance != "gender":
+            return self.samples[rng.permutation(len(self.samples))]
+        # the same draw for every domain: rows of samples are domain-major
+        picks = np.concatenate(
+            [
+                d * len(self.rows) + balanced_rows(self.split.train_groups, rng)
+                for d in range(len(self.domains))
+            ]
+        )
+        return self.samples[picks[rng.permutation(len(picks))]]
+
+    def run_epoch(self, epoch: int, bar: Any) -> float:
+        """One pass over this epoch's order; returns the mean loss."""
+        self.tail.train()
+        self.loss_fn.head.train()
+        order = self.order()
+        flips = self.rng.integers(0, 2, len(order))
+        size = self.settings.batch_size
+        losses = []
+        for b in range(self.steps_per_epoch):
+            losses.append(
+                self._step(order[b * size : (b + 1) * size], flips[b * size : (b + 1) * size])
+            )
+            self.steps += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}")
+        return float(np.mean(losses))
+
+    def _step(self, chunk: np.ndarray, flip: np.ndarray) -> float:
+        import torch
+
+        from facefit.interfaces import LossInputs
+
+        feats = np.where(
+            (chunk[:, 1] == 0)[:, None, None, None],
+            self.photos[chunk[:, 0], flip],
+            self.sketches[chunk[:, 0], flip],
+        )
+        x = torch.from_numpy(feats.astype(np.float32)).to(self.device)
+        y = torch.from_numpy(self.split.labels[chunk[:, 0]]).to(self.device)
+        if self.masked is None:
+            loss = self.loss_fn(LossInputs(prediction=self.tail(x), target=y))
+        else:
+            loss = _masked_loss(self.loss_fn, self.tail(x), y, self.masked)
+        if self.settings.anchor > 0:  # L2-SP: pull the weights towards SFace's
+            drift = sum(((p - self.initial[k]) ** 2).sum() for k, p in self.tail.params.items())
+            loss = loss + self.settings.anchor * drift
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+
+def _fit(
+    base: Any,
+    data: AlignedPairs,
+    settings: TrainSettings,
+    registry: Any,
+    cache_dir: str | Path | None,
+    progress: bool,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+    photo_check: AlignedPairs | None,
+) -> FitResult:
+    """:func:`fit` with its arguments checked: split, features, proxies and loss, then
+    epochs, keeping the tail of the best validated epoch (epoch 0 included)."""
+    import torch
+    from tqdm import tqdm
+
+    from facefit.matcher.model import GraphTail
+
+    start_time = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    device = torch.device(resolve_device(settings.device, "train-matcher: device"))
+    split = _Split.of(data, settings)
+    features = _trunk_features(base, data, photo_check, settings, cache_dir, progress)
+    tail = GraphTail(base, settings.split).to(device)
+    proxies, norm_stats = _photo_proxies(tail, features, split, device)
+    loss_fn = _adaface_loss(registry, settings, proxies, norm_stats, device)
+    epochs = _Epochs(tail, loss_fn, features, split, settings, device)
+    validate = _Validation(features, split, device)
+
+    history = [validate(tail, 0, float("nan"))]
     best_state, best_epoch = copy.deepcopy(tail.state_dict()), 0
     best_key = history[0].get("val_mrr", -1.0)
     if on_epoch is not None:
         on_epoch(history[0])
-    step = 0
-    bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress)
+    bar = tqdm(total=epochs.total_steps, desc="training", unit="step", disable=not progress)
     for epoch in range(1, settings.epochs + 1):
-        tail.train()
-        head.train()
-        if settings.balance == "gender":
-            # the same draw for every domain: rows of samples are domain-major
-            picks = np.concatenate(
-                [d * len(rows) + balanced_rows(train_groups, rng) for d in range(len(domains))]
-            )
-            order = samples[picks[rng.permutation(len(picks))]]
-        else:
-            order = samples[rng.permutation(len(samples))]
-        flips = rng.integers(0, 2, len(order))
-        losses = []
-        for b in range(steps_per_epoch):
-            chunk = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-            flip = flips[b * settings.batch_size : (b + 1) * settings.batch_size]
-            feats = np.where(
-                (chunk[:, 1] == 0)[:, None, None, None],
-                train_photos[chunk[:, 0], flip],
-                train_sketches[chunk[:, 0], flip],
-            )
-            x = torch.from_numpy(feats.astype(np.float32)).to(device)
-            y = torch.from_numpy(labels[chunk[:, 0]]).to(device)
-            if masked is None:
-                loss = loss_fn(LossInputs(prediction=tail(x), target=y))
-            else:
-                loss = _masked_loss(loss_fn, tail(x), y, masked)
-            if settings.anchor > 0:
-                drift = sum(((p - initial[k]) ** 2).sum() for k, p in tail.params.items())
-                loss = loss + settings.anchor * drift
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}")
-        row = validate(epoch, float(np.mean(losses)))
+        row = validate(tail, epoch, epochs.run_epoch(epoch, bar))
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
         key = row.get("val_mrr", float(epoch))
-        if not len(val_idx) or key > best_key:
+        if not len(split.val_idx) or key > best_key:
             best_key, best_epoch = key, epoch
             best_state = copy.deepcopy(tail.state_dict())
     bar.close()
@@ -572,19 +697,19 @@ def _fit(base, data, settings, registry, cache_dir, progress, on_epoch, photo_ch
         tail=tail,
         best_epoch=best_epoch,
         history=history,
-        classes=len(identities),
-        samples=len(samples),
-        steps=step,
+        classes=len(split.identities),
+        samples=len(epochs.samples),
+        steps=epochs.steps,
         seconds=time.perf_counter() - start_time,
-        feature_seconds=feature_seconds,
-        dim=int(dim),
-        train_pairs=len(train_idx),
-        val_pairs=len(val_idx),
+        feature_seconds=features.seconds,
+        dim=int(proxies.shape[1]),
+        train_pairs=len(split.train_idx),
+        val_pairs=len(split.val_idx),
         norm_stats=norm_stats,
-        persons=len({p.label for p in train_pairs}),
+        persons=len({p.label for p in split.train_pairs}),
         composition={
-            "train": composition(train_pairs),
-            "val": composition([data.pairs[i] for i in val_idx]),
+            "train": composition(split.train_pairs),
+            "val": composition([data.pairs[i] for i in split.val_idx]),
         },
     )
 
@@ -782,9 +907,9 @@ def _input_size(base: Any) -> int:
 
 
 def _source_row(name, kind, path, pairs, aligned, dropped) -> dict[str, Any]:
-    hows: dict[str, int] = {}
-    for how in aligned.sketch_how:
-        hows[how] = hows.get(how, 0) + 1
+    alignments: dict[str, int] = {}
+    for alignment in aligned.sketch_alignment:
+        alignments[alignment] = alignments.get(alignment, 0) + 1
     return {
         "name": name,
         "kind": kind,
@@ -793,5 +918,5 @@ def _source_row(name, kind, path, pairs, aligned, dropped) -> dict[str, Any]:
         "listed": len(pairs) + len(dropped),
         "dropped_dev": len(dropped),
         "skipped": aligned.skipped,
-        "sketch_alignment": hows,
+        "sketch_alignment": alignments,
     }
