@@ -47,7 +47,7 @@ def one_trial(pipeline, evidence, delay: float) -> dict[str, float]:
     token = CancelToken()
     sampling = threading.Event()
     cancelled_at: list[float] = []
-    backend = pipeline.parts.backend = TimedBackend(pipeline.parts.backend)
+    backend = pipeline.components.backend = TimedBackend(pipeline.components.backend)
 
     def progress(p) -> None:
         if p.stage == "sample":
@@ -67,7 +67,7 @@ def one_trial(pipeline, evidence, delay: float) -> dict[str, float]:
     except Cancelled:
         stopped = time.perf_counter()
     finally:
-        pipeline.parts.backend = backend.inner
+        pipeline.components.backend = backend.inner
     thread.join()
     at = cancelled_at[0]
     after = sum(start > at for start, _ in backend.calls)

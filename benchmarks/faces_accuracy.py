@@ -199,7 +199,7 @@ def sketch_fallback_report(embedder: FaceEmbedder, data: Path) -> dict:
         photos.append(embedder.align(load_image(data / "fs2k-train" / record["photo"])))
         sketch = load_image(data / "fs2k-train" / record["sketch"])
         face = embedder.locate(sketch, sketch_fallback=True)
-        how[face.how] = how.get(face.how, 0) + 1
+        how[face.alignment] = how.get(face.alignment, 0) + 1
         detected.append(face.crop)
         framed.append(align_landmarks(sketch, framed_landmarks(*sketch.shape[:2]), 112))
     gallery = embedder.embed_aligned(np.stack(photos))

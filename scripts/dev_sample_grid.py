@@ -43,7 +43,7 @@ def main() -> None:
     config = PipelineConfig().replace_settings(rounds=1, candidates=1, seed=0)
     pipeline = Pipeline(config, registry=registry)
     aligner = FaceEmbedder.from_registry(registry)
-    size = pipeline.parts.model.image_size if hasattr(pipeline.parts, "model") else 64
+    size = pipeline.components.model.image_size if hasattr(pipeline.components, "model") else 64
     rows = []
     for pair_id in ids:
         record = records[pair_id]

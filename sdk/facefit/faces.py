@@ -33,7 +33,7 @@ portrait (FS2K, CUHK: one face filling the frame, roughly centred),
    Such a crop is only as good as the framing (see ``benchmarks/results/faces.md`` for
    what it costs when forced on every FS2K development sketch).
 
-:attr:`AlignedFace.how` says which step gave the landmarks.
+:attr:`AlignedFace.alignment` says which step gave the landmarks.
 """
 
 from __future__ import annotations
@@ -210,13 +210,13 @@ class AlignedFace:
     detection: Detection | None
     """The detection used; None when the landmarks were placed at FRAMED_LANDMARKS."""
     faces_found: int
-    how: str = "detected"
+    alignment: str = "detected"
     """``"detected"``, ``"detected-blurred"`` or ``"framed"`` (see the module docs)."""
 
     @property
     def fallback(self) -> bool:
         """True when the sketch fallback gave the landmarks (blurred retry or framed)."""
-        return self.how != "detected"
+        return self.alignment != "detected"
 
 
 @dataclass(frozen=True)
@@ -332,9 +332,9 @@ class FaceEmbedder:
         size = size or self.encoder.input_size
         fallback = self.sketch_fallback if sketch_fallback is None else sketch_fallback
         detections = self.detector.detect(image)
-        how = "detected"
+        alignment = "detected"
         if not detections and fallback:
-            detections, how = self.detector.detect(_soften(image)), "detected-blurred"
+            detections, alignment = self.detector.detect(_soften(image)), "detected-blurred"
         if not detections:
             if not fallback:
                 raise NoFaceError(
@@ -351,7 +351,7 @@ class FaceEmbedder:
             )
         best = largest(detections)
         crop = align_landmarks(image, best.landmarks, size)
-        return AlignedFace(crop, best.landmarks, best, len(detections), how)
+        return AlignedFace(crop, best.landmarks, best, len(detections), alignment)
 
     def align(
         self,

@@ -179,9 +179,9 @@ def find(
     *,
     config: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> tuple[Path, str] | None:
-    """Where ``name`` would be taken from: ``(path, how)`` or None when nowhere.
+    """Where ``name`` would be taken from: ``(path, source)`` or None when nowhere.
 
-    ``how`` is ``"explicit"``, ``"config"``, ``"env FACEFIT_…_PATH"`` or ``"cache"``.
+    ``source`` is ``"explicit"``, ``"config"``, ``"env FACEFIT_…_PATH"`` or ``"cache"``.
     Does not check that an explicit/config/env path exists (:func:`resolve` does).
     """
     spec = model_file(name)
@@ -219,10 +219,10 @@ def resolve(
             f"model {name!r} ({spec.filename}) not found: no explicit path, no {spec.env_var}, "
             f"and not in the cache {cache_dir()}; run: facefit models install"
         )
-    file, how = found
+    file, source = found
     if not file.is_file():
         raise WeightsNotFoundError(
-            f"model {name!r}: {file} (from {how}) does not exist; fix the path, or unset it "
+            f"model {name!r}: {file} (from {source}) does not exist; fix the path, or unset it "
             f"and run: facefit models install"
         )
     if check_sha256:

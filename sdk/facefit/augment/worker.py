@@ -162,7 +162,7 @@ class _Face:
     photo: np.ndarray  # aligned crop at the generator's size
     filter_vector: np.ndarray
     identity_vector: np.ndarray
-    how: str
+    alignment: str
 
 
 class ShardRunner:
@@ -287,7 +287,7 @@ class ShardRunner:
             if self.identity_encoder is not self.embedder.encoder:
                 size = self.identity_encoder.input_size
                 identity_crop = align_landmarks(image, face.landmarks, size)
-            found.append((mugshot, photo, face.crop, identity_crop, face.how))
+            found.append((mugshot, photo, face.crop, identity_crop, face.alignment))
         if not found:
             return []
         filter_vectors = self.embedder.embed_aligned(np.stack([f[2] for f in found]))
@@ -296,8 +296,8 @@ class ShardRunner:
         else:
             identity_vectors = self.identity_encoder.embed(np.stack([f[3] for f in found]))
         return [
-            _Face(m, photo, fv, iv.astype(np.float32), how)
-            for (m, photo, _, _, how), fv, iv in zip(found, filter_vectors, identity_vectors)
+            _Face(m, photo, fv, iv.astype(np.float32), alignment)
+            for (m, photo, _, _, alignment), fv, iv in zip(found, filter_vectors, identity_vectors)
         ]
 
     # -- a shard --------------------------------------------------------------------------
@@ -393,7 +393,7 @@ class ShardRunner:
             "records": records,
             "dropped": dropped,
             "skipped": skipped,
-            "aligned": {f.mugshot.key: f.how for f in faces},
+            "aligned": {f.mugshot.key: f.alignment for f in faces},
             "files": files,
             "device": self.device,
             "backend": self.job.settings.backend,

@@ -71,8 +71,8 @@ def list_command(as_json: bool, verify: bool) -> None:
             "path": None,
         }
         if found is not None:
-            path, how = found
-            row.update(path=str(path), source=how)
+            path, source = found
+            row.update(path=str(path), source=source)
             if not path.is_file():
                 row["status"] = "path does not exist"
             elif verify:

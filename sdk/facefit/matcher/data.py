@@ -95,7 +95,7 @@ class AlignedPairs:
     """``(n, S, S, 3)`` uint8 RGB photo crops."""
     sketches: np.ndarray
     """``(n, S, S, 3)`` uint8 RGB sketch crops."""
-    sketch_how: list[str]
+    sketch_alignment: list[str]
     """Per sketch: ``detected``, ``detected-blurred``, ``framed`` or ``aligned``."""
     skipped: list[str] = field(default_factory=list)
     """``key: reason`` for each pair left out."""
@@ -111,7 +111,7 @@ class AlignedPairs:
             [p for part in parts for p in part.pairs],
             np.concatenate([empty, *(p.photos for p in parts)]),
             np.concatenate([empty, *(p.sketches for p in parts)]),
-            [h for part in parts for h in part.sketch_how],
+            [h for part in parts for h in part.sketch_alignment],
             [s for part in parts for s in part.skipped],
         )
 
@@ -462,11 +462,15 @@ def align_pairs(
                     [str(h) for h in cached["how"]],
                     json.loads(str(cached["skipped"])),
                 )
-    kept, photos, sketches, hows, skipped = [], [], [], [], []
+    kept, photos, sketches, alignments, skipped = [], [], [], [], []
     for pair in tqdm(pairs, desc=desc, unit="pair", disable=not progress):
         photo, sketch = load_image(pair.photo), load_image(pair.sketch)
         if pair.aligned:
-            photo_crop, sketch_crop, how = _resize(photo, size), _resize(sketch, size), "aligned"
+            photo_crop, sketch_crop, alignment = (
+                _resize(photo, size),
+                _resize(sketch, size),
+                "aligned",
+            )
         else:
             try:
                 photo_crop = embedder.align(photo, source=str(pair.photo))
@@ -480,11 +484,11 @@ def align_pairs(
             except NoFaceError:
                 skipped.append(f"{pair.key}: no face found on the second photo")
                 continue
-            sketch_crop, how = face.crop, face.how
+            sketch_crop, alignment = face.crop, face.alignment
         kept.append(pair)
         photos.append(photo_crop)
         sketches.append(sketch_crop)
-        hows.append(how)
+        alignments.append(alignment)
         if on_progress is not None:
             on_progress(1)
     empty = np.zeros((0, size, size, 3), np.uint8)
@@ -492,7 +496,7 @@ def align_pairs(
         kept,
         np.stack(photos) if photos else empty,
         np.stack(sketches) if sketches else empty,
-        hows,
+        alignments,
         skipped,
     )
     if cache_file is not None:
@@ -503,7 +507,7 @@ def align_pairs(
             keys=np.array([p.key for p in kept]),
             photos=result.photos,
             sketches=result.sketches,
-            how=np.array(hows),
+            how=np.array(alignments),  # the cache file's key
             skipped=np.array(json.dumps(skipped)),
         )
         partial.replace(cache_file)

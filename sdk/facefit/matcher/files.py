@@ -72,13 +72,13 @@ def resolve_matcher_dir(
 
     table = getattr(config, "weights", config)
     if path is not None and str(path) != "":
-        found, how = Path(path).expanduser(), "explicit path"
+        found, source = Path(path).expanduser(), "explicit path"
     elif table and table.get(name):
-        found, how = Path(table[name]).expanduser(), f"[weights] {name}"
+        found, source = Path(table[name]).expanduser(), f"[weights] {name}"
     elif os.environ.get(ENV_VAR):
-        found, how = Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR
+        found, source = Path(os.environ[ENV_VAR]).expanduser(), ENV_VAR
     else:
-        found, how = cache_dir() / name, "the model cache"
+        found, source = cache_dir() / name, "the model cache"
         if name == MATCHER_NAME:
             found = _cached_or_shipped(found)
         if not (found / CONFIG_FILE).is_file():
@@ -89,7 +89,7 @@ def resolve_matcher_dir(
             )
     if not (found / CONFIG_FILE).is_file():
         raise WeightsNotFoundError(
-            f"sketch matcher {found} (from {how}) has no {CONFIG_FILE}; give the directory "
+            f"sketch matcher {found} (from {source}) has no {CONFIG_FILE}; give the directory "
             "facefit train-matcher wrote (--out)"
         )
     return found

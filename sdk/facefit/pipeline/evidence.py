@@ -233,7 +233,7 @@ def frame_sketch(
     grey = to_grey(sketch, source)
     _usable_at_all(grey, "sketch", source, "sketch")
     face = _finder(detector).locate(grey, size=size, source=source, sketch_fallback=True)
-    if face.how == "framed":
+    if face.alignment == "framed":
         why = _looks_framed(grey)
         if why is not None:
             raise InputError(
@@ -256,7 +256,7 @@ def frame_sketch(
             "framed portrait has them), as allowed",
         )
     else:
-        blurred = " on a blurred copy" if face.how == "detected-blurred" else ""
+        blurred = " on a blurred copy" if face.alignment == "detected-blurred" else ""
         check = EvidenceCheck(
             "sketch",
             source,

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,22 @@ class Steering:
     face: np.ndarray | None = None
 
 
+@dataclass
+class _Round:
+    """One round's candidates and rankings, as sampled and after the investigator's choice."""
+
+    index: int
+    seed: int
+    started: float
+    candidates: list[Candidate]
+    matches: list[tuple[Match, ...]]
+    stats: Any
+    """The round's :class:`~facefit.pipeline.fusion.RoundScores` (None without a gallery)."""
+    identity: np.ndarray
+    hits: list[list[Any]]
+    notes: list[str]
+
+
 def round_seed(seed: int, round_index: int) -> int:
     """The sampler seed of one round, derived from the run's seed (stable across versions)."""
     return int(np.random.SeedSequence([int(seed), int(round_index)]).generate_state(1)[0])
@@ -85,7 +101,7 @@ def _resize(crops: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def _normalised(vector: np.ndarray) -> np.ndarray:
+def _unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
@@ -117,7 +133,7 @@ def _fusion_model(fusion: Any) -> Any:
 
 
 class Pipeline:
-    """The iterative loop with its parts resolved once (see the module doc).
+    """The iterative loop with its components created once (see the module doc).
 
     ``config`` is a :class:`~facefit.config.PipelineConfig` (default: every part's
     default), ``registry`` the plugins (default: the installed ones), ``gallery`` a
@@ -158,15 +174,15 @@ class Pipeline:
             registry = Registry.load()
         self.config = config or PipelineConfig()
         self.registry = registry
-        self.parts: Components = build_components(self.config, registry, gallery)
+        self.components: Components = build_components(self.config, registry, gallery)
         self.sketch_gallery, self.sketch_encoder = _sketch_gallery(sketch_gallery, registry)
         self.fusion = _fusion_model(fusion)
         self._lock = threading.RLock()
-        concurrent = _thread_safe(self.parts.sampler) and _thread_safe(
-            self.parts.backend, self.parts.backend.name in THREAD_SAFE_BACKENDS
+        concurrent = _thread_safe(self.components.sampler) and _thread_safe(
+            self.components.backend, self.components.backend.name in THREAD_SAFE_BACKENDS
         )
         self._sampling: Any = contextlib.nullcontext() if concurrent else threading.Lock()
-        self._step_hook = self.parts.sampler.reports_steps
+        self._step_hook = self.components.sampler.reports_steps
         self._loaded = False
 
     @classmethod
@@ -186,7 +202,7 @@ class Pipeline:
     @property
     def gallery(self) -> Any:
         """The :class:`~facefit.gallery.GalleryIndex` searched, or None."""
-        return self.parts.gallery
+        return self.components.gallery
 
     def warm_up(self) -> Pipeline:
         """Load every model now (text and face encoders, detector, torch's first calls).
@@ -195,7 +211,7 @@ class Pipeline:
         so ``Pipeline(config).warm_up()`` reads naturally. Safe to call twice.
         """
         with self._lock:
-            warm_up(self.parts)
+            warm_up(self.components)
             self._loaded = True
         return self
 
@@ -205,7 +221,7 @@ class Pipeline:
         return encoder.embed(_resize(images, encoder.input_size))
 
     def _search(self, vectors: np.ndarray) -> list[list[Any]]:
-        gallery = self.parts.gallery
+        gallery = self.components.gallery
         if gallery is None:
             return [[] for _ in vectors]
         k = min(gallery.num_identities, max(self.settings.top_k, SEARCH_DEPTH))
@@ -213,7 +229,7 @@ class Pipeline:
 
     def _gallery_vector(self, hit: Any) -> np.ndarray | None:
         """The embedding of a candidate's closest gallery face, in the identity encoder's space."""
-        gallery, encoder = self.parts.gallery, self.parts.identity_encoder
+        gallery, encoder = self.components.gallery, self.components.identity_encoder
         if gallery is None or gallery.encoder.name != encoder.name or gallery.dim != encoder.dim:
             return None
         return gallery.retriever.get_vectors(np.array([hit.faces[0].label]))[0]
@@ -242,7 +258,7 @@ class Pipeline:
             )
         if choice is not None and choice.pick is not None:
             best = candidates[choice.pick]
-            how = f"investigator pick {best.round}/{best.index}"
+            source = f"investigator pick {best.round}/{best.index}"
             face = best.image
         else:
 
@@ -251,12 +267,12 @@ class Pipeline:
                 return (c.consistency, top, -c.index)
 
             best = max(usable, key=key)
-            how = f"candidate {best.round}/{best.index} (most evidence-consistent)"
+            source = f"candidate {best.round}/{best.index} (most evidence-consistent)"
             face = self._gallery_face(hits[best.index], notes) if hits[best.index] else None
             if face is None:
                 face = best.image
             else:
-                how += f", face image of gallery {hits[best.index][0].identity}"
+                source += f", face image of gallery {hits[best.index][0].identity}"
         vector = vectors[best.index]
         weight = self.settings.gallery_reference_weight
         if weight > 0 and hits[best.index]:
@@ -266,17 +282,17 @@ class Pipeline:
             if gallery_vector is None:
                 notes.append(
                     "gallery face not blended into the reference: the gallery's encoder "
-                    f"({self.parts.gallery.encoder}) is not the generator's identity encoder"
+                    f"({self.components.gallery.encoder}) is not the generator's identity encoder"
                 )
             else:
                 vector = (1.0 - weight) * vector + weight * gallery_vector
-                how += f" + gallery face of {top.identity} (weight {weight:g})"
-        return Steering(_normalised(vector), face), how, notes
+                source += f" + gallery face of {top.identity} (weight {weight:g})"
+        return Steering(_unit(vector), face), source, notes
 
     def _reference_condition(self, steering: Steering) -> Condition:
         from facefit.generator.conditions import reference_condition
 
-        model = self.parts.model
+        model = self.components.model
         dim = int(model.config.identity_dim)
         return reference_condition(steering.vector, steering.face, model.image_size, dim)
 
@@ -288,7 +304,7 @@ class Pipeline:
         source = hits[0].faces[0].source if hits[0].faces else None
         if not source or not Path(source).is_file():
             return None
-        reference = self.parts.conditioners.get("reference")
+        reference = self.components.conditioners.get("reference")
         try:
             image = load_image(source)
             with self._lock:
@@ -303,51 +319,53 @@ class Pipeline:
         """The evidence aligned to the generator's template (see :mod:`.evidence`)."""
         with self._lock:
             return prepare_evidence(
-                evidence, detector=self.parts.detector, image_size=self.parts.model.image_size
+                evidence,
+                detector=self.components.detector,
+                image_size=self.components.model.image_size,
             )
 
     def _probe(self, evidence: Evidence) -> Probe:
         """Frame and encode the evidence (once per run)."""
-        parts = self.parts
+        components = self.components
         quiet = contextlib.nullcontext() if self._loaded else quiet_loading()
         with self._lock, quiet:
             prepared = self.prepare(evidence)
-            base = {m: c(prepared.evidence) for m, c in parts.conditioners.items()}
+            conditions = {m: c(prepared.evidence) for m, c in components.conditioners.items()}
             notes = list(evidence.notes) + list(prepared.notes)
             text = None
             if prepared.evidence.text is not None:
-                text, note = text_scorer(prepared.evidence.text, parts.identity_encoder)
+                text, note = text_scorer(prepared.evidence.text, components.identity_encoder)
                 notes.append(note)
         reference = None
         if prepared.evidence.reference is not None:
-            reference = base["reference"].tokens[0].numpy().astype(np.float32)
+            reference = conditions["reference"].tokens[0].numpy().astype(np.float32)
         ranker = None
-        if parts.gallery is None:
+        if components.gallery is None:
             notes.append("no gallery: candidates are generated and scored, nothing is ranked")
         else:
             ranker = self._ranker(prepared)
             notes += list(ranker.direct.notes)
-        return Probe(prepared, base, reference, text, notes, ranker)
+        return Probe(prepared, conditions, reference, text, notes, ranker)
 
     def _ranker(self, prepared: PreparedEvidence) -> Ranker:
         """The evidence matched directly against the gallery, ready to fuse with rounds."""
         from facefit.fusion.model import encoder_id
 
-        parts, settings = self.parts, self.settings
+        components, settings = self.components, self.settings
         with self._lock:
             direct = direct_scores(
                 {m: prepared.checked(m) for m in ("sketch", "lq")},
                 prepared.evidence.text,
-                detector=parts.detector,
-                gallery=parts.gallery,
-                encoder=parts.face_encoder,
+                detector=components.detector,
+                gallery=components.gallery,
+                encoder=components.face_encoder,
                 sketch_gallery=self.sketch_gallery,
                 sketch_encoder=self.sketch_encoder,
             )
         return Ranker(
             direct,
             self.fusion,
-            encoder_id(parts.face_encoder),
+            encoder_id(components.face_encoder),
             settings.match_prior,
             settings.no_match_threshold,
         )
@@ -356,8 +374,8 @@ class Pipeline:
         settings = self.settings
         options = {"on_step": on_step} if on_step is not None else {}
         with self._sampling:
-            return self.parts.sampler.sample(
-                self.parts.backend,
+            return self.components.sampler.sample(
+                self.components.backend,
                 conditions,
                 num_images=settings.candidates,
                 steps=settings.steps,
@@ -370,18 +388,18 @@ class Pipeline:
         self, probe: Probe, images: np.ndarray
     ) -> tuple[np.ndarray, list[dict[str, float]], list[list[Any]]]:
         """Identity embeddings, evidence scores and gallery hits of a round's candidates."""
-        parts = self.parts
+        components = self.components
         with self._lock:
-            identity = self._embed(parts.identity_encoder, images)
+            identity = self._embed(components.identity_encoder, images)
             retrieval = (
                 identity
-                if parts.face_encoder is parts.identity_encoder
-                else self._embed(parts.face_encoder, images)
+                if components.face_encoder is components.identity_encoder
+                else self._embed(components.face_encoder, images)
             )
             scores = evidence_scores(
                 images,
                 probe.prepared,
-                sketch_extractor=parts.sketch_extractor,
+                sketch_extractor=components.sketch_extractor,
                 reference_vector=probe.reference_vector,
                 identity_vectors=identity,
                 text=probe.text,
@@ -440,86 +458,106 @@ class Pipeline:
     def _loop(
         self, probe: Probe, state: RunState, report: Reporter, on_round: OnRound | None
     ) -> None:
+        """Rounds until the last, a stable top identity or the investigator's accept."""
+        steering: Steering | None = None
+        reference_source = "evidence reference face" if probe.reference_vector is not None else None
+        for r in range(state.max_rounds):
+            done = self._sample_and_rank(r, probe, steering, report)
+            state.seeds.append(done.seed)
+            choice = None
+            if on_round is not None:
+                choice = on_round(self._trace(done, reference_source))
+            if choice is not None:
+                self._apply_choice(done, choice)
+            next_steering, next_source, steer_notes = self._steer(
+                done.candidates, done.identity, done.hits, choice
+            )
+            done.notes.extend(steer_notes)
+            self._record(state, done, reference_source)
+            report("rank", r, candidate=len(done.candidates))
+            if next_steering is not None:
+                steering, reference_source = next_steering, next_source
+            if self._stops(state, choice, r):
+                return
+
+    def _sample_and_rank(
+        self, r: int, probe: Probe, steering: Steering | None, report: Reporter
+    ) -> _Round:
+        """Round ``r``: sample the candidates from the evidence (and the steering), then
+        score them against the evidence and search them in the gallery."""
         from facefit.generator.conditions import domain_condition
 
         settings = self.settings
-        steering: Steering | None = None
-        how = "evidence reference face" if probe.reference_vector is not None else None
-        for r in range(state.max_rounds):
-            round_start = time.perf_counter()
-            notes = probe.notes if r == 0 else []
-            conditions = [c for m, c in probe.base.items() if m != "reference" or steering is None]
-            if steering is not None:
-                conditions.append(self._reference_condition(steering))
-            seed = round_seed(settings.seed, r)
-            state.seeds.append(seed)
-            report("sample", r)
-            hook = report.step_hook(r) if self._step_hook else None
-            images = self._sample([*conditions, domain_condition("photo")], seed, hook)
-            if hook is None:  # a sampler without on_step: report its steps at the end
-                report("sample", r, step=settings.steps)
-            report("rank", r)
-            identity, scores, hits = self._rank(probe, images)
-            matches = [tuple(h.to_match() for h in row) for row in hits]
-            candidates = [
-                Candidate(images[i], r, i, seed, scores[i], matches[i][: settings.top_k])
-                for i in range(len(images))
+        started = time.perf_counter()
+        conditions = [
+            c for m, c in probe.evidence_conditions.items() if m != "reference" or steering is None
+        ]
+        if steering is not None:
+            conditions.append(self._reference_condition(steering))
+        seed = round_seed(settings.seed, r)
+        report("sample", r)
+        hook = report.step_hook(r) if self._step_hook else None
+        images = self._sample([*conditions, domain_condition("photo")], seed, hook)
+        if hook is None:  # a sampler that does not report steps: report them at the end
+            report("sample", r, step=settings.steps)
+        report("rank", r)
+        identity, scores, hits = self._rank(probe, images)
+        matches = [tuple(h.to_match() for h in row) for row in hits]
+        candidates = [
+            Candidate(images[i], r, i, seed, scores[i], matches[i][: settings.top_k])
+            for i in range(len(images))
+        ]
+        notes = list(probe.notes) if r == 0 else []
+        return _Round(
+            r, seed, started, candidates, matches, round_scores(matches), identity, hits, notes
+        )
+
+    @staticmethod
+    def _apply_choice(done: _Round, choice: Choice) -> None:
+        """Mark the rejected candidates, rank without them, and note the choice."""
+        choice.check(len(done.candidates))
+        if choice.reject:
+            done.candidates = [
+                replace(c, rejected=c.index in choice.reject) for c in done.candidates
             ]
-            stats = round_scores(matches)
-            trace = RoundTrace(
-                r,
-                tuple(candidates),
-                stats.ranked(settings.top_k) if stats else (),
-                how,
-                time.perf_counter() - round_start,
-                tuple(notes),
+            done.stats = round_scores(
+                [m for i, m in enumerate(done.matches) if i not in choice.reject]
             )
-            choice = on_round(trace) if on_round is not None else None
-            if choice is not None:
-                choice.check(len(candidates))
-                if choice.reject:
-                    candidates = [
-                        Candidate(
-                            c.image,
-                            c.round,
-                            c.index,
-                            c.seed,
-                            c.evidence_scores,
-                            c.matches,
-                            c.index in choice.reject,
-                        )
-                        for c in candidates
-                    ]
-                    stats = round_scores(
-                        [m for i, m in enumerate(matches) if i not in choice.reject]
-                    )
-                notes = [*notes, f"investigator: {choice.to_dict()}"]
-            top = stats.ranked(1)[0].identity if stats else None
-            next_vector, next_how, steer_notes = self._steer(candidates, identity, hits, choice)
-            state.per_round.append(stats)
-            state.tops.append(top)
-            fused, _ = state.ranking(settings.top_k)  # the direct evidence and rounds 0..r
-            state.traces.append(
-                RoundTrace(
-                    r,
-                    tuple(candidates),
-                    stats.ranked(settings.top_k) if stats else (),
-                    how,
-                    time.perf_counter() - round_start,
-                    tuple(notes + steer_notes),
-                    fused,
-                )
-            )
-            report("rank", r, candidate=len(candidates))
-            if next_vector is not None:
-                steering, how = next_vector, next_how
-            if choice is not None and choice.accept:
-                state.stopped = f"investigator accepted round {r}"
-                return
-            streak = top_identity_streak(state.tops)
-            if settings.stop_when_stable and streak >= settings.stop_when_stable:
-                state.stopped = f"top identity {top!r} stable for {streak} rounds"
-                return
+        done.notes.append(f"investigator: {choice.to_dict()}")
+
+    def _trace(
+        self, done: _Round, reference_source: str | None, fused: tuple[Match, ...] = ()
+    ) -> RoundTrace:
+        """The round as the caller sees it (``on_round``, :attr:`Result.rounds`); ``fused``
+        is the ranking after it, once the round is recorded."""
+        stats = done.stats
+        return RoundTrace(
+            done.index,
+            tuple(done.candidates),
+            stats.ranked(self.settings.top_k) if stats else (),
+            reference_source,
+            time.perf_counter() - done.started,
+            tuple(done.notes),
+            fused,
+        )
+
+    def _record(self, state: RunState, done: _Round, reference_source: str | None) -> None:
+        state.per_round.append(done.stats)
+        state.tops.append(done.stats.ranked(1)[0].identity if done.stats else None)
+        fused, _ = state.ranking(self.settings.top_k)  # the direct evidence and rounds 0..r
+        state.traces.append(self._trace(done, reference_source, fused))
+
+    def _stops(self, state: RunState, choice: Choice | None, r: int) -> bool:
+        """Whether the loop ends after round ``r`` (and why, in ``state.stopped``)."""
+        if choice is not None and choice.accept:
+            state.stopped = f"investigator accepted round {r}"
+            return True
+        streak = top_identity_streak(state.tops)
+        stable = self.settings.stop_when_stable
+        if stable and streak >= stable:
+            state.stopped = f"top identity {state.tops[-1]!r} stable for {streak} rounds"
+            return True
+        return False
 
 
 def matches_to_dicts(matches: tuple[Match, ...]) -> list[dict[str, Any]]:

@@ -47,15 +47,15 @@ def config_from_provenance(
 
 def _plugins(pipeline: Any) -> dict[str, Any]:
     config, registry = pipeline.config, pipeline.registry
-    parts = [
+    plugins = [
         (kind, spec.plugin) for kind, spec in config.components.items() if spec.plugin != "auto"
     ]
-    parts += [("conditioner", spec.plugin) for spec in config.conditioners.values()]
-    backend = getattr(getattr(pipeline, "parts", None), "backend", None)
+    plugins += [("conditioner", spec.plugin) for spec in config.conditioners.values()]
+    backend = getattr(getattr(pipeline, "components", None), "backend", None)
     if config.components["denoiser_backend"].plugin == "auto" and backend is not None:
-        parts.append(("denoiser_backend", backend.name))  # what "auto" chose here
+        plugins.append(("denoiser_backend", backend.name))  # what "auto" chose here
     out = {}
-    for kind, name in parts:
+    for kind, name in plugins:
         entry = registry.entry(kind, name)
         out[f"{kind}:{name}"] = {
             "plugin": entry.plugin.name,
@@ -79,18 +79,20 @@ def make_provenance(
 
     from facefit import __version__
 
-    parts = pipeline.parts
-    model_files = {p.name: sha256_file(p) for p in sorted(parts.model_dir.iterdir()) if p.is_file()}
+    components = pipeline.components
+    model_files = {
+        p.name: sha256_file(p) for p in sorted(components.model_dir.iterdir()) if p.is_file()
+    }
     gallery = None
-    if parts.gallery is not None:
-        path = parts.gallery.path
+    if components.gallery is not None:
+        path = components.gallery.path
         manifest = path / "manifest.json" if path is not None else None
         gallery = {
             "path": str(path) if path else None,
             "manifest_sha256": sha256_file(manifest) if manifest and manifest.is_file() else None,
-            "encoder": str(parts.gallery.encoder),
-            "faces": len(parts.gallery),
-            "identities": parts.gallery.num_identities,
+            "encoder": str(components.gallery.encoder),
+            "faces": len(components.gallery),
+            "identities": components.gallery.num_identities,
         }
     return {
         "format": FORMAT,
@@ -98,13 +100,13 @@ def make_provenance(
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "platform": platform.platform(),
-        "device": parts.device,
+        "device": components.device,
         "command": command,
         "inputs": {
             m: {"path": str(Path(p).resolve()), "sha256": sha256_file(p)} for m, p in inputs.items()
         },
         "text": text,
-        "model": {"path": str(parts.model_dir.resolve()), "files": model_files},
+        "model": {"path": str(components.model_dir.resolve()), "files": model_files},
         "gallery": gallery,
         "config": config_to_dict(pipeline.config),
         "plugins": _plugins(pipeline),

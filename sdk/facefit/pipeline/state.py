@@ -54,7 +54,8 @@ class Probe:
     """The evidence of one run, framed and encoded once for all its rounds."""
 
     prepared: PreparedEvidence
-    base: dict[str, Condition]
+    evidence_conditions: dict[str, Condition]
+    """Each modality's condition from the evidence (null where it is absent)."""
     reference_vector: np.ndarray | None
     text: Any
     notes: list[str]

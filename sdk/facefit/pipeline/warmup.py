@@ -66,31 +66,33 @@ def _sample_evidence(size: int) -> Any:
     return Evidence(sketch=sketch, lq=face[:8, :8], text="a face", reference=face)
 
 
-def warm_up(parts: Any) -> float:
+def warm_up(components: Any) -> float:
     """Load every part of a pipeline by using it once; return the seconds it took."""
     from facefit.generator.conditions import domain_condition
 
     start = time.perf_counter()
-    size = parts.model.image_size
+    size = components.model.image_size
     evidence = _sample_evidence(size)
     with quiet_loading():
-        parts.detector.detect(np.zeros((size * 2, size * 2, 3), np.uint8))
-        conditions = [c(evidence) for c in parts.conditioners.values()]
+        components.detector.detect(np.zeros((size * 2, size * 2, 3), np.uint8))
+        conditions = [c(evidence) for c in components.conditioners.values()]
         crops = evidence.reference[None]
-        for encoder in {id(e): e for e in (parts.face_encoder, parts.identity_encoder)}.values():
+        for encoder in {
+            id(e): e for e in (components.face_encoder, components.identity_encoder)
+        }.values():
             encoder.embed(_resized(crops, encoder.input_size))
-        parts.sketch_extractor.extract(evidence.reference)
-        parts.sampler.sample(
-            parts.backend,
+        components.sketch_extractor.extract(evidence.reference)
+        components.sampler.sample(
+            components.backend,
             [*conditions, domain_condition("photo")],
             num_images=1,
             steps=1,
             guidance=2.0,  # both halves, as a guided run
             seed=0,
         )
-        if parts.gallery is not None and len(parts.gallery):
-            parts.gallery.search(
-                np.ones(parts.gallery.dim, np.float32) / np.sqrt(parts.gallery.dim), k=1
+        if components.gallery is not None and len(components.gallery):
+            components.gallery.search(
+                np.ones(components.gallery.dim, np.float32) / np.sqrt(components.gallery.dim), k=1
             )
     seconds = time.perf_counter() - start
     log.info("pipeline warmed up in %.2f s", seconds)

@@ -124,11 +124,11 @@ class RunExecutor:
             )
             if not interactive:
                 return None
-            choice, how = state.wait_for_choice(trace.round, self.settings.choice_timeout)
-            if how == "cancelled":
+            choice, decided_by = state.wait_for_choice(trace.round, self.settings.choice_timeout)
+            if decided_by == "cancelled":
                 raise Cancelled(f"run cancelled while waiting for a choice on round {trace.round}")
-            record = {"by": how, **(choice.to_dict() if choice is not None else {})}
-            if how == "timeout":
+            record = {"by": decided_by, **(choice.to_dict() if choice is not None else {})}
+            if decided_by == "timeout":
                 record["note"] = (
                     f"no choice within {self.settings.choice_timeout:g} s: the loop decided"
                 )
