@@ -742,20 +742,10 @@ def train_matcher(
     ``base_weights`` is the SFace ONNX file (default: resolved like the ``sface`` plugin's).
     """
     from facefit.faces import FaceEmbedder
-    from facefit.files import sha256_file
     from facefit.matcher.card import model_card
-    from facefit.matcher.data import (
-        align_pairs,
-        celeba_photo_pairs,
-        default_cache_dir,
-        dev_exclusions,
-        fs2k_training_pairs,
-        source_persons,
-        synthetic_pairs,
-        trained_celeba_identities,
-    )
-    from facefit.matcher.files import MATCHER_NAME, export_onnx, save_matcher
-    from facefit.matcher.model import load_base, model_digest
+    from facefit.matcher.data import default_cache_dir
+    from facefit.matcher.files import export_onnx, save_matcher
+    from facefit.matcher.model import load_base
     from facefit.persons import load_persons
     from facefit.weights import resolve
 
@@ -772,49 +762,11 @@ def train_matcher(
     base = load_base(base_path)
     # only the detector runs here (the sface encoder loads its weights on first use)
     embedder = FaceEmbedder.from_registry(registry, detector=detector)
-
-    parts, sources = [], []
-    exclusions = dev_exclusions(data_dir)
     persons = load_persons(data_dir) if data_dir is not None else None
-    if data_dir is not None:
-        pairs = fs2k_training_pairs(data_dir, persons)
-        aligned = align_pairs(
-            pairs, embedder, cache_dir=cache_dir, progress=progress, desc="aligning fs2k"
-        )
-        parts.append(aligned)
-        sources.append(_source_row("fs2k", "fs2k", str(data_dir), pairs, aligned, []))
-    traced = source_persons(data_dir, persons) if persons is not None else None
-    names = set()
-    for folder in synthetic:
-        name = Path(folder).resolve().name
-        while name in names or name == "fs2k":
-            name += "+"
-        names.add(name)
-        pairs, dropped = synthetic_pairs(folder, exclusions, source=name, persons=traced)
-        aligned = align_pairs(
-            pairs, embedder, cache_dir=cache_dir, progress=progress, desc=f"aligning {name}"
-        )
-        parts.append(aligned)
-        sources.append(_source_row(name, "synthetic", str(folder), pairs, aligned, dropped))
-    data = AlignedPairs.concat(parts, embedder.encoder.input_size)
-    photo_check = None
-    if data_dir is not None and (Path(data_dir) / "celeba-subset" / "identities.csv").is_file():
-        trained = {p.identity.removeprefix("synthetic/") for p in data.pairs}
-        trained |= trained_celeba_identities(data_dir, persons, {p.label for p in data.pairs})
-        photo_check = align_pairs(
-            celeba_photo_pairs(data_dir, exclude=trained),
-            embedder,
-            cache_dir=cache_dir,
-            progress=progress,
-            desc="aligning photo check",
-            sketch_fallback=False,
-        )
-    if not len(data):
-        raise InputError("train-matcher: no usable pair (no photo had a face)")
-    if settings.val_pairs and not any(p.source == "fs2k" for p in data.pairs):
-        raise InputError(
-            "train-matcher: validation pairs come from FS2K; without --data use --val-pairs 0"
-        )
+    align = {"embedder": embedder, "cache_dir": cache_dir, "progress": progress}
+    data, sources = _training_pairs(data_dir, synthetic, persons, **align)
+    photo_check = _photo_check(data_dir, persons, data, **align)
+    _check_training_data(data, settings)
 
     result = fit(
         base,
@@ -826,11 +778,112 @@ def train_matcher(
         on_epoch=on_epoch,
         photo_check=photo_check,
     )
-    weights = result.tail.onnx_weights()
-    model = export_onnx(base, weights)
+    model = export_onnx(base, result.tail.onnx_weights())
+    config = _matcher_config(
+        result,
+        settings,
+        base=base,
+        base_path=base_path,
+        model=model,
+        data_notes={
+            "sources": sources,
+            "persons_from": (
+                "facefit.persons (the committed grouping)" if persons is not None else None
+            ),
+            "detector": detector,
+            "photo_check": (
+                f"{len(photo_check)} CelebA training identities, first photo vs second "
+                "(reported as val_photo_*, not used to choose the epoch)"
+                if photo_check is not None
+                else None
+            ),
+        },
+        command=command,
+    )
+    save_matcher(out, model, config, card=model_card(config), parity_faces=_parity_faces(data))
+    return Path(out)
+
+
+def _training_pairs(
+    data_dir: str | Path | None, synthetic: Sequence[str | Path], persons: Any, *,
+    embedder: Any, cache_dir: Path, progress: bool,
+) -> tuple[AlignedPairs, list[dict[str, Any]]]:  # fmt: skip
+    """FS2K's training pairs and each synthetic folder's, aligned, with a row per source."""
+    from facefit.matcher.data import (
+        align_pairs,
+        dev_exclusions,
+        fs2k_training_pairs,
+        source_persons,
+        synthetic_pairs,
+    )
+
+    aligned_sets, sources = [], []
+    if data_dir is not None:
+        pairs = fs2k_training_pairs(data_dir, persons)
+        aligned = align_pairs(
+            pairs, embedder, cache_dir=cache_dir, progress=progress, desc="aligning fs2k"
+        )
+        aligned_sets.append(aligned)
+        sources.append(_source_row("fs2k", "fs2k", str(data_dir), pairs, aligned, []))
+    exclusions = dev_exclusions(data_dir)
+    traced = source_persons(data_dir, persons) if persons is not None else None
+    names: set[str] = set()
+    for folder in synthetic:
+        name = Path(folder).resolve().name
+        while name in names or name == "fs2k":
+            name += "+"
+        names.add(name)
+        pairs, dropped = synthetic_pairs(folder, exclusions, source=name, persons=traced)
+        aligned = align_pairs(
+            pairs, embedder, cache_dir=cache_dir, progress=progress, desc=f"aligning {name}"
+        )
+        aligned_sets.append(aligned)
+        sources.append(_source_row(name, "synthetic", str(folder), pairs, aligned, dropped))
+    return AlignedPairs.concat(aligned_sets, embedder.encoder.input_size), sources
+
+
+def _photo_check(
+    data_dir: str | Path | None, persons: Any, data: AlignedPairs, *,
+    embedder: Any, cache_dir: Path, progress: bool,
+) -> AlignedPairs | None:  # fmt: skip
+    """Photo–photo pairs of CelebA training identities not trained on (None without them)."""
+    from facefit.matcher.data import align_pairs, celeba_photo_pairs, trained_celeba_identities
+
+    if data_dir is None or not (Path(data_dir) / "celeba-subset" / "identities.csv").is_file():
+        return None
+    trained = {p.identity.removeprefix("synthetic/") for p in data.pairs}
+    trained |= trained_celeba_identities(data_dir, persons, {p.label for p in data.pairs})
+    return align_pairs(
+        celeba_photo_pairs(data_dir, exclude=trained),
+        embedder,
+        cache_dir=cache_dir,
+        progress=progress,
+        desc="aligning photo check",
+        sketch_fallback=False,
+    )
+
+
+def _check_training_data(data: AlignedPairs, settings: TrainSettings) -> None:
+    if not len(data):
+        raise InputError("train-matcher: no usable pair (no photo had a face)")
+    if settings.val_pairs and not any(p.source == "fs2k" for p in data.pairs):
+        raise InputError(
+            "train-matcher: validation pairs come from FS2K; without --data use --val-pairs 0"
+        )
+
+
+def _matcher_config(
+    result: FitResult, settings: TrainSettings, *, base: Any, base_path: Path, model: Any,
+    data_notes: dict[str, Any], command: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The matcher's ``config.json``: what it is built on, its loss, data, training and
+    validation history (read back by :mod:`facefit.matcher.files` and the card)."""
+    from facefit.files import sha256_file
+    from facefit.matcher.files import MATCHER_NAME
+    from facefit.matcher.model import model_digest
+
     history = result.history
-    best = history[result.best_epoch]
-    config = {
+    return {
         "name": MATCHER_NAME,
         "dim": result.dim,
         "input_size": int(_input_size(base)),
@@ -855,7 +908,7 @@ def train_matcher(
             "initial_norms": result.norm_stats,
         },
         "data": {
-            "sources": sources,
+            "sources": data_notes["sources"],
             "train_pairs": result.train_pairs,
             "val_pairs": result.val_pairs,
             "classes": result.classes,
@@ -863,17 +916,10 @@ def train_matcher(
             "persons": result.persons,
             "composition": result.composition,
             "balance": settings.balance,
-            "persons_from": (
-                "facefit.persons (the committed grouping)" if persons is not None else None
-            ),
-            "detector": detector,
+            "persons_from": data_notes["persons_from"],
+            "detector": data_notes["detector"],
             "alignment": "photos: detected; sketches: detected, framed-drawing fallback",
-            "photo_check": (
-                f"{len(photo_check)} CelebA training identities, first photo vs second "
-                "(reported as val_photo_*, not used to choose the epoch)"
-                if photo_check is not None
-                else None
-            ),
+            "photo_check": data_notes["photo_check"],
         },
         "settings": settings_dict(settings),
         "training": {
@@ -889,16 +935,20 @@ def train_matcher(
         },
         "metrics": {
             "val_baseline": history[0],
-            "val_best": best,
+            "val_best": history[result.best_epoch],
             "history": history,
         },
         "onnx_sha256": model_digest(model),
     }
+
+
+def _parity_faces(data: AlignedPairs) -> np.ndarray:
+    """A few sketches, photos and noise images on which the saved ONNX and torch models
+    are compared (they must agree)."""
     rng = np.random.default_rng(0)
     faces = [data.sketches[: min(4, len(data))], data.photos[: min(4, len(data))]]
     faces.append(rng.integers(0, 256, (2, *data.photos.shape[1:]), dtype=np.uint8))
-    save_matcher(out, model, config, card=model_card(config), parity_faces=np.concatenate(faces))
-    return Path(out)
+    return np.concatenate(faces)
 
 
 def _input_size(base: Any) -> int:
