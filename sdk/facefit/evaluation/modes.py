@@ -10,21 +10,20 @@
                and calibrated (:mod:`facefit.evaluation.fused`)
 =============  ===============================================================
 
-A mode whose parts have not landed says so through :meth:`EvalMode.unavailable`
-and is reported with that reason; it is never approximated by something else.
+A mode that cannot run here (no sketch matcher given, no generator installed) says
+so through :meth:`EvalMode.unavailable` and is reported with that reason; it is never
+approximated by something else.
 
 Generating modes call a *benchmark generator*: ``generate(evidence, rounds) →``
 :class:`~facefit.types.Result`, searching the benchmark's gallery and never seeing
 the ground truth. :func:`pipeline_generator` builds it with
-``facefit.pipeline.evaluation_generator(context)`` once the pipeline provides that
-function; the :class:`EvalContext` gives it the benchmark's gallery as a
+:func:`facefit.pipeline.evaluation_generator`; the :class:`EvalContext` gives it the benchmark's gallery as a
 :class:`~facefit.gallery.GalleryIndex` (:meth:`EvalContext.gallery_index`), the
 registry and the pipeline config. Tests and applications may pass their own factory.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,7 +280,7 @@ class MatcherMode(DirectMode):
     def unavailable(self, context: EvalContext) -> str | None:
         if not context.matcher:
             return (
-                "no sketch matcher given: train one with `facefit train-matcher` (issue 9) "
+                "no sketch matcher given: train one with `facefit train-matcher` "
                 "and pass --matcher sketch-matcher --matcher-path DIR"
             )
         try:
@@ -363,21 +362,12 @@ def create_modes(
 
 
 def pipeline_generator(context: EvalContext) -> Generator:
-    """The benchmark generator of facefit's pipeline, or :class:`ModeUnavailable`."""
+    """The benchmark generator of facefit's pipeline
+    (:func:`facefit.pipeline.evaluation_generator`), or :class:`ModeUnavailable` where
+    it cannot start (e.g. no trained generator installed)."""
+    from facefit.pipeline import evaluation_generator
+
     try:
-        pipeline = importlib.import_module("facefit.pipeline")
-    except ImportError as exc:
-        raise ModeUnavailable(
-            f"the generation pipeline has not landed (cannot import facefit.pipeline: {exc}); "
-            "it comes with the generator and loop issues (6, 7)"
-        ) from None
-    factory = getattr(pipeline, "evaluation_generator", None)
-    if factory is None:
-        raise ModeUnavailable(
-            "facefit.pipeline has no evaluation_generator(context) → "
-            "generate(evidence, rounds) → Result, which the eval harness calls"
-        )
-    try:
-        return factory(context)
-    except FacefitError as exc:  # e.g. no trained generator model installed
+        return evaluation_generator(context)
+    except FacefitError as exc:
         raise ModeUnavailable(f"the generation pipeline cannot start: {exc}") from None

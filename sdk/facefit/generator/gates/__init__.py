@@ -1,4 +1,4 @@
-"""The generator's acceptance gates (issue 24), measured on the development split.
+"""The generator's acceptance gates, measured on the development split.
 
     >>> from facefit.generator.gates import GateSettings, load_dev_data, run_gates
     >>> data = load_dev_data("../shared/data")

@@ -1,4 +1,4 @@
-"""Gates 1–4 of generator v2 (issue 24), each a function of a :class:`GateRunner` and dev data.
+"""Gates 1–4 of generator v2, each a function of a :class:`GateRunner` and dev data.
 
 1. :func:`influence_gate` — change one condition (identity, text, reference image),
    keep the seed and the rest of the evidence: how far do the samples move, and x̂₀

@@ -302,7 +302,7 @@ def markdown(report: dict[str, Any]) -> str:
     s, split, judge = report["settings"], report["split"], report["judge"]
     real = report["references"]["judge_real_accuracy"]
     lines = [
-        "# Generator gates 1–4 (issue 24) on the development split",
+        "# Generator gates 1–4 on the development split",
         "",
         f"- command: `{report.get('command', '')}`",
         f"- date: {report.get('date', '')}; machine: {report.get('machine', '')}",
