@@ -15,19 +15,19 @@ Two layers:
       embedder = FaceEmbedder.from_registry(Registry.load())   # yunet + sface
       crop = embedder.align(image, source="probe.jpg")         # (112, 112, 3) uint8
       crop64 = embedder.align(image, size=64)                  # generator crop
-      vectors = embedder.embed_images([img1, img2])            # (2, 128), L2-normalised
+      vectors = embedder.embed_images([img1, img2])            # (2, 128), L2-normalized
       results = embedder.embed_files(paths)                    # per file: vector or error
 
 No face found raises :class:`NoFaceError` (an :class:`~facefit.errors.InputError`)
 naming the source; several faces take the largest unless ``require_single=True``.
 
-**Sketches.** YuNet was trained on photos, yet finds a face on 99.8% of FS2K
-sketches; thin pencil lines are what it misses. For drawings already framed like a
+**Sketches.** YuNet was trained on photos, yet finds a face on almost every FS2K
+sketch (docs/faces.md); thin pencil lines are what it misses. For drawings already framed like a
 portrait (FS2K, CUHK: one face filling the frame, roughly centred),
 ``sketch_fallback=True`` adds two steps when nothing is detected:
 
 1. detect again on a blurred copy (Gaussian, σ = shorter side / 170, at least 1 px),
-   which turns hatching into shading — this found both FS2K sketches YuNet missed;
+   which turns hatching into shading;
 2. else place the landmarks at :data:`FRAMED_LANDMARKS` — the mean landmarks YuNet
    finds on the FS2K training sketches, relative to the image centre and shorter side.
    Such a crop is only as good as the framing (see ``benchmarks/results/faces.md`` for
@@ -385,7 +385,7 @@ class FaceEmbedder:
     # -- embedding ------------------------------------------------------------------------
 
     def embed_aligned(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Embed aligned crops ``(N, S, S, 3)`` in batches → ``(N, dim)`` L2-normalised."""
+        """Embed aligned crops ``(N, S, S, 3)`` in batches → ``(N, dim)`` L2-normalized."""
         crops = np.asarray(crops) if not isinstance(crops, np.ndarray) else crops
         if crops.ndim == 3:
             crops = crops[None]

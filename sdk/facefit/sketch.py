@@ -1,4 +1,4 @@
-"""Line drawings: photo → simple sketch, real sketches normalised, and their agreement.
+"""Line drawings: photo → simple sketch, real sketches normalized, and their agreement.
 
 Three functions serve training and the loop:
 
@@ -14,9 +14,9 @@ Three functions serve training and the loop:
   the correlation of their blurred ink maps, in [-1, 1]. Blurring makes it forgive
   lines drawn a few pixels apart and differences in line weight.
 
-Defaults were chosen on FS2K training pairs. On the held-out development split
-(200 pairs, ``benchmarks/sketch_fs2k.py``) a photo's simple sketch scores 0.68 with
-its own normalised artist sketch and 0.29 with other people's on average.
+Defaults were chosen on FS2K training pairs; how well a photo's simple sketch agrees
+with its own artist sketch and with other people's is measured by
+``benchmarks/sketch_fs2k.py`` (``benchmarks/results/sketch_fs2k.md``).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def sketch_similarity(a: np.ndarray, b: np.ndarray, *, size: int = 64, blur: flo
 
     Both are made grey, resized to ``size``×``size``, turned into ink maps
     (255 − value), blurred with a Gaussian of ``blur`` pixels at that size and
-    compared by zero-mean normalised cross-correlation. A blank drawing agrees
+    compared by zero-mean normalized cross-correlation. A blank drawing agrees
     with nothing (0.0). Faces should be aligned the same way (e.g. both the
     generator's crop), since the score compares positions.
     """

@@ -1,13 +1,11 @@
 """Which retriever a gallery uses, and making one from its plugin name.
 
 Exact search is always right, needs no tuning, and its cost grows with the
-gallery: for 10,000 faces of 128 dimensions it takes about as long as an
-approximate index (≈0.3 ms per query on one core of this project's 2-core
-machine), and fifteen times as long at 100,000. So ``auto`` picks exact up to that
-size and an approximate index beyond: ``scann`` where ScaNN is installed (it is on
-Linux: at 100,000 SFace-like faces it finds 0.996 of the exact top-10 in 0.65 ms
-per query, where hnswlib needs 5.7 ms for 0.994; see
-``benchmarks/results/gallery_scann.md`` and ``gallery.md``), else ``hnswlib``.
+gallery: up to about 10,000 faces of 128 dimensions it is as fast as an
+approximate index, and it grows linearly beyond. So ``auto`` picks exact up to that
+size and an approximate index beyond: ``scann`` where ScaNN is installed (Linux),
+which was faster than hnswlib at the same recall, else ``hnswlib``. The
+measurements behind these choices are in docs/gallery.md.
 """
 
 from __future__ import annotations
