@@ -102,13 +102,13 @@ def celeba_embeddings(embedder: FaceEmbedder, data: Path) -> dict:
         "ids": np.array(ids),
         "ours": embedder.embed_aligned(np.stack(ours)),
         "aligncrop": embedder.embed_aligned(np.stack(theirs)),
-        "opencv": _normalise(np.stack(opencv)),
+        "opencv": _normalize(np.stack(opencv)),
         "missed": missed,
         "images": len(rows),
     }
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
+def _normalize(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 

@@ -88,7 +88,7 @@ def test_reference_crop_and_photo_paths():
     a = cond(Evidence(reference=crop)).tokens
     b = cond(Evidence(reference=crop[1::2, 1::2].copy())).tokens  # same face, smaller crop
     assert a.shape == (1, 8)
-    assert float((a * b).sum()) > 0.99  # embeddings are L2-normalised: a cosine
+    assert float((a * b).sum()) > 0.99  # embeddings are L2-normalized: a cosine
     wide = np.zeros((64, 96, 3), np.uint8)
     wide[:, 16:80] = crop  # not square: the detector frames it
     c = cond(Evidence(reference=wide)).tokens

@@ -195,7 +195,7 @@ def test_framed_landmarks_are_a_plausible_face():
     np.testing.assert_allclose(wide, FRAMED_LANDMARKS * 340 + [237.5, 170], rtol=1e-6)
 
 
-def test_embed_images_batches_and_normalises():
+def test_embed_images_batches_and_normalizes():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (150, 150, 3), dtype=np.uint8) for _ in range(5)]
     encoder = MeanColourEncoder()

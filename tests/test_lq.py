@@ -1,4 +1,4 @@
-"""Low-quality degradations and normalisation of low-quality frames."""
+"""Low-quality degradations and normalization of low-quality frames."""
 
 from __future__ import annotations
 

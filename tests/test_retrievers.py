@@ -79,10 +79,10 @@ def test_exact_and_hnswlib_agree_on_clustered_faces():
     np.testing.assert_allclose(a_scores[same], e_scores[same], atol=1e-5)
 
 
-def test_scores_are_cosines_of_unnormalised_input(make):
+def test_scores_are_cosines_of_unnormalized_input(make):
     r = make()
     data = unit(50)
-    r.add(np.arange(50), data * 7.0)  # scaled: stored normalised
+    r.add(np.arange(50), data * 7.0)  # scaled: stored normalized
     scores, labels = r.search(data[3] * 0.1, 1)
     assert labels[0, 0] == 3 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
 

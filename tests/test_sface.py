@@ -53,8 +53,8 @@ def test_encoder_batches_match_single_runs(tiny_sface):
     )
     assert batched.shape == (5, 128)
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
-    normalised = SFaceEncoder(weights=tiny_sface).embed(faces)
-    np.testing.assert_allclose(np.linalg.norm(normalised, axis=1), 1.0, rtol=1e-5)
+    normalized = SFaceEncoder(weights=tiny_sface).embed(faces)
+    np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, rtol=1e-5)
 
 
 def test_encoder_rejects_unaligned_input(tiny_sface):

@@ -1,4 +1,4 @@
-"""Simple sketches, real-sketch normalisation and sketch similarity."""
+"""Simple sketches, real-sketch normalization and sketch similarity."""
 
 from __future__ import annotations
 

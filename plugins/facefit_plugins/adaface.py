@@ -68,7 +68,7 @@ class AdaFaceEncoder(FaceEncoder):
         return self._model
 
     def embed_aligned(self, faces: np.ndarray) -> np.ndarray:
-        """``(N, 112, 112, 3)`` RGB uint8 → ``(N, 512)`` normalised embeddings."""
+        """``(N, 112, 112, 3)`` RGB uint8 → ``(N, 512)`` normalized embeddings."""
         import torch
 
         model = self._load()

@@ -3,7 +3,7 @@
 The backbones reproduce the layout of ``net.py`` in the AdaFace repository
 (github.com/mk-minchul/AdaFace, MIT): module and parameter names match, so the
 official checkpoints load with ``load_state_dict`` after dropping their ``model.``
-prefix. Input: 112×112 BGR faces scaled to [-1, 1]; output: the L2-normalised
+prefix. Input: 112×112 BGR faces scaled to [-1, 1]; output: the L2-normalized
 512-d embedding and its norm (AdaFace's quality signal).
 
 This module imports torch at the top; :mod:`facefit_plugins.adaface` imports it
@@ -93,7 +93,7 @@ class BasicBlockIR(nn.Module):
 
 
 class Backbone(nn.Module):
-    """IR / IR-SE backbone for 112×112 faces → (normalised 512-d embedding, its norm)."""
+    """IR / IR-SE backbone for 112×112 faces → (normalized 512-d embedding, its norm)."""
 
     def __init__(self, arch: str = "ir_50") -> None:
         super().__init__()
@@ -237,7 +237,7 @@ class AdaFaceHead(nn.Module):
     def forward(
         self, embeddings: torch.Tensor, norms: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
-        """Scaled logits ``(N, num_classes)`` for normalised embeddings and their norms."""
+        """Scaled logits ``(N, num_classes)`` for normalized embeddings and their norms."""
         kernel = self.kernel / torch.norm(self.kernel, 2, 0, True)
         cosine = (embeddings @ kernel).clamp(-1 + self.eps, 1 - self.eps)
         safe_norms = torch.clip(norms, min=0.001, max=100).clone().detach().reshape(-1, 1)
@@ -258,8 +258,8 @@ class AdaFaceHead(nn.Module):
 class AdaFaceLoss(Loss, nn.Module):
     """AdaFace's adaptive-margin softmax loss, for training face matchers.
 
-    ``inputs.prediction``: the raw (un-normalised) ``(N, D)`` features of a
-    recogniser, whose norms carry the quality signal; or normalised embeddings
+    ``inputs.prediction``: the raw (un-normalized) ``(N, D)`` features of a
+    recogniser, whose norms carry the quality signal; or normalized embeddings
     with their norms in ``inputs.extra["norms"]`` (what :class:`Backbone` returns).
     ``inputs.target``: ``(N,)`` integer identity labels. The loss owns the class
     centres (``head.kernel``): optimise its parameters along with the model's.

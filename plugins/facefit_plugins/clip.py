@@ -17,11 +17,11 @@ either
 
 The face encoder gives the projected image embedding (``dim`` = the config's
 ``projection_dim``) of aligned crops, resized to the model's image size and
-normalised with the checkpoint's ``preprocessor_config.json`` mean/std (CLIP's
+normalized with the checkpoint's ``preprocessor_config.json`` mean/std (CLIP's
 defaults when absent). The text encoder gives every token's final state passed
 through CLIP's text projection, cut or padded to ``num_tokens``, and the pooled
 (end-of-text) embedding exactly as ``CLIPModel.get_text_features`` computes it,
-L2-normalised, so image and text vectors share one space.
+L2-normalized, so image and text vectors share one space.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class CLIPTextEncoder(TextEncoder):
         self._model = _load_clip(self.folder, self.device)
 
     def encode(self, texts: list[str]) -> TextEmbedding:
-        """Tokens ``(N, num_tokens, dim)``, mask, and pooled ``(N, dim)`` (normalised)."""
+        """Tokens ``(N, num_tokens, dim)``, mask, and pooled ``(N, dim)`` (normalized)."""
         if isinstance(texts, str):
             texts = [texts]
         for i, text in enumerate(texts):

@@ -14,7 +14,7 @@ Output: token-level states cut or padded to ``num_tokens`` (for cross-attention;
 fixed so compiled runtimes see static shapes) with their mask, and the pooled
 sentence vector computed exactly as sentence-transformers does for this model
 (mean of the token states under the attention mask over up to 256 tokens, then L2
-normalisation), so it can be compared with embeddings made elsewhere.
+normalization), so it can be compared with embeddings made elsewhere.
 """
 
 from __future__ import annotations

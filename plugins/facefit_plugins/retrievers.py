@@ -11,7 +11,7 @@ the plugin :mod:`facefit_plugins.milvus_retriever`: each has its own entry point
   ``M``, ``ef_construction`` and ``ef`` are recreated from the gallery manifest, so a
   loaded index searches exactly as it did when saved (hnswlib's own file forgets ``ef``).
 
-Both L2-normalise what they are given, grow when full, and are not safe for writes
+Both L2-normalize what they are given, grow when full, and are not safe for writes
 concurrent with searches by themselves: :class:`facefit.gallery.GalleryIndex` holds a
 readers–writer lock around them.
 """

@@ -98,7 +98,7 @@ def load_sface_torch(path: str | os.PathLike[str] | None = None) -> torch.nn.Mod
     """SFace as a differentiable torch module in eval mode.
 
     Takes ``(N, 3, 112, 112)`` float RGB in [0, 255] (aligned crops, as for
-    :class:`SFaceEncoder`) and returns ``(N, 128)`` unnormalised embeddings; the
+    :class:`SFaceEncoder`) and returns ``(N, 128)`` unnormalized embeddings; the
     same weights as the ONNX file, converted by :mod:`facefit.onnx_torch`. Its
     parameters have ``requires_grad=False``: gradients flow to the input only.
     """

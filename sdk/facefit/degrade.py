@@ -1,4 +1,4 @@
-"""Low-quality faces: degradations for training, and normalising a given frame.
+"""Low-quality faces: degradations for training, and normalizing a given frame.
 
 Training makes low-quality copies of aligned face crops on the fly, the way a
 camera frame loses a face: blur (optics, motion), downscaling to a few pixels

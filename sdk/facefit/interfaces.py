@@ -72,7 +72,7 @@ class FaceEncoder(ABC):
     """Maps aligned face crops to identity embeddings (SFace, dlib, AdaFace, CLIP…).
 
     ``input_size`` is the side of the aligned square crop the encoder expects;
-    embeddings are L2-normalised ``float32`` vectors of length ``dim``, compared
+    embeddings are L2-normalized ``float32`` vectors of length ``dim``, compared
     by cosine similarity. ``version`` is recorded in gallery manifests, so a
     gallery is never searched with a different encoder.
     """
@@ -87,7 +87,7 @@ class FaceEncoder(ABC):
         """Embed ``(N, input_size, input_size, 3)`` uint8 RGB crops → ``(N, dim)``."""
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        """Validate the crops, embed them and L2-normalise the result."""
+        """Validate the crops, embed them and L2-normalize the result."""
         faces = _check_images(faces, self.input_size, f"{self.name} input")
         vectors = np.asarray(self.embed_aligned(faces), dtype=np.float32)
         if vectors.shape != (len(faces), self.dim):
@@ -137,7 +137,7 @@ class TextEmbedding:
 
     tokens: np.ndarray  # (N, num_tokens, dim) float32
     mask: np.ndarray  # (N, num_tokens) bool, True where a real token is
-    pooled: np.ndarray  # (N, dim) float32, L2-normalised
+    pooled: np.ndarray  # (N, dim) float32, L2-normalized
 
 
 class TextEncoder(ABC):
@@ -153,7 +153,7 @@ class TextEncoder(ABC):
 
 
 class SketchExtractor(ABC):
-    """Turns a face photo into a line drawing, and normalises real sketches the same way."""
+    """Turns a face photo into a line drawing, and normalizes real sketches the same way."""
 
     name: ClassVar[str]
 
@@ -321,7 +321,7 @@ class SearchBreadth:
 
 
 class Retriever(ABC):
-    """Nearest-neighbour search over L2-normalised embeddings by cosine similarity.
+    """Nearest-neighbour search over L2-normalized embeddings by cosine similarity.
 
     Items are addressed by non-negative integer labels chosen by the caller. The
     helpers in :mod:`facefit.vectors` check vectors, labels and ``k`` the way the

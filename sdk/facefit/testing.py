@@ -165,7 +165,7 @@ class FaceEncoderTests(_PluginTests):
         assert isinstance(impl.input_size, int) and impl.input_size >= 16
         assert isinstance(impl.version, str) and impl.version
 
-    def test_embeddings_are_normalised_with_the_declared_shape(self, impl) -> None:
+    def test_embeddings_are_normalized_with_the_declared_shape(self, impl) -> None:
         vectors = impl.embed(random_faces(3, impl.input_size))
         assert vectors.shape == (3, impl.dim) and vectors.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

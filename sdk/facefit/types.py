@@ -72,7 +72,7 @@ class Evidence:
     recorded in ``sources``). ``sources`` maps a modality to the file it came
     from, for provenance.
 
-    Text is normalised (runs of whitespace become one space). A blank description
+    Text is normalized (runs of whitespace become one space). A blank description
     is left out and noted in ``notes``, and the pipeline copies the note into the
     first round's notes, so an app can tell that a run used no text.
 

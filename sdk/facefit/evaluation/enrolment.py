@@ -37,7 +37,7 @@ class EnrolledGallery:
     image_paths: tuple[str, ...]
     """Manifest-relative path of each embedded image, grouped by identity."""
     vectors: np.ndarray
-    """``(n_images, dim)`` L2-normalised, in the order of :attr:`image_paths`."""
+    """``(n_images, dim)`` L2-normalized, in the order of :attr:`image_paths`."""
     bounds: np.ndarray
     """``(n_identities + 1,)``: identity ``j`` owns images ``bounds[j]:bounds[j+1]``."""
     failures: tuple[tuple[str, str], ...]
@@ -63,7 +63,7 @@ class EnrolledGallery:
     def scores(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Identity scores ``(n, n_identities)`` and the best image of each ``(n, n_identities)``.
 
-        ``queries`` are ``(n, dim)`` L2-normalised vectors; an identity without images
+        ``queries`` are ``(n, dim)`` L2-normalized vectors; an identity without images
         scores ``-inf`` and has best image ``-1``.
         """
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))

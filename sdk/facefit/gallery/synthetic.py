@@ -5,7 +5,7 @@ the sphere, more along some directions than others, and all leaning one common w
 (SFace's mean embedding has norm ≈ 0.3). :func:`clustered_faces` draws identity
 centres from a Gaussian whose variance falls off as ``(i + 1) ** -decay`` along the
 axes plus a common ``offset``; each face is its centre plus isotropic noise of norm
-``spread`` (varied per face by ``quality``: some photos are worse), normalised.
+``spread`` (varied per face by ``quality``: some photos are worse), normalized.
 ``probes`` are fresh faces of gallery identities (a new photo of someone enrolled).
 
 The defaults are fitted to SFace on the CelebA subset of ``../shared/data`` (5,006

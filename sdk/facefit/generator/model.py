@@ -9,7 +9,7 @@ the text and the target domain — reaches the network in one of two ways, set b
 - ``"adanorm"`` (generator v2): the three are projected and concatenated into one
   vector that diffusers adds to the timestep embedding (``class_embed_type=
   "projection"``, zero-initialised last layer), so it scales and shifts the
-  normalisation of every residual block (``resnet_time_scale_shift="scale_shift"``),
+  normalization of every residual block (``resnet_time_scale_shift="scale_shift"``),
   as in ADM and DiT's adaLN. The text is its sentence embedding (mean of the token
   embeddings). No cross-attention. With ``global_input_norm`` the identity and the
   sentence embedding are layer-normalised before their projections: a unit-norm

@@ -206,7 +206,7 @@ def build_pack(
         face_encoder=face_encoder,
         face_encoder_version=getattr(embedder.encoder, "version", ""),
         text_encoder=text_encoder,
-        sketch_extractor=None,  # real sketches are used as drawn (normalised)
+        sketch_extractor=None,  # real sketches are used as drawn (normalized)
         celeba_sketches=sketch_extractor,
         skipped=len(skipped),
         skipped_items=skipped[:50],

@@ -181,7 +181,7 @@ class GraphTail(nn.Module):
     ``forward(features)`` takes the split tensor (e.g. ``(N, 1024, 7, 7)``) and returns the
     graph's output. Every weight is an ``nn.Parameter`` (named after its ONNX tensor in
     :meth:`onnx_weights`) except BatchNormalization's stored mean and variance, which stay
-    buffers: batch normalisation always uses them, in training too, so a small
+    buffers: batch normalization always uses them, in training too, so a small
     fine-tuning set cannot shift the statistics the rest of the network was trained with.
     Dropout nodes drop with their ONNX ratio in training mode.
     """

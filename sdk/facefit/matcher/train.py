@@ -158,7 +158,7 @@ def rank_metrics(
 ) -> dict[str, float]:
     """Sketch ``i`` against photos (its own is photo ``i``): rank-1, rank-5, MRR.
 
-    Embeddings are L2-normalised here. Ties count against the sketch, as in the eval
+    Embeddings are L2-normalized here. Ties count against the sketch, as in the eval
     harness (rank = 1 + photos scoring at least as high as the true one). With
     ``persons`` (the person of each pair), at person level, as the harness scores it:
     a hit on any photo of the sketch's person counts, and each person takes one rank.

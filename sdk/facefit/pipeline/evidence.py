@@ -120,7 +120,7 @@ class PreparedEvidence:
     """The probe's evidence aligned to the generator's template.
 
     ``evidence`` is what the conditioners see (aligned sketch, low-quality image and
-    reference, text); ``sketch`` is the aligned, normalised drawing (grey, image
+    reference, text); ``sketch`` is the aligned, normalized drawing (grey, image
     size) and ``lq`` the aligned low-quality image at its own small size, both for
     scoring candidates; ``checks`` holds one verdict per image and ``notes`` says
     how each was used.
@@ -221,7 +221,7 @@ def _on_template(face: Any, image: np.ndarray) -> tuple[bool, str]:
 def frame_sketch(
     sketch: np.ndarray, detector: Any, size: int, source: str, *, allow_fallback: bool = False
 ) -> tuple[np.ndarray, EvidenceCheck]:
-    """The drawing aligned to the ``size`` template and normalised, with its verdict.
+    """The drawing aligned to the ``size`` template and normalized, with its verdict.
 
     A face is looked for as ``gallery search --sketch-fallback`` does (the detector,
     then a blurred copy). Without one, the framed-drawing fallback is used only when

@@ -130,7 +130,7 @@ class GateRunner:
 
         ``identity`` is the reference embedding and ``face`` the aligned reference
         image (only models with ``reference_image`` look at it); ``sketch`` an aligned
-        drawing (the ``sketch`` conditioner normalises it, as in the loop).
+        drawing (the ``sketch`` conditioner normalizes it, as in the loop).
         """
         from facefit.generator.conditions import domain_condition, reference_condition
 
