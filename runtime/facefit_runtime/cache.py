@@ -52,12 +52,9 @@ def default_root() -> Path:
     explicit = os.environ.get(ENV_ENGINE_CACHE)
     if explicit:
         return Path(explicit).expanduser()
-    home = os.environ.get("FACEFIT_HOME")
-    if home:
-        return Path(home).expanduser() / "engines"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "facefit" / "engines"
+    from facefit.weights import cache_dir  # $FACEFIT_HOME/models or ~/.cache/facefit/models
+
+    return cache_dir().parent / "engines"
 
 
 def weights_hash(model: Any) -> str:

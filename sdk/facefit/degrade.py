@@ -39,15 +39,11 @@ LQ_SIZES = (8, 16, 32)
 
 
 def _rgb(image: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise InputError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
+    from facefit.images import check_image
+
+    array = check_image(image, what)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
-        raise InputError(f"{what}: expected shape (H, W) or (H, W, 3), got {array.shape}")
     return np.ascontiguousarray(array)
 
 

@@ -26,6 +26,7 @@ from facefit.files import atomic_file, open_regular
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "check_image",
     "load_grey",
     "load_image",
     "open_regular",
@@ -102,6 +103,21 @@ def to_rgb(image: Image.Image, *, source: str = "<image>") -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
         raise InputError(f"{source}: could not be converted to an RGB image (shape {array.shape})")
     return np.ascontiguousarray(array)
+
+
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """``image`` as a uint8 ``(H, W)`` or ``(H, W, 3)`` array (one channel squeezed), or an
+    :class:`InputError` naming ``what``: the check every image function makes first."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise InputError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise InputError(f"{what}: expected shape (H, W) or (H, W, 3), got {array.shape}")
+    if min(array.shape[:2]) < 1:
+        raise InputError(f"{what}: image is empty (shape {array.shape})")
+    return array
 
 
 def save_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int = 95) -> Path:

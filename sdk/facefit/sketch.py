@@ -37,17 +37,11 @@ def to_grey(image: np.ndarray, what: str = "image") -> np.ndarray:
     """A ``(H, W)`` uint8 grey copy of a grey or RGB uint8 image."""
     import cv2
 
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise InputError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 3 and array.shape[2] == 3:
+    from facefit.images import check_image
+
+    array = check_image(image, what)
+    if array.ndim == 3:
         return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2GRAY)
-    if array.ndim != 2:
-        raise InputError(f"{what}: expected shape (H, W) or (H, W, 3), got {array.shape}")
-    if min(array.shape) < 1:
-        raise InputError(f"{what}: image is empty (shape {array.shape})")
     return array.copy()
 
 
