@@ -26,6 +26,7 @@ class EagerBackend(DenoiserBackend):
     """
 
     host_options = ("model",)
+    thread_safe = True  # a module call keeps no state between calls
     name: ClassVar[str] = "eager"
 
     def __init__(self, model: Any = None, *, device: str | None = None, dtype: Any = None) -> None:

@@ -115,6 +115,7 @@ class OnnxRuntimeBackend(DenoiserBackend):
     """
 
     host_options = ("model",)
+    thread_safe = True  # ONNX Runtime sessions take concurrent runs
     name: ClassVar[str] = "onnxruntime"
 
     def __init__(

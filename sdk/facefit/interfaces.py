@@ -221,6 +221,9 @@ class DenoiserBackend(ABC):
     host_options: ClassVar[tuple[str, ...]] = ()
     """The host options the backend's factory takes: ``("model",)`` to be given the
     generator's denoiser (a ``torch.nn.Module`` with the UNet's call)."""
+    thread_safe: ClassVar[bool] = False
+    """Whether threads may call one instance at once (no buffers shared between calls);
+    a pipeline shared by threads otherwise samples one run at a time."""
 
     @abstractmethod
     def __call__(
@@ -262,6 +265,9 @@ class Sampler(ABC):
     batches: ClassVar[bool] = False
     """Whether :meth:`denoise` runs a batch whose items come from different evidence
     (``facefit augment`` needs it to sample many identities at once)."""
+    thread_safe: ClassVar[bool] = False
+    """Whether threads may sample with one instance at once (no state kept between
+    calls); a pipeline shared by threads otherwise samples one run at a time."""
 
     @abstractmethod
     def sample(

@@ -31,6 +31,7 @@ import numpy as np
 
 from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
+from facefit.faces import resize_aligned
 from facefit.pipeline.choice import Choice
 from facefit.pipeline.components import Components, build_components
 from facefit.pipeline.direct import direct_scores
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 OnRound = Callable[[RoundTrace], "Choice | None"]
 SEARCH_DEPTH = 50
 """Identities each candidate retrieves (at least ``top_k``); see :mod:`.fusion`."""
-THREAD_SAFE_BACKENDS = frozenset({"eager", "onnxruntime"})
-"""Built-in denoiser backends that threads may call at once (a backend class can say so
-itself with ``thread_safe = True``); compiled (CUDA graphs) and TensorRT hold one set
-of buffers, so runs sharing a pipeline take turns in them."""
 
 
 @dataclass(frozen=True)
@@ -87,26 +84,14 @@ def round_seed(seed: int, round_index: int) -> int:
 
 
 def _resize(crops: np.ndarray, size: int) -> np.ndarray:
-    """Aligned crops at another size: the template scales with the side, so they stay aligned."""
-    import cv2
-
+    """Aligned crops at another size (:func:`facefit.faces.resize_aligned` on each)."""
     if crops.shape[1] == size:
         return crops
-    interpolation = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_CUBIC
-    return np.stack(
-        [
-            cv2.resize(np.ascontiguousarray(c), (size, size), interpolation=interpolation)
-            for c in crops
-        ]
-    )
+    return np.stack([resize_aligned(c, size) for c in crops])
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
-
-
-def _thread_safe(part: Any, default: bool = False) -> bool:
-    return bool(getattr(type(part), "thread_safe", default))
 
 
 def _sketch_gallery(gallery: Any, registry: Any) -> tuple[Any, Any]:
@@ -154,8 +139,8 @@ class Pipeline:
     face detector, the conditioners, the encoders that score and search
     candidates, the gallery) one run at a time under the pipeline's lock. Only
     sampling, which is most of a run, goes on side by side, where the sampler and
-    the denoiser backend are thread-safe (the built-in samplers and the eager and
-    onnxruntime backends are; see :data:`THREAD_SAFE_BACKENDS`). Results do not
+    the denoiser backend declare ``thread_safe`` (the built-in samplers and the eager and
+    onnxruntime backends do). Results do not
     depend on how runs interleave.
     """
 
@@ -178,9 +163,8 @@ class Pipeline:
         self.sketch_gallery, self.sketch_encoder = _sketch_gallery(sketch_gallery, registry)
         self.fusion = _fusion_model(fusion)
         self._lock = threading.RLock()
-        concurrent = _thread_safe(self.components.sampler) and _thread_safe(
-            self.components.backend, self.components.backend.name in THREAD_SAFE_BACKENDS
-        )
+        # compiled (CUDA graphs) and TensorRT hold one set of buffers: runs take turns
+        concurrent = self.components.sampler.thread_safe and self.components.backend.thread_safe
         self._sampling: Any = contextlib.nullcontext() if concurrent else threading.Lock()
         self._step_hook = self.components.sampler.reports_steps
         self._loaded = False
