@@ -23,7 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from facefit import Evidence
+from facefit import Evidence, Registry
 from facefit.faces import FaceEmbedder
 from facefit.gallery import GalleryIndex
 from facefit.pipeline import Cancelled, CancelToken, Pipeline, PipelineConfig, Progress
@@ -105,7 +105,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
-        embedder = FaceEmbedder.from_registry()
+        embedder = FaceEmbedder.from_registry(Registry.load())
         gallery = open_gallery(work, embedder)
         print(f"gallery: {len(gallery)} faces of {gallery.num_identities} identities")
         search(gallery, embedder, DEMO_DATA / "gallery" / "photo1_0724.jpg")

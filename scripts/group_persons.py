@@ -61,13 +61,14 @@ def _cache_dir() -> Path:
 
 def embed_all(paths: list[Path], encoder: str, key: str) -> np.ndarray:
     """Unit embeddings of every photo (NaN rows where no face was found), cached."""
+    from facefit import Registry
     from facefit.faces import FaceEmbedder
 
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"{key}-{encoder}-{digest}.npy"
     if cache.exists():
         return np.load(cache)
-    embedder = FaceEmbedder.from_registry(encoder=encoder)
+    embedder = FaceEmbedder.from_registry(Registry.load(), encoder=encoder)
     out = np.full((len(paths), embedder.dim), np.nan, dtype=np.float32)
     for i, item in enumerate(embedder.embed_files(paths, progress=True)):
         if item.ok:

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
+    from facefit import Registry
     from facefit.faces import FaceEmbedder
     from facefit.images import load_image
 
@@ -62,7 +63,7 @@ def main() -> None:
             x_train.append(vectors[i].astype(np.float32))
             y_train.append(labels)
 
-    embedder = FaceEmbedder.from_registry()
+    embedder = FaceEmbedder.from_registry(Registry.load())
     dev_ids = fs2k_split(data).dev
     photos = [load_image(data / FS2K_DIR / records[i]["photo"]) for i in dev_ids]
     x_dev = embedder.embed_images(photos, sources=list(dev_ids))

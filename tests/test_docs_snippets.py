@@ -50,12 +50,13 @@ SETUP = {
     + """
 from facefit.faces import FaceEmbedder as _Embedder
 image, (a, b) = photos[0], photos[:2]
-crops = __import__("numpy").stack([_Embedder.from_registry().align(p) for p in photos[:2]])
+_embedder = _Embedder.from_registry(__import__("facefit").Registry.load())
+crops = __import__("numpy").stack([_embedder.align(p) for p in photos[:2]])
 """,
     "gallery.md": _DEMO
     + """
 from facefit.faces import FaceEmbedder as _Embedder
-_embedder = _Embedder.from_registry()
+_embedder = _Embedder.from_registry(__import__("facefit").Registry.load())
 probe_vector = _embedder.embed_images([load_image("probe.jpg")])[0]
 vectors = _embedder.embed_images(photos[:2])
 """,
@@ -64,7 +65,7 @@ vectors = _embedder.embed_images(photos[:2])
 from facefit.faces import FaceEmbedder as _Embedder
 from facefit.sketch import to_grey as _to_grey
 from facefit.degrade import downscale as _downscale
-_embedder = _Embedder.from_registry(sketch_fallback=True)
+_embedder = _Embedder.from_registry(__import__("facefit").Registry.load(), sketch_fallback=True)
 aligned_sketch = _to_grey(_embedder.align(load_image("sketch.png"), size=64), "sketch.png")
 frame_8x8 = _downscale(_embedder.align(photos[0], size=64), 8)
 """,

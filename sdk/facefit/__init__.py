@@ -5,8 +5,6 @@ plugins implement (:mod:`facefit.interfaces`), the plugin registry
 (:class:`Registry`) and pipeline configuration (:mod:`facefit.config`).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from facefit.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -22,11 +20,7 @@ from facefit.hookspecs import hookimpl
 from facefit.lazy import lazy_exports
 from facefit.registry import Registry
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
-
-try:
-    __version__ = version("facefit")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0+unknown"
+from facefit.version import __version__
 
 __all__ = [
     "BackendUnavailableError",

@@ -64,6 +64,7 @@ __all__ = [
     "align_landmarks",
     "framed_landmarks",
     "largest",
+    "resize_aligned",
     "similarity_transform",
     "template",
 ]
@@ -155,6 +156,18 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     matrix[:, :2] = scale * rotation
     matrix[:, 2] = mu_d - scale * rotation @ mu_s
     return matrix
+
+
+def resize_aligned(crop: np.ndarray, size: int) -> np.ndarray:
+    """An aligned crop resampled to ``size``×``size``; the template scales with it, so
+    the result is the aligned crop at that size (area-averaged when shrinking)."""
+    import cv2
+
+    if crop.shape[0] == size and crop.shape[1] == size:
+        return crop
+    shrinking = crop.shape[0] > size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
 
 
 def align_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
@@ -260,7 +273,7 @@ class FaceEmbedder:
     @classmethod
     def from_registry(
         cls,
-        registry: Registry | None = None,
+        registry: Registry,
         *,
         detector: str = "yunet",
         encoder: str = "sface",
@@ -268,11 +281,8 @@ class FaceEmbedder:
         encoder_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> FaceEmbedder:
-        """Build from plugin names (default ``yunet`` + ``sface``); ``options`` go to ``__init__``."""
-        if registry is None:
-            from facefit.registry import Registry
-
-            registry = Registry.load()
+        """Build from plugin names (default ``yunet`` + ``sface``) in ``registry``
+        (``Registry.load()`` for the installed plugins); ``options`` go to ``__init__``."""
         return cls(
             registry.create("face_detector", detector, **(detector_options or {})),
             registry.create("face_encoder", encoder, **(encoder_options or {})),
@@ -281,7 +291,7 @@ class FaceEmbedder:
 
     @classmethod
     def from_config(
-        cls, config: PipelineConfig, registry: Registry | None = None, **options: Any
+        cls, config: PipelineConfig, registry: Registry, **options: Any
     ) -> FaceEmbedder:
         """Build from a pipeline config's ``[face_detector]``/``[face_encoder]`` tables.
 

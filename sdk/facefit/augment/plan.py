@@ -399,8 +399,8 @@ def plan_job(
     the identity encoder it needs, the plugins named in ``settings``. An input file
     that cannot be read is left out and listed in :attr:`Job.skipped`.
     """
-    from facefit import __version__
     from facefit.generator.loading import resolve_model_dir
+    from facefit.version import __version__
 
     if registry is None:
         from facefit.registry import Registry

@@ -130,19 +130,12 @@ def sketch_for_encoder(sketches: np.ndarray, size: int) -> np.ndarray:
     The generator's crops use the encoder's 5-point template scaled to ``S``, so a
     plain resize gives the encoder's aligned crop.
     """
-    import cv2
-
+    from facefit.faces import resize_aligned
     from facefit.sketch import to_grey
 
     out = np.empty((len(sketches), size, size, 3), np.uint8)
     for i, sketch in enumerate(sketches):
-        grey = to_grey(sketch)
-        if grey.shape != (size, size):
-            shrink = grey.shape[0] > size
-            grey = cv2.resize(
-                grey, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-            )
-        out[i] = grey[..., None]
+        out[i] = resize_aligned(to_grey(sketch), size)[..., None]
     return out
 
 

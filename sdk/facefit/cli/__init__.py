@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from facefit import __version__
 from facefit.errors import FacefitError
+from facefit.version import __version__
 
 SUBCOMMANDS = {
     # module under facefit.cli : attribute holding the click command or group

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefit.evaluation.manifest import Manifest, Probe
-from facefit.faces import FaceEmbedder
+from facefit.faces import FaceEmbedder, resize_aligned
 from facefit.images import load_image
 from facefit.types import Evidence
 
@@ -45,17 +45,6 @@ def low_quality_copy(aligned: np.ndarray, size: int) -> np.ndarray:
     from facefit.degrade import downscale
 
     return downscale(aligned, size)
-
-
-def resize_aligned(crop: np.ndarray, size: int) -> np.ndarray:
-    """An aligned crop resampled to ``size``×``size``; the template scales with it."""
-    import cv2
-
-    if crop.shape[0] == size and crop.shape[1] == size:
-        return crop
-    shrinking = crop.shape[0] > size
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
 
 
 def load_probe(manifest: Manifest, probe: Probe, aligner: FaceEmbedder) -> LoadedProbe:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefit.errors import FacefitError
-from facefit.evaluation.evidence import resize_aligned
-from facefit.faces import FaceEmbedder
+from facefit.faces import FaceEmbedder, resize_aligned
 
 __all__ = ["DEFAULT_GRADERS", "IdentityGrader", "make_grader"]
 

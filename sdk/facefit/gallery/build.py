@@ -278,6 +278,10 @@ def open_or_build(
     from facefit.gallery.manifest import MANIFEST_NAME
 
     path = Path(path)
+    if registry is None:
+        from facefit.registry import Registry
+
+        registry = Registry.load()
     if embedder is None:
         embedder = FaceEmbedder.from_registry(registry)
     if (path / MANIFEST_NAME).is_file() or (path.exists() and any(path.iterdir())):

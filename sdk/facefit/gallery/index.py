@@ -582,7 +582,7 @@ class GalleryIndex:
         return target
 
     def _make_manifest(self, files: dict[str, tuple[FileRecord, ...]], generation: int) -> Manifest:
-        from facefit import __version__
+        from facefit.version import __version__
 
         now = datetime.now(UTC).isoformat(timespec="seconds")
         return Manifest(

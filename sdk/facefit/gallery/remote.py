@@ -178,7 +178,7 @@ def now() -> str:
 
 def save(retriever: Retriever, faces: int, identities: int) -> Manifest:
     """Commit a database gallery: its search options, the time; flush."""
-    from facefit import __version__
+    from facefit.version import __version__
 
     saved = now()
     stored = retriever.commit(saved=saved, facefit_version=__version__)

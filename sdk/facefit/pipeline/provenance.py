@@ -77,7 +77,7 @@ def make_provenance(
     """The provenance record of one run (``inputs``: modality → file path)."""
     import torch
 
-    from facefit import __version__
+    from facefit.version import __version__
 
     components = pipeline.components
     model_files = {

@@ -21,13 +21,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from facefit import __version__
 from facefit.errors import FacefitError
 from facefit.serve import api, pages, pages_admin, pages_runs
 from facefit.serve.deps import SESSION_COOKIE, LoginRequired, api_user, client_ip, services
 from facefit.serve.services import Services, open_services
 from facefit.serve.settings import ServeSettings
 from facefit.serve.web import HERE, render
+from facefit.version import __version__
 
 __all__ = ["create_app"]
 

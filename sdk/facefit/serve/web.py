@@ -10,8 +10,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from facefit import __version__
 from facefit.serve.cases import KINDS
+from facefit.version import __version__
 
 __all__ = ["HERE", "blob_response", "is_htmx", "redirect", "render", "templates"]
 

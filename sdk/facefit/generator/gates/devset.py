@@ -53,7 +53,7 @@ class FaceSet:
 
     def crop(self, size: int) -> np.ndarray:
         """Every face at ``size``×``size`` (stored, or resampled from the largest stored)."""
-        from facefit.evaluation.evidence import resize_aligned
+        from facefit.faces import resize_aligned
 
         if size in self.crops:
             return self.crops[size]

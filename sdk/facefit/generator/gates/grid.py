@@ -43,7 +43,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _model_rows(runner: GateRunner, data: DevData) -> list[tuple[str, list[np.ndarray]]]:
-    from facefit.evaluation.evidence import resize_aligned
+    from facefit.faces import resize_aligned
     from facefit.generator.conditions import SKETCH_STYLES, sketch_domain
 
     size = runner.image_size
