@@ -140,19 +140,13 @@ class ReferenceConditioner(Conditioner):
 
     def aligned(self, face: np.ndarray) -> np.ndarray:
         """The face as an aligned ``(input_size, input_size, 3)`` crop for the encoder."""
-        import cv2
+        from facefit.faces import FaceEmbedder, resize_aligned
 
         size = self.encoder.input_size
         height, width = face.shape[:2]
         if height == width:
-            if height == size:
-                return face
-            shrink = height > size
-            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-            return cv2.resize(np.ascontiguousarray(face), (size, size), interpolation=interpolation)
+            return resize_aligned(face, size)
         if self._embedder is None:
-            from facefit.faces import FaceEmbedder
-
             detector = _registry(self._registry).create("face_detector", self.detector_name)
             self._embedder = FaceEmbedder(detector, self.encoder)
         return self._embedder.align(face, size=size, source="evidence reference face")

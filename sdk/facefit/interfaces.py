@@ -207,6 +207,13 @@ class Conditioner(ABC):
         """The encoded evidence when its modality is present, else :meth:`null`."""
         return self.encode(evidence) if evidence.has(self.modality) else self.null()
 
+    def aligned(self, face: np.ndarray) -> np.ndarray:
+        """For a ``reference`` conditioner: ``face`` as the aligned crop its :attr:`encoder`
+        takes. The pipeline aligns the gallery face that guides the next round with it."""
+        raise PluginError(
+            f"conditioner {self.name!r} does not align faces (only a reference conditioner must)"
+        )
+
 
 class DenoiserBackend(ABC):
     """Runs the denoiser with the UNet's call: ``(sample, timestep, tokens) → noise``.

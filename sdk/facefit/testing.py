@@ -237,6 +237,16 @@ class ConditionerTests(_PluginTests):
         if impl.channels:
             assert tuple(cond.spatial.shape) == (impl.channels, impl.image_size, impl.image_size)
 
+    def test_a_reference_conditioner_declares_its_encoder_and_aligns(self, impl) -> None:
+        if impl.modality != "reference":
+            pytest.skip("only a reference conditioner embeds faces for the pipeline")
+        assert isinstance(impl.encoder, interfaces.FaceEncoder), (
+            "set .encoder: the pipeline embeds the candidates that guide the next round with it"
+        )
+        size = impl.encoder.input_size
+        crop = impl.aligned(random_faces(1, 2 * size)[0])  # a square image: an aligned crop
+        assert crop.shape == (size, size, 3) and crop.dtype == np.uint8
+
     def test_missing_modality_gives_the_null_condition(self, impl) -> None:
         other = "text" if impl.modality != "text" else "sketch"
         evidence = (
