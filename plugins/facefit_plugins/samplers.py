@@ -118,10 +118,10 @@ class DiffusersSampler(Sampler):
         model = self._model()
         guided = float(guidance) != 1.0
         with torch.inference_mode():
-            parts = [model.conditions_to_tensors(conditions)]
+            halves = [model.conditions_to_tensors(conditions)]
             if guided:
-                parts.append(model.conditions_to_tensors(null_conditions(conditions)))
-            spatial, tokens = model.encode_conditions(ConditionTensors.cat(parts))
+                halves.append(model.conditions_to_tensors(null_conditions(conditions)))
+            spatial, tokens = model.encode_conditions(ConditionTensors.cat(halves))
             noise = initial_noise(num_images, model.image_size, int(seed), model.device)
             x = self.denoise(
                 denoiser,

@@ -341,9 +341,9 @@ def validate(config: PipelineConfig, registry: Any) -> None:
     """
     from facefit.registry import check_options
 
-    parts = [(kind, kind, spec) for kind, spec in config.components.items()]
-    parts += [("conditioner", f"conditioners.{m}", spec) for m, spec in config.conditioners.items()]
-    for kind, table, spec in parts:
+    specs = [(kind, kind, spec) for kind, spec in config.components.items()]
+    specs += [("conditioner", f"conditioners.{m}", spec) for m, spec in config.conditioners.items()]
+    for kind, table, spec in specs:
         if spec.plugin == "auto":
             continue
         try:

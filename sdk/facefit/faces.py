@@ -401,11 +401,11 @@ class FaceEmbedder:
             crops = crops[None]
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [
+        chunks = [
             self.encoder.embed(crops[i : i + self.batch_size])
             for i in range(0, len(crops), self.batch_size)
         ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def embed_images(
         self,

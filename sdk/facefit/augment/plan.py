@@ -72,10 +72,10 @@ def parse_styles(text: str | Sequence[str | int]) -> tuple[str, ...]:
     """
     from facefit.generator.conditions import SKETCH_STYLES, sketch_domain
 
-    parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    styles = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
     domains: list[str] = []
-    for part in parts:
-        word = str(part).strip().lower()
+    for style in styles:
+        word = str(style).strip().lower()
         if word in (ANY_STYLE, "sketch"):
             domain = sketch_domain(None)
         elif word.startswith("sketch-style") and word[12:].isdigit():
@@ -85,7 +85,7 @@ def parse_styles(text: str | Sequence[str | int]) -> tuple[str, ...]:
         else:
             known = ", ".join(str(s) for s in range(SKETCH_STYLES))
             raise InputError(
-                f"unknown sketch style {part!r}; use {known} (FS2K's artist styles) or "
+                f"unknown sketch style {style!r}; use {known} (FS2K's artist styles) or "
                 f"{ANY_STYLE!r}, comma-separated (e.g. --styles 0,2)"
             )
         if domain not in domains:

@@ -312,15 +312,17 @@ def _runtime(devices: Iterable[str], units: list[dict[str, Any]]) -> dict[str, A
 
 def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     """What differs between two job descriptions, in words (for the refusal message)."""
-    parts = []
+    differences = []
     old_settings, new_settings = old.get("settings", {}), new.get("settings", {})
     for key in sorted(set(old_settings) | set(new_settings)):
         if old_settings.get(key) != new_settings.get(key):
-            parts.append(f"{key} {old_settings.get(key)!r} there, {new_settings.get(key)!r} now")
+            differences.append(
+                f"{key} {old_settings.get(key)!r} there, {new_settings.get(key)!r} now"
+            )
     if old.get("model") != new.get("model"):
-        parts.append(f"generator files differ ({old.get('model', {}).get('path')})")
+        differences.append(f"generator files differ ({old.get('model', {}).get('path')})")
     if old.get("plugins") != new.get("plugins"):
-        parts.append("plugin versions differ")
+        differences.append("plugin versions differ")
     old_inputs = {i["key"]: i.get("sha256") for i in old.get("inputs", [])}
     new_inputs = {i["key"]: i.get("sha256") for i in new.get("inputs", [])}
     if old_inputs != new_inputs:
@@ -329,9 +331,9 @@ def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
         changed = sum(
             1 for k in set(old_inputs) & set(new_inputs) if old_inputs[k] != new_inputs[k]
         )
-        parts.append(f"inputs differ: {added} added, {removed} removed, {changed} changed")
+        differences.append(f"inputs differ: {added} added, {removed} removed, {changed} changed")
     elif old.get("inputs") != new.get("inputs"):
-        parts.append("input identities or paths differ")
-    if not parts and old.get("facefit") != new.get("facefit"):
-        parts.append(f"facefit {old.get('facefit')} there, {new.get('facefit')} now")
-    return "; ".join(parts) or "its description differs"
+        differences.append("input identities or paths differ")
+    if not differences and old.get("facefit") != new.get("facefit"):
+        differences.append(f"facefit {old.get('facefit')} there, {new.get('facefit')} now")
+    return "; ".join(differences) or "its description differs"

@@ -104,15 +104,15 @@ class AlignedPairs:
         return len(self.pairs)
 
     @staticmethod
-    def concat(parts: Sequence[AlignedPairs], size: int) -> AlignedPairs:
-        """One :class:`AlignedPairs` holding ``parts`` in order."""
+    def concat(sets: Sequence[AlignedPairs], size: int) -> AlignedPairs:
+        """One :class:`AlignedPairs` holding ``sets`` in order."""
         empty = np.zeros((0, size, size, 3), np.uint8)
         return AlignedPairs(
-            [p for part in parts for p in part.pairs],
-            np.concatenate([empty, *(p.photos for p in parts)]),
-            np.concatenate([empty, *(p.sketches for p in parts)]),
-            [h for part in parts for h in part.sketch_alignment],
-            [s for part in parts for s in part.skipped],
+            [p for one in sets for p in one.pairs],
+            np.concatenate([empty, *(p.photos for p in sets)]),
+            np.concatenate([empty, *(p.sketches for p in sets)]),
+            [h for one in sets for h in one.sketch_alignment],
+            [s for one in sets for s in one.skipped],
         )
 
 
