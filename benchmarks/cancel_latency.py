@@ -86,9 +86,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the figures here.")
     args = parser.parse_args()
 
-    from facefit import __version__
     from facefit.pipeline import Pipeline, PipelineConfig
     from facefit.types import Evidence
+    from facefit.version import __version__
 
     demo = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data" / "probes"
     evidence = Evidence(sketch=demo / "sketch_photo1_0724.png", text="a young man with black hair")

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -501,14 +502,13 @@ def align_pairs(
     )
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
-        np.savez(
-            partial,
-            keys=np.array([p.key for p in kept]),
-            photos=result.photos,
-            sketches=result.sketches,
-            how=np.array(alignments),  # the cache file's key
-            skipped=np.array(json.dumps(skipped)),
-        )
-        partial.replace(cache_file)
+        with atomic_file(cache_file) as handle:  # a file object: savez adds no suffix
+            np.savez(
+                handle,
+                keys=np.array([p.key for p in kept]),
+                photos=result.photos,
+                sketches=result.sketches,
+                how=np.array(alignments),  # the cache file's key
+                skipped=np.array(json.dumps(skipped)),
+            )
     return result

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError, WeightsNotFoundError
+from facefit.files import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,9 @@ def pack_shipped(
         raise InputError(f"{matcher_dir}: no layer differs from SFace; nothing to ship")
     tail = {n: weights[n].astype(np.float16) for n in trained}
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / (TAIL_FILE + ".partial")
-    save_file(tail, str(partial), metadata={"format": TAIL_FORMAT})
-    partial.replace(out / TAIL_FILE)
+    atomic_write(
+        out / TAIL_FILE, lambda tmp: save_file(tail, str(tmp), metadata={"format": TAIL_FORMAT})
+    )
     shipped = {k: v for k, v in config.items() if k not in ("files", "parity", "onnx_sha256")}
     shipped["shipped"] = {
         "tail_sha256": sha256_file(out / TAIL_FILE),
@@ -252,6 +253,4 @@ def _check_base(base_file: Path, config: dict[str, Any]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, text)

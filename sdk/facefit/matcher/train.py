@@ -36,6 +36,7 @@ import numpy as np
 
 from facefit.devices import resolve_device
 from facefit.errors import InputError
+from facefit.files import atomic_file
 from facefit.matcher.data import AlignedPairs, Pair
 from facefit.settings import at_least, check_fields, more_than, one_of
 
@@ -352,9 +353,8 @@ def trunk_features(
     features = np.stack(outs, axis=1) if flips else outs[0]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(cache.stem + ".partial.npy")
-        np.save(partial, features)
-        partial.replace(cache)
+        with atomic_file(cache) as handle:  # a file object: np.save adds no suffix
+            np.save(handle, features)
     return features
 
 
