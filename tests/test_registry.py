@@ -133,6 +133,9 @@ def test_environment_variable_limits_third_party_plugins_only(vendor_site, monke
     vendors = {n for n, i in registry.plugins.items() if i.package != "facefit"}
     assert vendors == {"acme"} and not registry.failures
     assert "exact" in registry.list_retrievers() and "sface" in registry.list_face_encoders()
+    # the guide's tip (FACEFIT_LOAD_PLUGINS=my-plugin) keeps the pipeline whole
+    assert "ddpm" in registry.list_samplers() and "eager" in registry.list_denoiser_backends()
+    assert "yunet" in registry.list_face_detectors() and registry.list_conditioners()
     monkeypatch.setenv(ENV_LOAD_PLUGINS, "")
     builtins_only = Registry.load()
     assert {i.package for i in builtins_only.plugins.values()} == {"facefit"}
