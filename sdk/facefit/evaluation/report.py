@@ -198,6 +198,16 @@ def _benchmark_section(run: EvalRun, bench: BenchmarkInfo, generating: bool) -> 
     if bench.persons:
         lines += ["", _level_line("person", bench), ""]
         lines += _metrics_table(results, "person", False, s["graders"])
+    notes = _benchmark_notes(run, bench)
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    for level in bench.scoring:
+        lines += _group_table(results, level)
+    return lines
+
+
+def _benchmark_notes(run: EvalRun, bench: BenchmarkInfo) -> list[str]:
+    """What the tables do not show: modes not run, per-probe notes and failures."""
     notes = []
     for r in run.results:
         if r.benchmark != bench.name or r.status == "unavailable":
@@ -213,11 +223,7 @@ def _benchmark_section(run: EvalRun, bench: BenchmarkInfo, generating: bool) -> 
             notes.append(
                 f"`{r.mode}` on `{r.probe_set}`: {count} probe(s) failed ({kind}), counted as misses."
             )
-    if notes:
-        lines += [""] + [f"- {n}" for n in notes]
-    for level in bench.scoring:
-        lines += _group_table(results, level)
-    return lines
+    return notes
 
 
 def _metrics_of(result: ModeResult, level: str):
