@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # the parts built on the contract: galleries, the generator, the matcher, judges
     ("components", ["gallery", "generator", "matcher", "attribute_judge"]),
     # what runs them end to end
-    ("workflows", ["pipeline", "augment", "evaluation", "generator.gates"]),
+    ("workflows", ["pipeline", "fusion", "augment", "evaluation", "generator.gates"]),
     # what people and vendors call: the CLI, the server, the conformance kit, the package
     ("apps", ["cli", "serve", "testing", "__main__", ""]),
 ]  # fmt: skip

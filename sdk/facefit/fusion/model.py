@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import atomic_write_text
 
 __all__ = [
     "DEFAULT_MATCH_PRIOR",
@@ -219,10 +220,7 @@ class FusionModel:
         if path.exists() and not force:
             raise InputError(f"{path}: exists; choose another --out, or pass --force to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def profile_for(self, encoders: Mapping[str, str]) -> tuple[Profile | None, tuple[str, ...]]:
         """The profile for evidence scored by ``encoders`` (source → encoder), and notes.
