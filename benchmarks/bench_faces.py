@@ -33,7 +33,7 @@ def paths() -> list[Path]:
 @pytest.fixture(scope="module")
 def embedder():
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     embedder = FaceEmbedder.from_registry(Registry.load(allow=["yunet", "sface"]), batch_size=N)
     try:
@@ -46,7 +46,7 @@ def embedder():
 
 @pytest.fixture(scope="module")
 def images(paths):
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     return [load_image(p) for p in paths]
 
@@ -69,7 +69,7 @@ def test_pipeline_files_batched(benchmark, embedder, paths):
 
 
 def test_load_only(benchmark, paths):
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     benchmark.pedantic(lambda: [load_image(p) for p in paths], rounds=3, iterations=1)
     _rate(benchmark, len(paths))
@@ -81,7 +81,7 @@ def test_detect_only(benchmark, embedder, images):
 
 
 def test_align_only(benchmark, embedder, images):
-    from facefit.faces import align_landmarks, largest
+    from facefit.imaging.faces import align_landmarks, largest
 
     landmarks = [largest(embedder.detect(i)).landmarks for i in images]
     benchmark.pedantic(
@@ -108,7 +108,7 @@ def test_sface_torch_forward_backward_batch16(benchmark, crops):
     """Cost of the identity loss's recogniser on the CPU (forward + input gradient)."""
     import torch
 
-    from facefit_plugins.sface import load_sface_torch
+    from facefit_plugins.face_encoders.sface import load_sface_torch
 
     module = load_sface_torch()
     x = torch.from_numpy(crops[:16]).permute(0, 3, 1, 2).float()

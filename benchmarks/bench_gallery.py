@@ -315,7 +315,7 @@ def celeba_sface():
     import csv
 
     from facefit.errors import WeightsNotFoundError
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     table = DATA / "celeba-subset" / "identities.csv"
     if not table.is_file():

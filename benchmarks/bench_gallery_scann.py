@@ -179,7 +179,7 @@ def test_real_sface_embeddings(celeba_sface):  # noqa: F811 (the fixture importe
     The index is forced (``train_at=1000``) although ``auto`` would search a gallery
     this small exactly.
     """
-    from facefit_plugins.scann_retriever import ScannRetriever
+    from facefit_plugins.retrievers.scann import ScannRetriever
 
     vectors, identities = celeba_sface
     gallery, probes = held_out_probes(vectors, identities)

@@ -4,16 +4,16 @@
    and how far sketch landmarks land from the paired photo's (FS2K sketches are traced
    over the photos, so the two should coincide): NME = mean landmark distance / eye
    distance, on the pairs where both are detected.
-2. SFace on CelebA with facefit's alignment (:func:`facefit.faces.align_landmarks`) and
+2. SFace on CelebA with facefit's alignment (:func:`facefit.imaging.faces.align_landmarks`) and
    with OpenCV's ``FaceRecognizerSF.alignCrop``, from the same YuNet detections and the
    same ONNX Runtime encoder (and OpenCV's own ``feature`` for reference). Split: for
    each identity the first image (by file name) is the gallery, the others are probes;
-   reported on the held-out development identities (:mod:`facefit.splits`) and on all
+   reported on the held-out development identities (:mod:`facefit.datasets.splits`) and on all
    identities. Verification: all genuine and impostor pairs among the split's images,
    TAR at FAR, accuracy at OpenCV's published SFace cosine threshold (0.363), and the
    10-fold cross-validated best-threshold accuracy on balanced pairs (LFW style).
 3. FS2K development pairs, sketch → photo with SFace: detected landmarks vs the
-   framed-drawing fallback (:data:`facefit.faces.FRAMED_LANDMARKS`) for every sketch.
+   framed-drawing fallback (:data:`facefit.imaging.faces.FRAMED_LANDMARKS`) for every sketch.
 
     python benchmarks/faces_accuracy.py [--data ../shared/data] [--out benchmarks/results/faces.json]
         [--only detection celeba_sface fs2k_dev_sketch_to_photo]
@@ -32,10 +32,15 @@ import cv2
 import numpy as np
 
 from facefit import Registry
+from facefit.datasets.splits import (
+    celeba_split,
+    fs2k_split,
+    load_celeba_rows,
+    load_fs2k_annotations,
+)
 from facefit.evaluation.metrics import identification_metrics, tar_at_far
-from facefit.faces import FaceEmbedder, align_landmarks, framed_landmarks, largest
-from facefit.images import load_image
-from facefit.splits import celeba_split, fs2k_split, load_celeba_rows, load_fs2k_annotations
+from facefit.imaging.faces import FaceEmbedder, align_landmarks, framed_landmarks, largest
+from facefit.imaging.images import load_image
 from facefit.weights import resolve
 
 REPO = Path(__file__).resolve().parents[1]

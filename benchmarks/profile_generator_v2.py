@@ -35,7 +35,7 @@ VARIANTS = {
 
 
 def variant_config(base, changes: dict):
-    from facefit.generator.train_config import TrainConfig
+    from facefit.generator.training.config import TrainConfig
 
     values = {f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)}
     for key, value in changes.items():
@@ -46,7 +46,7 @@ def variant_config(base, changes: dict):
 def profile(config, steps: int) -> dict:
     import torch
 
-    from facefit.generator.train import Trainer
+    from facefit.generator.training.trainer import Trainer
 
     trainer = Trainer(config)
     trainer.train_step()  # warm-up
@@ -67,7 +67,7 @@ def profile(config, steps: int) -> dict:
 
 
 def main() -> None:
-    from facefit.generator.train_config import load_train_config
+    from facefit.generator.training.config import load_train_config
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="examples/train/cpu-v2.toml")

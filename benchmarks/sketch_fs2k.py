@@ -1,7 +1,7 @@
 """How well simple sketches of photos agree with artists' sketches (FS2K development split).
 
 For every held-out FS2K pair, the photo's simple sketch is compared with every
-held-out artist sketch by :func:`facefit.sketch.sketch_similarity`. Reported: the
+held-out artist sketch by :func:`facefit.imaging.sketch.sketch_similarity`. Reported: the
 mean score with its own sketch and with the others, how often the own sketch scores
 above the mean of the others, and sketch-to-photo rank-1/5 identification when each
 artist sketch is used as a probe against the simple sketches of all photos.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facefit.images import load_image
-from facefit.sketch import normalize_sketch, simple_sketch, sketch_similarity
-from facefit.splits import fs2k_split, load_fs2k_annotations
+from facefit.datasets.splits import fs2k_split, load_fs2k_annotations
+from facefit.imaging.images import load_image
+from facefit.imaging.sketch import normalize_sketch, simple_sketch, sketch_similarity
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def main() -> None:
     ranks = (scores > own[None, :]).sum(0)
     result = {
         "pairs": n,
-        "split": "FS2K development split (facefit.splits: 200 pairs stratified by photo group)",
+        "split": "FS2K development split (facefit.datasets.splits: 200 pairs stratified by photo group)",
         "date": datetime.date.today().isoformat(),
         "command": "python benchmarks/sketch_fs2k.py",
         "mean_similarity_own_sketch": round(float(own.mean()), 4),
@@ -78,7 +78,7 @@ def save_grid(path: Path, folder: Path, records, drawings, sketches, height: int
     """Rows of photo | simple sketch | artist sketch, scaled to one height."""
     import cv2
 
-    from facefit.images import save_image
+    from facefit.imaging.images import save_image
 
     def tile(image: np.ndarray) -> np.ndarray:
         if image.ndim == 2:

@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 
 from facefit import Evidence, Registry
-from facefit.faces import FaceEmbedder
 from facefit.gallery import GalleryIndex
+from facefit.imaging.faces import FaceEmbedder
 from facefit.pipeline import Cancelled, CancelToken, Pipeline, PipelineConfig, Progress
 from facefit.pipeline.demo import DEMO_DATA
 
@@ -47,7 +47,7 @@ def search(gallery: GalleryIndex, embedder: FaceEmbedder, photo: Path) -> None:
 
 
 def photo_array(path: Path):
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     return load_image(path)
 

@@ -1,6 +1,6 @@
 """Build the README demo's bundled data (sdk/facefit/demo_data/) from ../shared/data.
 
-Only FS2K (MIT) pairs of the development split (facefit.splits) are used, so the demo
+Only FS2K (MIT) pairs of the development split (facefit.datasets.splits) are used, so the demo
 never shows a face the generator trained on; no CelebA image is touched.
 
 - ``probes/sketch_<id>.png``: the artist's sketch, as drawn (FS2K framing), reduced to 160 px
@@ -23,10 +23,10 @@ import numpy as np
 from PIL import Image
 
 from facefit import Registry
-from facefit.attributes import fs2k_sentence
-from facefit.faces import FaceEmbedder
-from facefit.images import load_image
-from facefit.splits import fs2k_split, load_fs2k_annotations
+from facefit.datasets.attributes import fs2k_sentence
+from facefit.datasets.splits import fs2k_split, load_fs2k_annotations
+from facefit.imaging.faces import FaceEmbedder
+from facefit.imaging.images import load_image
 
 OUT = Path(__file__).resolve().parents[1] / "sdk" / "facefit" / "demo_data"
 SKETCH_WIDTH = 160
@@ -61,7 +61,7 @@ def main() -> None:
             continue
         is_probe = (
             len(probes) < args.probes and record.get("frontal_face") == 0
-        )  # 0 is frontal (facefit.attributes)
+        )  # 0 is frontal (facefit.datasets.attributes)
         if not is_probe and len(gallery) >= args.probes + args.distractors - (
             args.probes - len(probes)
         ):
@@ -92,7 +92,7 @@ def main() -> None:
         '# Demo data\n\nDerived from FS2K (Fan et al., "FS2K: Facial Sketch Synthesis", '
         "https://github.com/DengPingFan/FS2K, MIT licence): artist sketches reduced in size "
         "and photos cut to aligned face crops. All pairs come from facefit's development "
-        "split (facefit.splits), which training never sees. Built by "
+        "split (facefit.datasets.splits), which training never sees. Built by "
         "scripts/build_demo_data.py.\n\n| file | from |\n|---|---|\n" + "\n".join(sources) + "\n"
     )
     print(f"{OUT}: {len(probes)} probes, {len(gallery)} gallery identities")

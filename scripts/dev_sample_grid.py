@@ -26,14 +26,14 @@ def main() -> None:
     import cv2
     from PIL import Image
 
-    from facefit.attributes import fs2k_sentence
     from facefit.config import PipelineConfig
+    from facefit.datasets.attributes import fs2k_sentence
+    from facefit.datasets.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
     from facefit.evaluation.evidence import low_quality_copy
-    from facefit.faces import FaceEmbedder
-    from facefit.images import load_image
+    from facefit.imaging.faces import FaceEmbedder
+    from facefit.imaging.images import load_image
     from facefit.pipeline import Pipeline
     from facefit.registry import Registry
-    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
     from facefit.types import Evidence
 
     data = Path(args.data)

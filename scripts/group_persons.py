@@ -16,7 +16,7 @@ known: the script prints and records each recognizer's false-match rate (differe
 labels above the threshold) and true-match rate at its threshold, and the rate at
 which both agree.
 
-Writes ``sdk/facefit/persons.json`` (item → person, the rule, the measured rates and
+Writes ``sdk/facefit/datasets/persons.json`` (item → person, the rule, the measured rates and
 the sha256 of the inputs) and ``out/persons_borderline.png`` (the linked pairs closest
 to a threshold, for a person to check the rule; not committed: it shows CelebA photos
 and FS2K photos outside the demo, which the data terms keep out of the project). Embeddings are
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facefit.persons import (
+from facefit.datasets.persons import (
     CELEBA_MIN_PHOTOS,
     DLIB_SAME,
     PERSONS_FILE,
@@ -44,7 +44,7 @@ from facefit.persons import (
     group_persons,
     input_fingerprints,
 )
-from facefit.splits import CELEBA_DIR, FS2K_DIR, load_celeba_rows, load_fs2k_annotations
+from facefit.datasets.splits import CELEBA_DIR, FS2K_DIR, load_celeba_rows, load_fs2k_annotations
 
 log = logging.getLogger("group_persons")
 
@@ -62,7 +62,7 @@ def _cache_dir() -> Path:
 def embed_all(paths: list[Path], encoder: str, key: str) -> np.ndarray:
     """Unit embeddings of every photo (NaN rows where no face was found), cached."""
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     digest = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"{key}-{encoder}-{digest}.npy"
@@ -113,7 +113,7 @@ def borderline_sheet(pairs: list[tuple[Path, Path, str]], out: Path) -> None:
     """A contact sheet of linked pairs nearest a threshold, captioned with both cosines."""
     from PIL import Image, ImageDraw
 
-    from facefit.images import load_image, save_image
+    from facefit.imaging.images import load_image, save_image
 
     tile, rows = 112, []
     for a, b, caption in pairs:
@@ -153,7 +153,7 @@ def main() -> None:
         enc: (embed_all(fs2k_paths, enc, "fs2k"), embed_all(celeba_paths, enc, "celeba"))
         for enc in ENCODERS
     }
-    from facefit.splits import celeba_split
+    from facefit.datasets.splits import celeba_split
 
     train = set(celeba_split(args.data).train)
     mask = np.array([r["image"] in train for r in rows])

@@ -1,7 +1,7 @@
-"""Measure :data:`facefit.faces.FRAMED_LANDMARKS` on the FS2K training sketches.
+"""Measure :data:`facefit.imaging.faces.FRAMED_LANDMARKS` on the FS2K training sketches.
 
 The fallback landmarks for framed drawings are the mean YuNet landmarks (score ≥
-0.6, the largest face) over the FS2K training sketches of :mod:`facefit.splits`,
+0.6, the largest face) over the FS2K training sketches of :mod:`facefit.datasets.splits`,
 as offsets from the image centre in units of the shorter side. Prints the array
 to paste into ``faces.py``, its spread, and the split fingerprint it was measured
 under (``FRAMED_LANDMARKS_SPLIT``).
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from facefit import Registry
-from facefit.faces import largest
-from facefit.images import load_image
-from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+from facefit.datasets.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+from facefit.imaging.faces import largest
+from facefit.imaging.images import load_image
 
 
 def main() -> None:

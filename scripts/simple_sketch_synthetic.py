@@ -4,7 +4,7 @@
 
 Writes an FS2K-format folder (``photo/``, ``sketch/``, ``annotations.json`` with
 ``identity``) of up to ``--per-identity`` aligned 112×112 photos per CelebA
-*training* identity (facefit.splits) and their ``simple-sketch`` drawings, for
+*training* identity (facefit.datasets.splits) and their ``simple-sketch`` drawings, for
 ``facefit train-matcher --synthetic``. It is not CLIP4Sketch: no generator is
 involved; it measures whether more identities with XDoG-style sketches help.
 """
@@ -25,10 +25,10 @@ def main() -> None:
 
     from PIL import Image
 
-    from facefit.faces import FaceEmbedder, NoFaceError
-    from facefit.images import load_image
+    from facefit.datasets.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.imaging.faces import FaceEmbedder, NoFaceError
+    from facefit.imaging.images import load_image
     from facefit.registry import Registry
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
 
     data, out = Path(args.data), Path(args.out)
     train = set(celeba_split(data).train)

@@ -2,7 +2,7 @@
 
     python scripts/train_attribute_judge.py --data ../shared/data [--force]
 
-Training: real photos of the training side of ``facefit.splits`` only — the FS2K
+Training: real photos of the training side of ``facefit.datasets.splits`` only — the FS2K
 training pairs' photos (``gender``, ``hair_color``) and the CelebA training photos
 with attributes (``Male``, ``Black_Hair``, ``Blond_Hair``, ``Brown_Hair``), each also
 mirrored. No generated face and no development photo is used to fit it or to pick
@@ -30,10 +30,10 @@ CROP_SIZE = 64  # the generator's resolution: real photos are judged as sharp as
 
 def _fs2k(data: Path, locate, ids, persons):
     from facefit.attribute_judge import judge_labels
-    from facefit.attributes import fs2k_attributes
-    from facefit.faces import align_landmarks
-    from facefit.images import load_image
-    from facefit.splits import FS2K_DIR, load_fs2k_annotations
+    from facefit.datasets.attributes import fs2k_attributes
+    from facefit.datasets.splits import FS2K_DIR, load_fs2k_annotations
+    from facefit.imaging.faces import align_landmarks
+    from facefit.imaging.images import load_image
 
     records = {r["id"]: r for r in load_fs2k_annotations(data)}
     for pair_id in ids:
@@ -48,10 +48,10 @@ def _fs2k(data: Path, locate, ids, persons):
 
 def _celeba(data: Path, locate, images, persons):
     from facefit.attribute_judge import judge_labels
-    from facefit.attributes import celeba_attributes
-    from facefit.faces import align_landmarks
-    from facefit.images import load_image
-    from facefit.splits import CELEBA_DIR, load_celeba_rows
+    from facefit.datasets.attributes import celeba_attributes
+    from facefit.datasets.splits import CELEBA_DIR, load_celeba_rows
+    from facefit.imaging.faces import align_landmarks
+    from facefit.imaging.images import load_image
 
     rows = {r["image"]: r for r in load_celeba_rows(data)}
     for name in images:
@@ -101,10 +101,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from facefit.attribute_judge import JUDGE_PATH, accuracy, train_judge
-    from facefit.faces import FaceEmbedder, NoFaceError
-    from facefit.persons import load_persons
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import celeba_split, fs2k_split, load_celeba_rows, refuse_dev
+    from facefit.imaging.faces import FaceEmbedder, NoFaceError
     from facefit.registry import Registry
-    from facefit.splits import celeba_split, fs2k_split, load_celeba_rows, refuse_dev
 
     out = Path(args.out) if args.out else JUDGE_PATH
     if out.exists() and not args.force:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facefit.attributes import fs2k_attributes
-from facefit.generator.data import TrainingPack
-from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+from facefit.datasets.attributes import fs2k_attributes
+from facefit.datasets.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+from facefit.generator.training.data import TrainingPack
 from facefit.text_agreement import (
     MIN_BALANCED_ACCURACY,
     PROBES_DIR,
@@ -46,8 +46,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
-    from facefit.images import load_image
+    from facefit.imaging.faces import FaceEmbedder
+    from facefit.imaging.images import load_image
 
     data = Path(args.data)
     records = {r["id"]: r for r in load_fs2k_annotations(data)}
@@ -98,7 +98,7 @@ def main() -> None:
         print(rows[-1])
 
     meta = {
-        "trained_on": "FS2K training split (facefit.splits), photos and mirrored photos",
+        "trained_on": "FS2K training split (facefit.datasets.splits), photos and mirrored photos",
         "checked_on": "FS2K development split photos (YuNet + SFace)",
         "pack": Path(args.pack).name,
         "date": datetime.date.today().isoformat(),

@@ -15,8 +15,8 @@ import torch
 from facefit.errors import InputError, PluginOptionError, WeightsNotFoundError
 from facefit.interfaces import LossInputs
 from facefit.testing import FaceEncoderTests, random_faces
-from facefit_plugins.adaface import AdaFaceEncoder
-from facefit_plugins.adaface_net import (
+from facefit_plugins.face_encoders.adaface import AdaFaceEncoder
+from facefit_plugins.face_encoders.adaface_net import (
     AdaFaceHead,
     AdaFaceLoss,
     Backbone,

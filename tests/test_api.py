@@ -72,7 +72,7 @@ def test_from_toml_and_from_config_take_a_path_or_a_config(tmp_path):
 
 
 def test_evidence_takes_paths_and_arrays():
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     by_path = Evidence(sketch=SKETCH, text="a man")
     by_str = Evidence(sketch=str(SKETCH))
@@ -125,8 +125,8 @@ def test_open_or_build_builds_once_then_opens(tmp_path):
     from PIL import Image
 
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
     from facefit.gallery import EncoderMismatchError, GalleryError, GalleryIndex
+    from facefit.imaging.faces import FaceEmbedder
     from tests.plugins.gallery_toys import Toys, ToysV2, identity_images
 
     root = tmp_path / "photos"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from facefit.attributes import (
+from facefit.datasets.attributes import (
     CELEBA_ATTRIBUTES,
     KEYS,
     celeba_attributes,

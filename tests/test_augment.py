@@ -107,9 +107,9 @@ def full_run(root, mugshots, model_dir, registry):
 
 
 def test_output_is_an_fs2k_folder_that_facefit_reads(full_run):
+    from facefit.datasets.splits import load_fs2k_annotations
     from facefit.evaluation.readers import read_fs2k
-    from facefit.images import load_image
-    from facefit.splits import load_fs2k_annotations
+    from facefit.imaging.images import load_image
 
     out, report = full_run
     records = annotations(out)
@@ -227,8 +227,8 @@ def test_filter_drops_exactly_the_sketches_below_the_threshold(
 
 
 def test_the_recorded_cosine_is_the_encoders_cosine_of_the_saved_sketch(full_run, registry):
-    from facefit.faces import align_landmarks, template
-    from facefit.images import load_image
+    from facefit.imaging.faces import align_landmarks, template
+    from facefit.imaging.images import load_image
 
     out, _ = full_run
     encoder = registry.create_face_encoder("pattern")
@@ -333,8 +333,8 @@ def test_a_different_job_in_the_output_folder_is_refused(full_run, mugshots, mod
 def test_csv_and_gallery_inputs_give_the_same_identities(
     full_run, root, mugshots, model_dir, registry
 ):
-    from facefit.faces import FaceEmbedder
     from facefit.gallery import GalleryIndex, build
+    from facefit.imaging.faces import FaceEmbedder
 
     rows = [("person0/0.png", "alice"), ("person0/1.png", "alice"), ("person3/0.png", "bob")]
     csv_path = root / "ids.csv"
@@ -506,8 +506,8 @@ def real_registry():
 
 def test_real_faces_with_yunet_and_sface(root, real_registry):
     """Bundled demo faces: the SFace cosine recorded is the one of the saved sketch."""
-    from facefit.faces import FaceEmbedder
-    from facefit.images import load_image
+    from facefit.imaging.faces import FaceEmbedder
+    from facefit.imaging.images import load_image
 
     folder = root / "demo"
     for path in sorted((DEMO / "gallery").iterdir())[:2]:

@@ -296,7 +296,7 @@ def test_development_and_calibration_photos_are_refused():
 def test_the_training_photos_are_the_splits_and_held_out_ones_are_refused(
     shared_data, root, v2_dir, registry
 ):
-    from facefit import splits
+    from facefit.datasets import splits
 
     photos = TrainingPhotos(shared_data, ("fs2k-train", "celeba-train")).mugshots()
     fs2k = sorted(m.path.stem for m in photos if m.identity.startswith("fs2k/"))

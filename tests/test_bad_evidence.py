@@ -18,7 +18,7 @@ from PIL import Image
 
 from facefit.cli import main
 from facefit.errors import InputError
-from facefit.images import load_image
+from facefit.imaging.images import load_image
 from facefit.pipeline.demo import DEMO_DATA
 from facefit.types import Evidence
 from tests.hostile_helpers import house, noise

@@ -14,7 +14,7 @@ import torch
 
 from facefit.errors import InputError, PluginError, PluginOptionError, WeightsNotFoundError
 from facefit.testing import FaceEncoderTests, TextEncoderTests, random_faces
-from facefit_plugins.clip import CLIPImageEncoder, CLIPTextEncoder
+from facefit_plugins.face_encoders.clip import CLIPImageEncoder, CLIPTextEncoder
 
 IMAGE_SIZE = 32
 PROJECTION = 24

@@ -11,7 +11,7 @@ from facefit.errors import PluginError, WeightsNotFoundError
 
 
 def test_missing_dlib_says_how_to_install(monkeypatch):
-    from facefit_plugins import dlib_encoder
+    from facefit_plugins.face_encoders import dlib as dlib_encoder
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # makes `import dlib` raise ImportError
     with pytest.raises(PluginError, match=r"pip install 'facefit\[eval\]'"):
@@ -31,7 +31,7 @@ def test_plugin_registers_without_importing_dlib(monkeypatch):
 @pytest.fixture(scope="module")
 def dlib_encoder():
     pytest.importorskip("dlib", reason="dlib not installed (pip install 'facefit[eval]')")
-    from facefit_plugins.dlib_encoder import DlibEncoder
+    from facefit_plugins.face_encoders.dlib import DlibEncoder
 
     encoder = DlibEncoder()
     try:
@@ -55,7 +55,7 @@ def test_grades_real_faces(dlib_encoder, shared_data):
     import csv
 
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     with open(shared_data / "celeba-subset" / "identities.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

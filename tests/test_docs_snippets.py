@@ -34,7 +34,7 @@ SKIP = {
 _DEMO = """
 import hashlib, shutil
 from pathlib import Path
-from facefit.images import load_image
+from facefit.imaging.images import load_image
 from facefit.pipeline.demo import DEMO_DATA
 _gallery_files = sorted((DEMO_DATA / "gallery").glob("*.jpg"))
 paths = [str(p) for p in _gallery_files]
@@ -48,23 +48,23 @@ shutil.copy(DEMO_DATA / "probes" / "sketch_photo1_0724.png", "sketch.png")
 SETUP = {
     "faces.md": _DEMO
     + """
-from facefit.faces import FaceEmbedder as _Embedder
+from facefit.imaging.faces import FaceEmbedder as _Embedder
 image, (a, b) = photos[0], photos[:2]
 _embedder = _Embedder.from_registry(__import__("facefit").Registry.load())
 crops = __import__("numpy").stack([_embedder.align(p) for p in photos[:2]])
 """,
     "gallery.md": _DEMO
     + """
-from facefit.faces import FaceEmbedder as _Embedder
+from facefit.imaging.faces import FaceEmbedder as _Embedder
 _embedder = _Embedder.from_registry(__import__("facefit").Registry.load())
 probe_vector = _embedder.embed_images([load_image("probe.jpg")])[0]
 vectors = _embedder.embed_images(photos[:2])
 """,
     "generator.md": _DEMO
     + """
-from facefit.faces import FaceEmbedder as _Embedder
-from facefit.sketch import to_grey as _to_grey
-from facefit.degrade import downscale as _downscale
+from facefit.imaging.faces import FaceEmbedder as _Embedder
+from facefit.imaging.sketch import to_grey as _to_grey
+from facefit.imaging.degrade import downscale as _downscale
 _embedder = _Embedder.from_registry(__import__("facefit").Registry.load(), sketch_fallback=True)
 aligned_sketch = _to_grey(_embedder.align(load_image("sketch.png"), size=64), "sketch.png")
 frame_8x8 = _downscale(_embedder.align(photos[0], size=64), 8)

@@ -272,7 +272,7 @@ def test_in_memory_manifest_with_a_real_lq_frame(tmp_path, registry):
 @pytest.mark.shared_data
 def test_direct_on_real_dev_pairs(shared_data):
     """SFace on 20 real FS2K development pairs: runs end to end, ranks are sane."""
-    from facefit.splits import FS2K_DIR, fs2k_split
+    from facefit.datasets.splits import FS2K_DIR, fs2k_split
 
     ids = fs2k_split(shared_data).dev[:20]
     bench = read_fs2k(shared_data / FS2K_DIR, probe_sets=["sketch", "lq16"], ids=ids)
@@ -296,7 +296,7 @@ def test_fs2k_gallery_only_pairs_enlarge_the_gallery(fs2k):
 def test_exact_scores_agree_with_the_gallery_index(tmp_path):
     """The harness's identity scores are what GalleryIndex's max-fused search returns."""
     from facefit.evaluation.enrolment import enrol
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     for ident in range(1, 5):
         for k in range(2):  # two photos per identity, leaning to different neighbours

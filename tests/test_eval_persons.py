@@ -232,8 +232,8 @@ def test_celeba_person_column(tmp_path, registry):
 @pytest.mark.shared_data
 def test_dev_split_has_the_committed_persons(shared_data):
     """The development benchmarks carry persons (the committed grouping) and their split."""
+    from facefit.datasets.persons import load_persons
     from facefit.evaluation import dev_benchmarks
-    from facefit.persons import load_persons
 
     persons = load_persons(shared_data)
     fs2k, large, celeba = dev_benchmarks(

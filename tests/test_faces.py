@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facefit.errors import InputError, WeightsNotFoundError
-from facefit.faces import (
+from facefit.imaging.faces import (
     FRAMED_LANDMARKS,
     TEMPLATE_112,
     FaceEmbedder,
@@ -17,7 +17,7 @@ from facefit.faces import (
     similarity_transform,
     template,
 )
-from facefit.images import save_image
+from facefit.imaging.images import save_image
 from facefit.interfaces import Detection, FaceDetector, FaceEncoder
 from facefit.testing import FaceDetectorTests
 
@@ -179,8 +179,8 @@ def test_sketch_fallback_retries_on_a_blurred_copy_first():
 
 
 def test_framed_landmarks_were_measured_on_the_current_training_split():
-    from facefit import splits
-    from facefit.faces import FRAMED_LANDMARKS_SPLIT
+    from facefit.datasets import splits
+    from facefit.imaging.faces import FRAMED_LANDMARKS_SPLIT
 
     # if this fails, re-measure FRAMED_LANDMARKS on the new training side (see faces.md)
     assert FRAMED_LANDMARKS_SPLIT == splits.FS2K_DEV_FINGERPRINT
@@ -238,7 +238,7 @@ def real_embedder():
 
 
 def _shared_image(shared_data, relative):
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     return load_image(shared_data / relative)
 
@@ -294,7 +294,7 @@ class TestYuNetConformance(FaceDetectorTests):
         return detector
 
     def face_image(self):
-        from facefit.images import load_image
+        from facefit.imaging.images import load_image
         from facefit.pipeline.demo import DEMO_DATA
 
         return load_image(DEMO_DATA / "gallery" / "photo1_0724.jpg")

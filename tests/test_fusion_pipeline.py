@@ -155,8 +155,8 @@ def test_a_manifest_lists_several_sketches(tmp_path, setup):
 def test_no_likely_match_on_a_gallery_without_the_suspect(registry, setup):
     """Hand-made weights: the suspect's own drawing enrolled is a near-certain match;
     without it every identity is unlikely, and the result says so."""
-    from facefit.faces import FaceEmbedder
     from facefit.fusion import FusionModel, Profile
+    from facefit.imaging.faces import FaceEmbedder
     from facefit.pipeline import Pipeline
     from facefit.types import Evidence
     from tests.pipeline_helpers import toy_config

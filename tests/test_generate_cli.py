@@ -218,8 +218,8 @@ def test_demo_data_is_bundled_and_from_the_development_split():
 
 
 def test_demo_pairs_are_in_the_development_split(shared_data):
+    from facefit.datasets.splits import fs2k_split
     from facefit.pipeline.demo import DEMO_DATA
-    from facefit.splits import fs2k_split
 
     dev = set(fs2k_split(shared_data).dev)
     gallery = json.loads((DEMO_DATA / "gallery.json").read_text())["identities"]

@@ -11,8 +11,13 @@ from torch import nn
 
 from facefit.errors import ConfigError, InputError
 from facefit.generator import load_generator
-from facefit.generator.data import Augmentation, TrainingBatches, TrainingPack, synthetic_pack
-from facefit.generator.train import TrainConfig, Trainer, load_train_config
+from facefit.generator.training.data import (
+    Augmentation,
+    TrainingBatches,
+    TrainingPack,
+    synthetic_pack,
+)
+from facefit.generator.training.trainer import TrainConfig, Trainer, load_train_config
 from tests.generator_helpers import single_thread  # noqa: F401 (autouse fixture)
 
 ARCHITECTURE = {
@@ -299,9 +304,9 @@ def test_model_table_may_not_contradict_the_pack(tmp_path, pack):
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_pack_from_the_shared_data_leaves_out_the_development_split(tmp_path, shared_data):
+    from facefit.datasets.splits import celeba_split, dev_persons
     from facefit.errors import WeightsNotFoundError
-    from facefit.generator.pack import build_pack
-    from facefit.splits import celeba_split, dev_persons
+    from facefit.generator.training.pack import build_pack
 
     try:
         built = build_pack(shared_data, tmp_path / "p.npz", limit=3, progress=False)

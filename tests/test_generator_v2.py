@@ -211,7 +211,7 @@ def test_investigator_pick_is_the_next_rounds_reference_image(v2_pipeline_parts,
 
 def test_loop_steers_with_the_top_gallery_face_image(v2_pipeline_parts, monkeypatch, tmp_path):
     from facefit.gallery import GalleryIndex
-    from facefit.images import load_image, save_image
+    from facefit.imaging.images import load_image, save_image
     from facefit.types import Evidence
     from tests.pipeline_helpers import toy_sketch
 

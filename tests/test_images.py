@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from facefit.errors import InputError
-from facefit.images import load_grey, load_image, save_image
+from facefit.imaging.images import load_grey, load_image, save_image
 
 
 def _gradient(h: int = 24, w: int = 32) -> np.ndarray:

@@ -20,12 +20,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # image and face primitives, model files, data-set rules, rank arithmetic
     (
         "primitives",
-        [
-            "images", "sketch", "degrade", "faces",
-            "weights", "model_install", "onnx_graphs", "onnx_torch",
-            "attributes", "persons", "splits", "text_agreement",
-            "evaluation.metrics", "evaluation.groups",
-        ],
+        ["imaging", "weights", "datasets", "text_agreement", "evaluation.metrics", "evaluation.groups"],
     ),
     # the plugin contract: values, interfaces, kinds, hooks, the registry, configs
     ("contract", ["types", "interfaces", "kinds", "hookspecs", "plugins", "registry", "config"]),
@@ -111,4 +106,4 @@ def test_the_check_sees_an_upward_import(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from facefit.registry import Registry\n", encoding="utf-8")
     (target,) = [t for _, t in _imports(probe, {"facefit.registry"})]
-    assert _layer_of(target) > _layer_of("facefit.faces")
+    assert _layer_of(target) > _layer_of("facefit.imaging.faces")

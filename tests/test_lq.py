@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facefit.degrade import (
+from facefit.errors import InputError
+from facefit.imaging.degrade import (
     Degradation,
     downscale,
     lq_similarity,
     normalize_lq,
     random_degradation,
 )
-from facefit.errors import InputError
 from facefit.testing import random_faces
 
 
@@ -106,8 +106,8 @@ def test_bad_arguments_are_clear_errors():
 def test_real_photos_match_their_own_16px_copies(shared_data):
     import cv2
 
-    from facefit.images import load_image
-    from facefit.splits import fs2k_split, load_fs2k_annotations
+    from facefit.datasets.splits import fs2k_split, load_fs2k_annotations
+    from facefit.imaging.images import load_image
 
     dev = set(fs2k_split(shared_data).dev)
     records = [r for r in load_fs2k_annotations(shared_data) if r["id"] in dev][:20]

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facefit import Registry
+from facefit.datasets.persons import Persons
 from facefit.errors import InputError, WeightsNotFoundError
 from facefit.matcher.card import model_card
 from facefit.matcher.data import (
@@ -45,9 +46,8 @@ from facefit.matcher.train import (
     rank_metrics,
     split_validation,
 )
-from facefit.persons import Persons
 from facefit.testing import FaceEncoderTests, random_faces
-from facefit_plugins.matcher import SketchMatcherEncoder
+from facefit_plugins.face_encoders.matcher import SketchMatcherEncoder
 from tests.sface_helpers import write_tiny_sface as write_tiny_sface_graph
 
 DIM = 32
@@ -374,7 +374,7 @@ class TestSketchMatcherConformance(FaceEncoderTests):
 
 
 def test_eval_matcher_mode_ranks_with_the_trained_matcher(tiny_matcher, tmp_path):
-    import facefit_plugins.matcher as matcher_plugin
+    import facefit_plugins.face_encoders.matcher as matcher_plugin
     from facefit.evaluation import evaluate, read_fs2k
     from tests.plugins import eval_codes
     from tests.test_eval_harness import SKETCHES, N, make_fs2k
@@ -479,8 +479,8 @@ def test_synthetic_entries_take_the_person_of_their_source_photo(tmp_path):
 
 def test_photo_check_pairs_skip_development_and_trained_identities(shared_data):
     """On the real data: the development split needs the committed person grouping."""
+    from facefit.datasets.splits import celeba_split, load_celeba_rows
     from facefit.matcher.data import celeba_photo_pairs
-    from facefit.splits import celeba_split, load_celeba_rows
 
     identity_of = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(shared_data)}
     dev = {identity_of[image] for image in celeba_split(shared_data).dev}
@@ -493,8 +493,8 @@ def test_photo_check_pairs_skip_development_and_trained_identities(shared_data):
 
 
 def test_fs2k_training_pairs_never_include_the_development_split(shared_data):
-    from facefit.persons import load_persons
-    from facefit.splits import fs2k_calibration, fs2k_split, fs2k_training
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import fs2k_calibration, fs2k_split, fs2k_training
 
     pairs = fs2k_training_pairs(shared_data)
     split = fs2k_split(shared_data)

@@ -14,7 +14,7 @@ from facefit.matcher import shipped
 from facefit.matcher.files import load_matcher_onnx, read_config, resolve_matcher_dir
 from facefit.matcher.shipped import install_shipped, load_tail, pack_shipped
 from facefit.testing import random_faces
-from facefit_plugins.matcher import SketchMatcherEncoder
+from facefit_plugins.face_encoders.matcher import SketchMatcherEncoder
 from tests.test_matcher import _ort, tiny_base_path, tiny_matcher  # noqa: F401 (fixtures)
 
 
@@ -150,10 +150,10 @@ def test_the_package_ships_a_matcher_that_loads_without_a_path(tmp_path, monkeyp
 @pytest.mark.usefixtures("shared_data")
 def test_shipped_matcher_keeps_photo_to_photo_matching(shared_data, tmp_path, monkeypatch):
     """CelebA development identities, first photo found by the second: not worse than SFace."""
-    from facefit.faces import FaceEmbedder
+    from facefit.datasets.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.imaging.faces import FaceEmbedder
     from facefit.matcher.data import Pair, align_pairs
     from facefit.registry import Registry
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
     from facefit.weights import find
 
     found = find("sface")

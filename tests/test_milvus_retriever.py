@@ -31,9 +31,9 @@ from facefit.gallery import (
 )
 from facefit.gallery.synthetic import clustered_faces
 from facefit.testing import RetrieverTests
-from facefit_plugins import milvus_retriever
-from facefit_plugins.milvus_location import parse_location
-from facefit_plugins.milvus_retriever import MilvusRetriever
+from facefit_plugins.retrievers import milvus as milvus_retriever
+from facefit_plugins.retrievers.milvus import MilvusRetriever
+from facefit_plugins.retrievers.milvus_location import parse_location
 from tests.plugins.gallery_toys import Toys, identity_images
 
 ENCODER = EncoderInfo("toy", "1", 32)
@@ -359,7 +359,7 @@ def test_a_lite_file_in_use_by_another_process_is_a_clear_error(lite):
     location = fresh(lite)
     MilvusRetriever(16, uri=location)  # this process holds the file now
     code = (
-        "from facefit_plugins.milvus_retriever import MilvusRetriever\n"
+        "from facefit_plugins.retrievers.milvus import MilvusRetriever\n"
         f"MilvusRetriever(16, uri={location!r}, mode='open')"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from facefit.onnx_torch import SUPPORTED_OPS, OnnxGraphModule, UnsupportedOnnxError
+from facefit.weights.onnx_torch import SUPPORTED_OPS, OnnxGraphModule, UnsupportedOnnxError
 
 
 def _model(nodes, weights, in_shape, out_rank=2):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from facefit.datasets.persons import Persons, group_persons, input_fingerprints, load_persons
 from facefit.errors import InputError
-from facefit.persons import Persons, group_persons, input_fingerprints, load_persons
 
 
 def _unit(rng, n, dim=16):
@@ -102,7 +102,7 @@ def test_unknown_items_are_their_own_person():
 @pytest.mark.shared_data
 def test_committed_grouping_matches_the_shared_data(shared_data):
     persons = load_persons(shared_data)
-    from facefit.splits import load_celeba_rows, load_fs2k_annotations
+    from facefit.datasets.splits import load_celeba_rows, load_fs2k_annotations
 
     fs2k = {a["id"] for a in load_fs2k_annotations(shared_data)}
     celeba = {r["celeba_identity"] for r in load_celeba_rows(shared_data)}

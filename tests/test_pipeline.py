@@ -187,7 +187,7 @@ def test_unknown_plugin_and_missing_gpu(model_dir, registry):
 
 def test_candidate_crops_line_up_with_the_encoder_template():
     """A 64-px crop resized to 112 is the 112-px crop: template(size) scales with the side."""
-    from facefit.faces import align_landmarks, template
+    from facefit.imaging.faces import align_landmarks, template
     from facefit.pipeline.loop import _resize
 
     rng = np.random.default_rng(0)

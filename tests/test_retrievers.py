@@ -9,7 +9,7 @@ from facefit.errors import InputError
 from facefit.gallery.synthetic import clustered_faces
 from facefit.testing import RetrieverTests
 from facefit_plugins.retrievers import ExactRetriever, HnswRetriever
-from facefit_plugins.scann_retriever import ScannRetriever
+from facefit_plugins.retrievers.scann import ScannRetriever
 
 try:
     import scann  # noqa: F401

@@ -13,7 +13,7 @@ from facefit.errors import InputError, PluginError
 from facefit.gallery import EncoderInfo, GalleryIndex
 from facefit.gallery.synthetic import clustered_faces
 from facefit_plugins.retrievers import ExactRetriever
-from facefit_plugins.scann_retriever import ScannRetriever, _native_log_to
+from facefit_plugins.retrievers.scann import ScannRetriever, _native_log_to
 
 scann = pytest.importorskip(
     "scann", reason="ScaNN is not installed (pip install scann; Linux only)"
@@ -135,7 +135,7 @@ def test_an_assets_file_naming_other_files_is_refused(faces, tmp_path):
 
 def test_native_log_lines_go_to_logging_not_stderr(faces, capfd, caplog):
     r = ScannRetriever(64, train_at=500)
-    with caplog.at_level(logging.DEBUG, logger="facefit_plugins.scann_retriever"):
+    with caplog.at_level(logging.DEBUG, logger="facefit_plugins.retrievers.scann"):
         r.add(np.arange(1000), faces.vectors[:1000])
     assert "partition" not in capfd.readouterr().err.lower()
     assert any("trained on 1000 faces" in m for m in caplog.messages)

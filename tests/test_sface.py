@@ -13,8 +13,8 @@ import torch
 from onnx import TensorProto, helper
 
 from facefit.errors import InputError, WeightsNotFoundError
-from facefit.onnx_torch import OnnxGraphModule, UnsupportedOnnxError
-from facefit_plugins.sface import SFaceEncoder, load_sface_onnx, load_sface_torch
+from facefit.weights.onnx_torch import OnnxGraphModule, UnsupportedOnnxError
+from facefit_plugins.face_encoders.sface import SFaceEncoder, load_sface_onnx, load_sface_torch
 from tests.sface_helpers import write_tiny_sface
 
 
@@ -137,7 +137,7 @@ def test_real_sface_torch_parity_synthetic(real_pair):
 
 def test_real_sface_torch_parity_real_faces(real_pair, shared_data):
     from facefit import Registry
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     paths = sorted((shared_data / "celeba-subset" / "faces").glob("*.jpg"))[:8]
     paths += sorted((shared_data / "fs2k-train" / "sketch").glob("*.jpg"))[:4]

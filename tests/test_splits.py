@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facefit.errors import InputError
-from facefit.splits import (
+from facefit.datasets.splits import (
     CELEBA_DEV_FINGERPRINT,
     CELEBA_DEV_IDENTITIES,
     FS2K_CALIBRATION_FINGERPRINT,
@@ -21,6 +20,7 @@ from facefit.splits import (
     refuse_dev,
     split_by_person,
 )
+from facefit.errors import InputError
 
 
 def _made_up(n_pairs=600, n_identities=120):
@@ -103,8 +103,8 @@ def test_split_of_the_shared_data_is_the_one_fixed_in_code(shared_data):
 
 @pytest.mark.shared_data
 def test_no_development_person_in_any_training_data(shared_data):
-    from facefit.persons import load_persons
-    from facefit.splits import CELEBA_DIR, load_celeba_rows
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import CELEBA_DIR, load_celeba_rows
 
     persons = load_persons(shared_data)
     held = dev_persons(shared_data)

@@ -9,7 +9,7 @@ import pytest
 
 from facefit.errors import InputError, WeightsNotFoundError
 from facefit.testing import TextEncoderTests
-from facefit_plugins import minilm
+from facefit_plugins.text_encoders import minilm
 
 
 def _installed() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facefit.attributes import describe
+from facefit.datasets.attributes import describe
 from facefit.errors import InputError
 from facefit.text_agreement import (
     AttributeProbes,

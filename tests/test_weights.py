@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from facefit.cli import main
 from facefit.errors import WeightsNotFoundError
 from facefit.files import sha256_file
-from facefit.model_install import InstallError, install
 from facefit.weights import MODELS, ModelFile, cache_dir, find, resolve, verify
+from facefit.weights.install import InstallError, install
 
 
 @pytest.fixture

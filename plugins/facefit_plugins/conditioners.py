@@ -1,7 +1,7 @@
 """Conditioners ``sketch``, ``lq``, ``text`` and ``reference``: evidence → :class:`Condition`.
 
 Spatial evidence is expected framed like the generator's aligned crops (the
-5-point template of :mod:`facefit.faces` at any size); it is resized to
+5-point template of :mod:`facefit.imaging.faces` at any size); it is resized to
 ``image_size``. The text and identity conditioners take their encoder from the
 plugin registry by name (``encoder="minilm"``, ``encoder="sface"``) or as an
 instance, and load it on first use; pass ``registry=`` to use a registry other
@@ -35,7 +35,7 @@ class SketchConditioner(Conditioner):
 
     ``normalize`` brings scanned or photographed sketches to the training
     convention first (grey, dark on white, contrast stretched:
-    :func:`facefit.sketch.normalize_sketch`).
+    :func:`facefit.imaging.sketch.normalize_sketch`).
     """
 
     name: ClassVar[str] = "sketch"
@@ -50,7 +50,7 @@ class SketchConditioner(Conditioner):
 
     def encode(self, evidence: Evidence) -> Condition:
         from facefit.generator.conditions import sketch_tensor
-        from facefit.sketch import normalize_sketch, to_grey
+        from facefit.imaging.sketch import normalize_sketch, to_grey
 
         sketch = evidence.sketch
         grey = normalize_sketch(sketch) if self.normalize else to_grey(sketch, "evidence sketch")
@@ -140,7 +140,7 @@ class ReferenceConditioner(Conditioner):
 
     def aligned(self, face: np.ndarray) -> np.ndarray:
         """The face as an aligned ``(input_size, input_size, 3)`` crop for the encoder."""
-        from facefit.faces import FaceEmbedder, resize_aligned
+        from facefit.imaging.faces import FaceEmbedder, resize_aligned
 
         size = self.encoder.input_size
         height, width = face.shape[:2]

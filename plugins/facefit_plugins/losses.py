@@ -80,7 +80,7 @@ class IdentityLoss(Loss):
     @property
     def recognizer(self) -> Any:
         if isinstance(self._recognizer, str):
-            from facefit_plugins.sface import load_sface_torch
+            from facefit_plugins.face_encoders.sface import load_sface_torch
 
             self._recognizer = load_sface_torch()
         return self._recognizer

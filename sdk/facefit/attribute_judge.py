@@ -54,7 +54,7 @@ _HAIR_ALIASES = {"blond": "golden"}
 
 
 def judge_labels(attrs: Mapping[str, Any]) -> dict[str, str]:
-    """The judge's labels for structured attributes (:mod:`facefit.attributes`).
+    """The judge's labels for structured attributes (:mod:`facefit.datasets.attributes`).
 
     A head whose attribute is unknown, or outside its classes, is left out.
     """
@@ -203,7 +203,7 @@ class AttributeJudge:
 def judge_crops(faces: np.ndarray, crop_size: int, input_size: int) -> np.ndarray:
     """Aligned crops resampled to ``crop_size`` (the resolution every face is judged at),
     then to the encoder's ``input_size``."""
-    from facefit.faces import resize_aligned
+    from facefit.imaging.faces import resize_aligned
 
     out = [resize_aligned(resize_aligned(f, crop_size), input_size) for f in faces]
     return np.stack(out) if out else np.zeros((0, input_size, input_size, 3), np.uint8)

@@ -63,7 +63,7 @@ def _check_images(images: np.ndarray, size: int, what: str) -> np.ndarray:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
         raise InputError(
             f"{what}: expected aligned uint8 RGB faces of shape (N, {size}, {size}, 3), "
-            f"got {images.dtype} {images.shape}; align faces first (facefit.faces.align)"
+            f"got {images.dtype} {images.shape}; align faces first (facefit.imaging.faces.align)"
         )
     return images
 

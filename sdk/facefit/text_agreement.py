@@ -5,7 +5,7 @@ The loop scores each candidate against the evidence itself; for text that means
 image–text model, in two honest steps:
 
 1. :func:`parse_description` reads the attributes a description states, in the
-   vocabulary of :func:`facefit.attributes.describe` plus common synonyms
+   vocabulary of :func:`facefit.datasets.attributes.describe` plus common synonyms
    ("a smiling woman with blond hair" → gender female, smiling, hair golden).
    Words it does not know are ignored, never guessed.
 2. :class:`AttributeProbes` are logistic-regression probes on the identity
@@ -115,7 +115,7 @@ def parse_description(text: str) -> dict[str, Any]:
 
 
 def probe_labels(attrs: Mapping[str, Any]) -> dict[str, int]:
-    """Binary probe targets (1/0) from structured attributes (:mod:`facefit.attributes`
+    """Binary probe targets (1/0) from structured attributes (:mod:`facefit.datasets.attributes`
     keys or :func:`parse_description` keys); unknown attributes are left out."""
     labels: dict[str, int] = {}
     if attrs.get("gender") in ("male", "female"):

@@ -68,7 +68,7 @@ class Evidence:
     (a small or blurred camera frame); ``text`` a description in words;
     ``reference`` a face photo that stands for an identity (a gallery face or a
     candidate the investigator picked). Each image is a ``uint8`` array or the
-    path of an image file (read with :func:`facefit.images.load_image`; the path is
+    path of an image file (read with :func:`facefit.imaging.images.load_image`; the path is
     recorded in ``sources``). ``sources`` maps a modality to the file it came
     from, for provenance.
 
@@ -128,7 +128,7 @@ class Evidence:
         for modality, what in whats.items():
             value = getattr(self, modality)
             if _is_path(value):
-                from facefit.images import load_image
+                from facefit.imaging.images import load_image
 
                 sources.setdefault(modality, os.fspath(value))
                 value = load_image(value)
@@ -143,7 +143,7 @@ class Evidence:
             for n, value in enumerate(values, start=2):
                 key = f"{modality}.{n}"
                 if _is_path(value):
-                    from facefit.images import load_image
+                    from facefit.imaging.images import load_image
 
                     sources.setdefault(key, os.fspath(value))
                     value = load_image(value)

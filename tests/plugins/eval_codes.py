@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from facefit import hookimpl
-from facefit.faces import TEMPLATE_112
+from facefit.imaging.faces import TEMPLATE_112
 from facefit.interfaces import Detection, FaceDetector, FaceEncoder
 
 DIM = 32

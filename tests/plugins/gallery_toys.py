@@ -8,7 +8,7 @@ images sharing a coarse pattern (one per identity) embed close together.
 import numpy as np
 
 from facefit import hookimpl
-from facefit.faces import FRAMED_LANDMARKS
+from facefit.imaging.faces import FRAMED_LANDMARKS
 from facefit.interfaces import Detection, FaceDetector, FaceEncoder
 
 

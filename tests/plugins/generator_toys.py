@@ -52,7 +52,7 @@ class FixedLandmarks(FaceDetector):
     name = "fixed-landmarks"
 
     def detect(self, image):
-        from facefit.faces import template
+        from facefit.imaging.faces import template
 
         h, w = image.shape[:2]
         side = min(h, w)

@@ -11,7 +11,7 @@ is the generator's reference identity; a generator that takes a reference image
 FS2K styles (the domain condition), optionally with free-text prompts as text
 evidence. ``TrainingPhotos(data_dir)`` is the source for matcher training: every
 photo of the CelebA training identities and the FS2K training pairs
-(:mod:`facefit.splits`); development and calibration photos are refused. Each sketch is embedded again and dropped when its cosine to the mugshot
+(:mod:`facefit.datasets.splits`); development and calibration photos are refused. Each sketch is embedded again and dropped when its cosine to the mugshot
 is below ``min_identity_cosine``. The output folder is in FS2K format
 (``photo/``, ``sketch/``, ``annotations.json``) with a ``manifest.json`` of
 provenance; work is committed shard by shard, so an interrupted job resumes, on

@@ -11,7 +11,7 @@ Three sources of files, read the way ``facefit gallery build`` reads them:
 
 And the photos the sketch matcher trains on, from a data folder
 (:class:`TrainingPhotos`: the CelebA training identities and the FS2K training
-pairs of :mod:`facefit.splits`). With a data folder known, every mugshot is checked
+pairs of :mod:`facefit.datasets.splits`). With a data folder known, every mugshot is checked
 against what it holds out (:class:`HeldOut`, :func:`refuse_held_out`).
 
 Every mugshot gets a *key*: its path relative to the input folder (for a gallery,
@@ -151,8 +151,8 @@ def _gallery_faces(path: Path, registry: Any) -> list[tuple[Path, str, str]]:
 
 TRAINING_SOURCES = ("celeba-train", "fs2k-train")
 """``celeba-train``: every photo of the CelebA training identities
-(:func:`facefit.splits.celeba_split` ``.train``); ``fs2k-train``: the FS2K photos the
-matcher trains on (:func:`facefit.splits.fs2k_training`: no development pair, no
+(:func:`facefit.datasets.splits.celeba_split` ``.train``); ``fs2k-train``: the FS2K photos the
+matcher trains on (:func:`facefit.datasets.splits.fs2k_training`: no development pair, no
 calibration pair)."""
 
 
@@ -181,8 +181,8 @@ class TrainingPhotos:
         object.__setattr__(self, "sources", names)
 
     def mugshots(self) -> list[Mugshot]:
-        """The photos, sorted by (identity, key); the split is read from ``facefit.splits``."""
-        from facefit import splits
+        """The photos, sorted by (identity, key); the split is read from ``facefit.datasets.splits``."""
+        from facefit.datasets import splits
 
         root = self.data_dir.resolve()
         if not root.is_dir():
@@ -202,7 +202,7 @@ class TrainingPhotos:
 
     def describe(self) -> dict[str, Any]:
         """The source as the job description records it (with the split's fingerprints)."""
-        from facefit import splits
+        from facefit.datasets import splits
 
         root = self.data_dir.resolve()
         split: dict[str, str] = {}
@@ -231,7 +231,7 @@ class HeldOut:
     @classmethod
     def of(cls, data_dir: str | os.PathLike[str]) -> HeldOut:
         """The held-out items of a data folder (whichever of FS2K and CelebA it has)."""
-        from facefit import splits
+        from facefit.datasets import splits
 
         root = Path(data_dir)
         if not root.is_dir():
@@ -266,7 +266,7 @@ def refuse_held_out(mugshots: list[Mugshot], held: HeldOut) -> None:
     """Raise :class:`InputError` when any mugshot is a development or calibration item.
 
     Synthetic sketches train the matcher, so drawing them from a held-out photo
-    would leak it into training (:mod:`facefit.splits`).
+    would leak it into training (:mod:`facefit.datasets.splits`).
     """
     bad = [(m, why) for m in mugshots if (why := held.reason(m)) is not None]
     if bad:

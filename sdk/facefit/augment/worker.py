@@ -130,8 +130,8 @@ def sketch_for_encoder(sketches: np.ndarray, size: int) -> np.ndarray:
     The generator's crops use the encoder's 5-point template scaled to ``S``, so a
     plain resize gives the encoder's aligned crop.
     """
-    from facefit.faces import resize_aligned
-    from facefit.sketch import to_grey
+    from facefit.imaging.faces import resize_aligned
+    from facefit.imaging.sketch import to_grey
 
     out = np.empty((len(sketches), size, size, 3), np.uint8)
     for i, sketch in enumerate(sketches):
@@ -169,8 +169,8 @@ class ShardRunner:
         import torch
 
         from facefit.devices import resolve_device
-        from facefit.faces import FaceEmbedder
         from facefit.generator.loading import load_generator
+        from facefit.imaging.faces import FaceEmbedder
 
         if registry is None:
             from facefit.registry import Registry
@@ -263,8 +263,8 @@ class ShardRunner:
     # -- faces ----------------------------------------------------------------------------
 
     def _faces(self, shard: Shard, skipped: list[dict[str, str]]) -> list[_Face]:
-        from facefit.faces import align_landmarks
-        from facefit.images import load_image
+        from facefit.imaging.faces import align_landmarks
+        from facefit.imaging.images import load_image
 
         found = []
         for mugshot in shard.mugshots:

@@ -175,7 +175,7 @@ def eval_command(
     """Evaluate identification on BENCHMARKS (manifest JSON, FS2K or CelebA folders).
 
     With --split dev, BENCHMARKS is the data folder (default $FACEFIT_SHARED_DATA) and
-    its development split (facefit.splits) is evaluated: FS2K sketch/low-quality/text
+    its development split (facefit.datasets.splits) is evaluated: FS2K sketch/low-quality/text
     probes against its photos, CelebA photos against each identity's first photo.
     """
     from facefit.evaluation import create_modes, evaluate, write_report

@@ -142,7 +142,7 @@ def _registry(ctx: click.Context) -> Any:
 
 
 def _embedder(registry: Any, detector: str, encoder: str, sketch_fallback: bool) -> Any:
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     return FaceEmbedder.from_registry(
         registry, detector=detector, encoder=encoder, sketch_fallback=sketch_fallback

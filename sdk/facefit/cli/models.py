@@ -38,7 +38,7 @@ def install_command(
     """
     from facefit.matcher.files import MATCHER_NAME
     from facefit.matcher.shipped import install_shipped
-    from facefit.model_install import install
+    from facefit.weights.install import install
 
     files = [n for n in names if n != MATCHER_NAME]
     if files or not names:

@@ -60,8 +60,8 @@ def run(
     benchmark: int | None,
 ) -> None:
     """Train the generator described by CONFIG (a TOML file); resumes automatically."""
-    from facefit.generator.train import Trainer, load_train_config, seconds_per_step
-    from facefit.generator.train import train as run_training
+    from facefit.generator.training.trainer import Trainer, load_train_config, seconds_per_step
+    from facefit.generator.training.trainer import train as run_training
 
     cfg = load_train_config(config, pack=pack, steps=steps, out=out, device=device, threads=threads)
     if benchmark:
@@ -109,7 +109,7 @@ def export(config: str, checkpoint: str | None, target: str, force: bool) -> Non
     from pathlib import Path
 
     from facefit.errors import InputError
-    from facefit.generator.train import Trainer, load_train_config
+    from facefit.generator.training.trainer import Trainer, load_train_config
 
     out = Path(target)
     if out.exists() and not force:
@@ -152,7 +152,7 @@ def export(config: str, checkpoint: str | None, target: str, force: bool) -> Non
 @click.option("--limit", type=int, help="At most this many items per source (quick trials).")
 def pack(data_dir: str, out: str, size: int, sources: tuple[str, ...], limit: int | None) -> None:
     """Build the training pack from DATA, leaving out the development split."""
-    from facefit.generator.pack import build_pack
+    from facefit.generator.training.pack import build_pack
 
     built = build_pack(
         data_dir, out, image_size=size, sources=sources or ("fs2k", "celeba"), limit=limit

@@ -72,7 +72,7 @@ def contact_sheet(
     """The first probes of each probe set for one mode; None when nothing to show."""
     from PIL import Image
 
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     results = [
         r for r in run.results if r.benchmark == benchmark and r.mode == mode and r.status == "ok"

@@ -21,7 +21,7 @@ import numpy as np
 
 from facefit.errors import InputError
 from facefit.evaluation.manifest import Manifest
-from facefit.faces import FaceEmbedder
+from facefit.imaging.faces import FaceEmbedder
 
 if TYPE_CHECKING:
     from facefit.gallery import GalleryIndex

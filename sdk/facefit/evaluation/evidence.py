@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefit.evaluation.manifest import Manifest, Probe
-from facefit.faces import FaceEmbedder, resize_aligned
-from facefit.images import load_image
+from facefit.imaging.faces import FaceEmbedder, resize_aligned
+from facefit.imaging.images import load_image
 from facefit.types import Evidence
 
 __all__ = ["ALIGN_SIZE", "LoadedProbe", "load_probe", "low_quality_copy", "resize_aligned"]
@@ -38,11 +38,11 @@ class LoadedProbe:
 def low_quality_copy(aligned: np.ndarray, size: int) -> np.ndarray:
     """An aligned crop reduced to ``size``×``size`` by area averaging, nothing else.
 
-    The benchmark protocol is the plain reduction (:func:`facefit.degrade.downscale`,
+    The benchmark protocol is the plain reduction (:func:`facefit.imaging.degrade.downscale`,
     the primitive training degradations build on) without the blur, noise and JPEG
     that training draws at random, so a benchmark number never moves with them.
     """
-    from facefit.degrade import downscale
+    from facefit.imaging.degrade import downscale
 
     return downscale(aligned, size)
 

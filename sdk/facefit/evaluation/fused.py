@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facefit.degrade import normalize_lq
 from facefit.errors import FacefitError, InputError
 from facefit.evaluation.modes import DirectMode, EvalContext, ProbeOutcome
 from facefit.fusion.model import TEXT_SCORER, encoder_id, lq_id
+from facefit.imaging.degrade import normalize_lq
 
 if TYPE_CHECKING:
     from facefit.evaluation.evidence import LoadedProbe

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facefit.errors import FacefitError
-from facefit.faces import FaceEmbedder, resize_aligned
+from facefit.imaging.faces import FaceEmbedder, resize_aligned
 
 __all__ = ["DEFAULT_GRADERS", "IdentityGrader", "make_grader"]
 

@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from facefit.degrade import normalize_lq
 from facefit.errors import FacefitError, InputError
 from facefit.evaluation.enrolment import EnrolledGallery, enrol
 from facefit.evaluation.evidence import LoadedProbe
 from facefit.evaluation.grading import DEFAULT_GRADERS, IdentityGrader, make_grader
 from facefit.evaluation.manifest import Manifest, Probe
-from facefit.faces import FaceEmbedder
-from facefit.images import load_image
+from facefit.imaging.degrade import normalize_lq
+from facefit.imaging.faces import FaceEmbedder
+from facefit.imaging.images import load_image
 from facefit.types import Evidence, Result
 
 if TYPE_CHECKING:

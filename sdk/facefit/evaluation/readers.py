@@ -16,7 +16,7 @@ A probe set is named by its parts joined with ``+``: ``sketch``, ``photo``, ``te
 and ``lq8`` / ``lq16`` / ``lq32`` (a low-quality copy made from the true photo at
 that size, the IdentiFace protocol; marked as made in the manifest and the report),
 e.g. ``sketch+text+lq8``. :func:`dev_benchmarks` builds the development split
-fixed in :mod:`facefit.splits`, with the persons of :mod:`facefit.persons`.
+fixed in :mod:`facefit.datasets.splits`, with the persons of :mod:`facefit.datasets.persons`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ CELEBA_PROBE_SETS = ("photo",)
 """What :func:`read_celeba` makes by default."""
 PARTS = ("sketch", "photo", "text", *(f"lq{s}" for s in LQ_SIZES))
 
-# The six ITA skin-tone words of facefit.attributes (Chardon et al. 1991) merged into
+# The six ITA skin-tone words of facefit.datasets.attributes (Chardon et al. 1991) merged into
 # three bins, so that a 200-probe split keeps enough probes per bin for a rank-1
 # interval that means something.
 SKIN_TONE_BINS = {
@@ -109,8 +109,8 @@ def _fs2k_details(folder: Path, pair: Mapping[str, Any], text: bool) -> tuple[di
     FS2K's ``skin_color`` is the pixel where skin was sampled, so both need the photo.
     The skin tone is the *apparent* one under the photo's lighting, not a skin type.
     """
-    from facefit.attributes import fs2k_attributes, fs2k_sentence
-    from facefit.images import load_image
+    from facefit.datasets.attributes import fs2k_attributes, fs2k_sentence
+    from facefit.imaging.images import load_image
 
     photo = load_image(folder / pair["photo"]) if (folder / pair["photo"]).is_file() else None
     attrs = fs2k_attributes(pair, photo)
@@ -242,7 +242,7 @@ def _celeba_groups(rows: Sequence[Mapping[str, str]]) -> dict[str, str]:
 def _celeba_text(row: Mapping[str, str]) -> str | None:
     if row.get("has_attrs") != "1":
         return None
-    from facefit.attributes import celeba_sentence
+    from facefit.datasets.attributes import celeba_sentence
 
     return celeba_sentence(row)
 
@@ -374,8 +374,8 @@ def dev_benchmarks(
 ) -> list[Manifest]:
     """The development split of a data folder (``fs2k-train/``, ``celeba-subset/``).
 
-    Which items are held out is decided by :mod:`facefit.splits` alone. Every pair and
-    identity gets its person from :func:`facefit.persons.load_persons` (the committed
+    Which items are held out is decided by :mod:`facefit.datasets.splits` alone. Every pair and
+    identity gets its person from :func:`facefit.datasets.persons.load_persons` (the committed
     grouping, checked against the data), so the harness reports person level too; each
     benchmark carries its split's fingerprint. With
     ``large_gallery``, a third benchmark ``fs2k-dev-large-gallery`` matches the same
@@ -383,8 +383,8 @@ def dev_benchmarks(
     a gallery the size of FS2K's test set, so rank-1 can be compared with figures
     measured there. Only the training *photos* are used, never their sketches.
     """
-    from facefit import splits
-    from facefit.persons import load_persons
+    from facefit.datasets import splits
+    from facefit.datasets.persons import load_persons
 
     data_dir = Path(data_dir)
     persons = load_persons(data_dir)

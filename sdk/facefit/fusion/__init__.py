@@ -17,7 +17,7 @@ Every gallery identity ``j`` gets one score per *source* of evidence:
 :class:`FusionModel` holds one :class:`Profile` per combination of sources (and the
 encoder each was scored with). A profile is a logistic model of "identity ``j`` shows
 the source person" fitted on pairs of the calibration slice
-(:func:`facefit.splits.fs2k_calibration`, never the development split):
+(:func:`facefit.datasets.splits.fs2k_calibration`, never the development split):
 
 - the **raw fused score** ``s_j = Σ w_k x_jk`` ranks the identities;
 - the **likelihood ratio** ``LR_j = exp(s_j + c)`` (``c`` is the fitted intercept less

@@ -1,6 +1,6 @@
 """Fit fusion weights and calibration on the calibration slice (``facefit fusion fit``).
 
-The slice is :func:`facefit.splits.fs2k_calibration`: FS2K training pairs of persons
+The slice is :func:`facefit.datasets.splits.fs2k_calibration`: FS2K training pairs of persons
 that no model trains on and that are never in the development split. Its 100
 photos are the gallery; each probe set (``sketch``, ``sketch+lq8``, …) becomes probes
 exactly as the eval harness makes them (:mod:`facefit.evaluation`), so the scores
@@ -41,14 +41,16 @@ is part of its profile, :func:`facefit.fusion.model.lq_id`)."""
 
 def calibration_manifest(data_dir: str | Path, probe_sets: Sequence[str]) -> Any:
     """The calibration slice as an eval manifest: its photos are the gallery."""
-    from facefit import splits
+    from facefit.datasets import splits
+    from facefit.datasets.persons import load_persons
     from facefit.evaluation.readers import read_fs2k
-    from facefit.persons import load_persons
 
     data_dir = Path(data_dir)
     ids = splits.fs2k_calibration(data_dir)
     if not ids:
-        raise InputError(f"{data_dir}: no calibration slice (facefit.splits.fs2k_calibration)")
+        raise InputError(
+            f"{data_dir}: no calibration slice (facefit.datasets.splits.fs2k_calibration)"
+        )
     overlap = set(ids) & set(splits.fs2k_split(data_dir).dev)
     if overlap:  # cannot happen by construction; checked because it must never happen
         raise InputError(f"calibration slice overlaps the development split: {sorted(overlap)[:3]}")

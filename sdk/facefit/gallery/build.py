@@ -23,8 +23,8 @@ from facefit.files import open_regular, sha256_file
 from facefit.gallery.errors import GalleryError
 
 if TYPE_CHECKING:
-    from facefit.faces import FaceEmbedder
     from facefit.gallery.index import GalleryIndex
+    from facefit.imaging.faces import FaceEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -273,9 +273,9 @@ def open_or_build(
     error, never overwritten. If another process saves a gallery at ``path`` while
     this one builds, that one is opened instead.
     """
-    from facefit.faces import FaceEmbedder
     from facefit.gallery.index import GalleryIndex
     from facefit.gallery.manifest import MANIFEST_NAME
+    from facefit.imaging.faces import FaceEmbedder
 
     path = Path(path)
     if registry is None:

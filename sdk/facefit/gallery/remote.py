@@ -3,7 +3,7 @@
 A retriever plugin that subclasses :class:`~facefit.interfaces.DatabaseRetriever`
 (``keeps_records``) keeps a whole gallery —
 vectors, identities, provenance and the gallery's description — in a database:
-``milvus`` does, in a Milvus collection (``facefit_plugins.milvus_retriever``). Such
+``milvus`` does, in a Milvus collection (``facefit_plugins.retrievers.milvus``). Such
 a gallery has a URL whose scheme is the plugin's name (``milvus://host:19530/mugshots``,
 ``milvus:faces.db/mugshots``), no local files and no index to rebuild. Opening it reads
 the identities and provenance of its faces into memory (what ranking by identity

@@ -62,7 +62,11 @@ def model_card(
             if key in training:
                 lines.append(f"- {key.replace('_', ' ')}: {training[key]}")
         if sources:
-            lines += ["", "Data (the development split in `facefit.splits` was held out):", ""]
+            lines += [
+                "",
+                "Data (the development split in `facefit.datasets.splits` was held out):",
+                "",
+            ]
             lines += [f"- {DATA_TERMS.get(s, s)}" for s in sources]
     else:
         lines.append("Untrained or trained outside `facefit train`: no record.")

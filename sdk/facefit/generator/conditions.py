@@ -1,7 +1,7 @@
 """Evidence as the generator's tensors, identical in training and at sampling time.
 
 The conditioners (:mod:`facefit_plugins.conditioners`) and the training batches
-(:mod:`facefit.generator.data`) both go through the converters here, so a sketch or
+(:mod:`facefit.generator.training.data`) both go through the converters here, so a sketch or
 a low-quality image reaches the network the same way whether it came from a
 witness or from the training pack. :class:`ConditionTensors` is the batched form
 the model consumes: one value tensor and one presence flag per modality, plus the
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facefit.errors import InputError
-from facefit.sketch import to_grey
+from facefit.imaging.sketch import to_grey
 from facefit.types import MODALITIES, Condition
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from facefit.generator.conditions import (
 from facefit.types import Condition
 
 if TYPE_CHECKING:
-    from facefit.generator.data import TrainingPack
+    from facefit.generator.training.data import TrainingPack
 
 GRID_LQ_SIZE = 16
 

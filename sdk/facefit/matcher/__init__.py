@@ -8,7 +8,7 @@ Modules: :mod:`~facefit.matcher.data` (training pairs, aligned crops),
 :mod:`~facefit.matcher.model` (SFace split into a frozen trunk and a trainable tail),
 :mod:`~facefit.matcher.train` (the AdaFace fine-tuning), :mod:`~facefit.matcher.files`
 (the saved directory: ONNX, safetensors, config, card). The face encoder is the
-``sketch-matcher`` plugin (:mod:`facefit_plugins.matcher`); ``facefit train-matcher`` is
+``sketch-matcher`` plugin (:mod:`facefit_plugins.face_encoders.matcher`); ``facefit train-matcher`` is
 the command. See ``docs/matcher.md``.
 """
 

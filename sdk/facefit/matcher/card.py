@@ -60,7 +60,7 @@ def model_card(config: dict[str, Any]) -> str:
         f"- {data.get('train_pairs', '?')} training pairs in {data.get('classes', '?')} "
         f"classes (one per {data.get('classes_are', 'identity')}); "
         f"{data.get('val_pairs', 0)} FS2K training pairs held out to choose the "
-        "epoch; the development split of `facefit.splits` is never read",
+        "epoch; the development split of `facefit.datasets.splits` is never read",
         f"- {training.get('epochs', '?')} epochs ({training.get('steps', '?')} steps), "
         f"chosen epoch {training.get('best_epoch', '?')}; "
         f"{training.get('seconds', 0):.0f} s on {training.get('device', '?')}",

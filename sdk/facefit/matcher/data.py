@@ -3,8 +3,8 @@
 Two kinds of sources, both *photo + sketch of the same person* pairs:
 
 - the FS2K training split of a data folder (:func:`fs2k_training_pairs`): the pairs
-  :func:`facefit.splits.fs2k_training` gives — the development and calibration pairs
-  are never read — each with its person from :func:`facefit.persons.load_persons` (FS2K
+  :func:`facefit.datasets.splits.fs2k_training` gives — the development and calibration pairs
+  are never read — each with its person from :func:`facefit.datasets.persons.load_persons` (FS2K
   labels every photo as its own identity, but many show the same celebrity);
 - FS2K-format folders of synthetic sketches (:func:`synthetic_pairs`), as ``facefit
   augment`` writes them: ``annotations.json`` listing ``id``, ``photo``, ``sketch`` (paths
@@ -76,7 +76,7 @@ class Pair:
     aligned: bool = False
     """True when both images are already aligned square crops (resized, not detected)."""
     person: str | None = None
-    """The person shown (:mod:`facefit.persons`), when known: it may span identities."""
+    """The person shown (:mod:`facefit.datasets.persons`), when known: it may span identities."""
     gender: str | None = None
     """``"female"`` or ``"male"`` where the data says (FS2K's annotation), else None:
     for group-balanced sampling and per-group validation."""
@@ -125,18 +125,18 @@ def default_cache_dir() -> Path:
 
 
 def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]:
-    """The FS2K pairs models may train on (:func:`facefit.splits.fs2k_training`).
+    """The FS2K pairs models may train on (:func:`facefit.datasets.splits.fs2k_training`).
 
-    Each pair's ``person`` comes from ``persons`` (a :class:`facefit.persons.Persons`;
-    default: :func:`facefit.persons.load_persons` of ``data_dir``, which refuses data
+    Each pair's ``person`` comes from ``persons`` (a :class:`facefit.datasets.persons.Persons`;
+    default: :func:`facefit.datasets.persons.load_persons` of ``data_dir``, which refuses data
     the grouping was not made from).
     """
-    from facefit.attributes import fs2k_attributes
-    from facefit.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations
+    from facefit.datasets.attributes import fs2k_attributes
+    from facefit.datasets.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations
 
     data_dir = Path(data_dir)
     if persons is None:
-        from facefit.persons import load_persons
+        from facefit.datasets.persons import load_persons
 
         persons = load_persons(data_dir)
     folder = data_dir / FS2K_DIR
@@ -162,7 +162,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
 class SourcePersons:
     """The persons of synthetic entries made from the data folder's own photos.
 
-    ``persons`` is a :class:`facefit.persons.Persons`; ``celeba_identities`` maps a CelebA
+    ``persons`` is a :class:`facefit.datasets.persons.Persons`; ``celeba_identities`` maps a CelebA
     image file name to its identity; ``fs2k_ids`` are the FS2K pair ids.
     """
 
@@ -184,7 +184,12 @@ class SourcePersons:
 
 def source_persons(data_dir: str | Path, persons: Any) -> SourcePersons:
     """:class:`SourcePersons` for the FS2K pairs and CelebA images of ``data_dir``."""
-    from facefit.splits import CELEBA_DIR, FS2K_DIR, load_celeba_rows, load_fs2k_annotations
+    from facefit.datasets.splits import (
+        CELEBA_DIR,
+        FS2K_DIR,
+        load_celeba_rows,
+        load_fs2k_annotations,
+    )
 
     data_dir = Path(data_dir)
     celeba: dict[str, str] = {}
@@ -229,7 +234,7 @@ def dev_exclusions(data_dir: str | Path | None) -> DevExclusions:
     split, and the FS2K calibration slice, which no model trains on either."""
     if data_dir is None:
         return DevExclusions()
-    from facefit.splits import (
+    from facefit.datasets.splits import (
         CELEBA_DIR,
         FS2K_DIR,
         celeba_split,
@@ -355,10 +360,10 @@ def celeba_photo_pairs(
 
     Used to watch what fine-tuning does to photo-to-photo matching (the gallery side of
     the shared network); ``photo`` and ``sketch`` are the identity's first two images by
-    file name. The development identities of :func:`facefit.splits.celeba_split` are
+    file name. The development identities of :func:`facefit.datasets.splits.celeba_split` are
     never read, nor the identities in ``exclude`` (those a run trains on).
     """
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.datasets.splits import CELEBA_DIR, celeba_split, load_celeba_rows
 
     data_dir = Path(data_dir)
     identity_of = {r["image"]: r["celeba_identity"] for r in load_celeba_rows(data_dir)}
@@ -382,7 +387,7 @@ def trained_celeba_identities(
 
     The photo check must not watch people the run trains on, under any of their names.
     """
-    from facefit.splits import load_celeba_rows
+    from facefit.datasets.splits import load_celeba_rows
 
     if persons is None:
         return set()
@@ -437,14 +442,14 @@ def align_pairs(
 ) -> AlignedPairs:
     """Detect and align every pair as the evaluation harness does; cached in ``cache_dir``.
 
-    ``embedder`` is a :class:`facefit.faces.FaceEmbedder` (only its detector is used).
+    ``embedder`` is a :class:`facefit.imaging.faces.FaceEmbedder` (only its detector is used).
     ``sketch_fallback=False`` treats the second image as a photo too (no face: the pair
     is skipped), for photo–photo pairs.
     """
     from tqdm import tqdm
 
-    from facefit.faces import NoFaceError
-    from facefit.images import load_image
+    from facefit.imaging.faces import NoFaceError
+    from facefit.imaging.images import load_image
 
     size = embedder.encoder.input_size
     cache_file = None

@@ -10,7 +10,7 @@
 
 :func:`load_matcher_onnx` gives the ONNX model for ONNX Runtime, and
 :func:`load_matcher_torch` a differentiable ``torch.nn.Module``
-(:class:`facefit.onnx_torch.OnnxGraphModule` of the graph with the safetensors weights).
+(:class:`facefit.weights.onnx_torch.OnnxGraphModule` of the graph with the safetensors weights).
 :func:`resolve_matcher_dir` finds the directory the way :mod:`facefit.weights` finds
 model files: explicit path → pipeline config ``[weights]`` → ``FACEFIT_SKETCH_MATCHER_PATH``
 → ``$FACEFIT_HOME/models/sketch-matcher``, which is built from the matcher the package
@@ -183,7 +183,7 @@ def load_matcher_torch(
     from onnx import numpy_helper
 
     from facefit.matcher.model import load_base, with_weights
-    from facefit.onnx_torch import OnnxGraphModule
+    from facefit.weights.onnx_torch import OnnxGraphModule
 
     weights = load_weights(directory)
     if structure is None:

@@ -12,7 +12,7 @@ by writing the new weights into that graph:
 - :func:`with_weights` — the full graph with some initializers replaced: the export.
 
 The same split works on any single-input, single-output graph made of the operators
-of :mod:`facefit.onnx_torch` whose tail does not reach back before the split (no skip
+of :mod:`facefit.weights.onnx_torch` whose tail does not reach back before the split (no skip
 connection across it); anything else is refused with the reason.
 """
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facefit.errors import InputError
-from facefit.onnx_graphs import batchable
+from facefit.weights.onnx_graphs import batchable
 
 __all__ = [
     "DEFAULT_SPLIT",
@@ -73,7 +73,7 @@ def _input_name(model: Any) -> str:
 def load_base(path: str | Path | None = None) -> Any:
     """The base SFace ONNX model (``facefit.weights.resolve("sface", path)``), batchable.
 
-    As :func:`facefit_plugins.sface.load_sface_onnx`: weights are removed from the graph
+    As :func:`facefit_plugins.face_encoders.sface.load_sface_onnx`: weights are removed from the graph
     inputs and the batch dimension becomes ``N``; the file is not changed.
     """
     import onnx
@@ -190,7 +190,7 @@ class GraphTail(nn.Module):
         super().__init__()
         from onnx import numpy_helper
 
-        from facefit.onnx_torch import OPS, SUPPORTED_OPS
+        from facefit.weights.onnx_torch import OPS, SUPPORTED_OPS
 
         nodes = graph_nodes_after(model, split)
         unsupported = sorted({n.op_type for n in nodes} - set(OPS))

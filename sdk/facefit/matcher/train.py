@@ -1,11 +1,11 @@
 """Fine-tuning SFace into a sketch-to-mugshot matcher with AdaFace's adaptive margin.
 
 FS2K has one photo and one artist's sketch per pair, and several pairs may show one
-person (:mod:`facefit.persons`); each training *person* is one class whose *proxy* is the
+person (:mod:`facefit.datasets.persons`); each training *person* is one class whose *proxy* is the
 mean SFace embedding of its photos (and their mirror images), so two pairs of one person
 are never each other's negatives (``classes="pair"`` gives every pair its own class, as
 before, for comparison). Sketches are classified against all proxies by AdaFace's head
-(:func:`facefit_plugins.adaface.adaface_loss`, via the registry's ``adaface`` loss):
+(:func:`facefit_plugins.face_encoders.adaface.adaface_loss`, via the registry's ``adaface`` loss):
 each is pulled to its photo's proxy and away from the others, with a margin AdaFace sets
 from its feature norm (faint, low-quality drawings get a gentler one). The proxies stay
 fixed by default — they are the gallery's own embeddings before training — and
@@ -736,17 +736,17 @@ def train_matcher(
     """Train a sketch matcher and write it to ``out`` (see :mod:`facefit.matcher.files`).
 
     ``data_dir`` is the shared data folder (its FS2K training split is used; the
-    development split never is; persons come from :func:`facefit.persons.load_persons`,
+    development split never is; persons come from :func:`facefit.datasets.persons.load_persons`,
     which refuses a folder the grouping was not made from); ``synthetic`` lists FS2K-format folders of synthetic
     sketches (their development-split entries are dropped). At least one source is needed.
     ``base_weights`` is the SFace ONNX file (default: resolved like the ``sface`` plugin's).
     """
-    from facefit.faces import FaceEmbedder
+    from facefit.datasets.persons import load_persons
+    from facefit.imaging.faces import FaceEmbedder
     from facefit.matcher.card import model_card
     from facefit.matcher.data import default_cache_dir
     from facefit.matcher.files import export_onnx, save_matcher
     from facefit.matcher.model import load_base
-    from facefit.persons import load_persons
     from facefit.weights import resolve
 
     settings = settings or TrainSettings()
@@ -788,7 +788,7 @@ def train_matcher(
         data_notes={
             "sources": sources,
             "persons_from": (
-                "facefit.persons (the committed grouping)" if persons is not None else None
+                "facefit.datasets.persons (the committed grouping)" if persons is not None else None
             ),
             "detector": detector,
             "photo_check": (

@@ -67,8 +67,8 @@ def _open_gallery(gallery: Any, encoder: Any, registry: Any) -> Any:
 
 def build_components(config: PipelineConfig, registry: Any, gallery: Any = None) -> Components:
     """Create every part named by ``config`` (plugin names are checked first)."""
-    from facefit.faces import FaceEmbedder
     from facefit.generator.loading import load_generator, resolve_model_dir
+    from facefit.imaging.faces import FaceEmbedder
 
     validate(config, registry)
     settings = config.settings

@@ -49,7 +49,7 @@ def demo_probes() -> list[Any]:
 def demo_gallery(encoder: Any, registry: Any = None) -> Any:
     """The bundled gallery, embedded with ``encoder`` (its crops are aligned already)."""
     from facefit.gallery import GalleryIndex
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
     from facefit.pipeline.loop import _resize
 
     listing = json.loads((DEMO_DATA / "gallery.json").read_text(encoding="utf-8"))["identities"]

@@ -56,7 +56,7 @@ def _all_identity_scores(
 
 def _crop(embedder: Any, image: np.ndarray, check: Any, modality: str) -> np.ndarray:
     """The image aligned at the encoder's size, as the evidence check decided to use it."""
-    from facefit.degrade import normalize_lq
+    from facefit.imaging.degrade import normalize_lq
 
     size = embedder.encoder.input_size
     if modality == "lq" and check is not None and check.use in ("aligned", "as given"):
@@ -98,7 +98,7 @@ def direct_scores(
     ``images`` maps ``"sketch"`` / ``"lq"`` to ``(image, evidence check)`` pairs;
     ``encoder`` made ``gallery``; ``sketch_encoder`` made ``sketch_gallery``.
     """
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     scores: dict[str, dict[str, float]] = {}
     encoders: dict[str, str] = {}

@@ -1,13 +1,13 @@
 """Evidence judged and framed like the generator's crops, or refused.
 
-The generator works on aligned crops (the 5-point template of :mod:`facefit.faces`
+The generator works on aligned crops (the 5-point template of :mod:`facefit.imaging.faces`
 at its ``image_size``). A witness's sketch and a camera frame arrive unframed, so
 they are aligned here once per probe, and the same aligned copies are used twice:
 as the generator's conditions and as what every candidate is checked against.
 
 Every image gets a verdict (:class:`EvidenceCheck`) before anything is generated,
 made with the face checks ``facefit gallery search`` uses
-(:meth:`facefit.faces.FaceEmbedder.locate`: the detector, then for a sketch a
+(:meth:`facefit.imaging.faces.FaceEmbedder.locate`: the detector, then for a sketch a
 blurred copy):
 
 - **detected** — a face was found (its detector score is kept) and the image is
@@ -16,7 +16,7 @@ blurred copy):
   (within :data:`ALIGNED_TOLERANCE`) is used as it is;
 - **as given** — no usable face, and the caller allowed that modality
   (``Evidence(allow_no_face=…)``, ``facefit generate --allow-no-face``): a sketch is
-  framed by the framed-drawing fallback (:data:`~facefit.faces.FRAMED_LANDMARKS`), a
+  framed by the framed-drawing fallback (:data:`~facefit.imaging.faces.FRAMED_LANDMARKS`), a
   small square low-quality image or a square reference is taken as an aligned crop.
   Such a use is flagged in the notes (``CAUTION``), ``result.json``, the contact
   sheet and provenance;
@@ -149,7 +149,7 @@ class PreparedEvidence:
 
 def _looks_framed(grey: np.ndarray) -> str | None:
     """Why a drawing does not look like a framed portrait, or None if it does."""
-    from facefit.sketch import normalize_sketch
+    from facefit.imaging.sketch import normalize_sketch
 
     height, width = grey.shape
     aspect = height / width
@@ -179,22 +179,22 @@ def _usable_at_all(image: np.ndarray, modality: str, source: str, what: str) -> 
 
 def _finder(detector: Any) -> Any:
     """The face checks of ``facefit gallery search`` around ``detector`` (locate only)."""
-    from facefit.faces import FaceEmbedder
+    from facefit.imaging.faces import FaceEmbedder
 
     return FaceEmbedder(detector, encoder=None)  # locate() with a size needs no encoder
 
 
 def _template_offset(landmarks: np.ndarray, side: int) -> float:
     """Mean distance of 5 landmarks from the template of a ``side`` crop, per side."""
-    from facefit.faces import template
+    from facefit.imaging.faces import template
 
     distance = np.linalg.norm(np.asarray(landmarks, np.float32) - template(side), axis=1)
     return float(distance.mean()) / side
 
 
 def _locate(finder: Any, image: np.ndarray, size: int, source: str) -> Any:
-    """The largest face as an :class:`~facefit.faces.AlignedFace`, or None (no fallback)."""
-    from facefit.faces import NoFaceError
+    """The largest face as an :class:`~facefit.imaging.faces.AlignedFace`, or None (no fallback)."""
+    from facefit.imaging.faces import NoFaceError
 
     try:
         return finder.locate(image, size=size, source=source, sketch_fallback=False)
@@ -228,7 +228,7 @@ def frame_sketch(
     ``allow_fallback`` and the drawing looks framed as a portrait; else
     :class:`~facefit.errors.InputError`.
     """
-    from facefit.sketch import normalize_sketch, to_grey
+    from facefit.imaging.sketch import normalize_sketch, to_grey
 
     grey = to_grey(sketch, source)
     _usable_at_all(grey, "sketch", source, "sketch")
@@ -271,7 +271,7 @@ def _prepare_lq(
     image: np.ndarray, detector: Any, image_size: int, source: str, allowed: bool
 ) -> tuple[np.ndarray, EvidenceCheck]:
     """The low-quality image for conditioning and scoring, with its verdict."""
-    from facefit.degrade import downscale, to_rgb_square
+    from facefit.imaging.degrade import downscale, to_rgb_square
 
     _usable_at_all(image, "lq", source, "low-quality image")
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image

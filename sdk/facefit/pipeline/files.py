@@ -71,7 +71,7 @@ class ProbeFiles:
 def _gallery_images(pipeline: Any, result: Result) -> dict[str, np.ndarray]:
     """Pictures of the top identities for the contact sheet, where the gallery kept a readable path."""
     from facefit.errors import InputError
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     out = {}
     for match in result.top(6):

@@ -31,7 +31,7 @@ import numpy as np
 
 from facefit.config import PipelineConfig, load_config
 from facefit.errors import InputError
-from facefit.faces import resize_aligned
+from facefit.imaging.faces import resize_aligned
 from facefit.pipeline.choice import Choice
 from facefit.pipeline.components import Components, build_components
 from facefit.pipeline.direct import direct_scores
@@ -84,7 +84,7 @@ def round_seed(seed: int, round_index: int) -> int:
 
 
 def _resize(crops: np.ndarray, size: int) -> np.ndarray:
-    """Aligned crops at another size (:func:`facefit.faces.resize_aligned` on each)."""
+    """Aligned crops at another size (:func:`facefit.imaging.faces.resize_aligned` on each)."""
     if crops.shape[1] == size:
         return crops
     return np.stack([resize_aligned(c, size) for c in crops])
@@ -283,7 +283,7 @@ class Pipeline:
     def _gallery_face(self, hits: list[Any], notes: list[str]) -> np.ndarray | None:
         """The top gallery hit's photo, aligned, where the gallery kept a readable path."""
         from facefit.errors import InputError
-        from facefit.images import load_image
+        from facefit.imaging.images import load_image
 
         source = hits[0].faces[0].source if hits[0].faces else None
         if not source or not Path(source).is_file():

@@ -295,7 +295,7 @@ def write_run(
     An earlier run's folder is replaced only with ``force`` (see :func:`check_out`);
     ``checks`` go to ``result.json`` (see :func:`result_to_dict`).
     """
-    from facefit.images import save_image
+    from facefit.imaging.images import save_image
 
     out = check_out(out, force=force)
     out.parent.mkdir(parents=True, exist_ok=True)

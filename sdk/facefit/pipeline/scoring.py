@@ -3,10 +3,10 @@
 Each present modality that can be checked honestly gets a score:
 
 =============  ===================================================================
-``sketch``     :func:`facefit.sketch.sketch_similarity` of the candidate's simple
+``sketch``     :func:`facefit.imaging.sketch.sketch_similarity` of the candidate's simple
                sketch (drawn by the pipeline's sketch extractor) and the aligned
                input drawing, in [-1, 1]
-``lq``         :func:`facefit.degrade.lq_similarity` of the candidate reduced to the
+``lq``         :func:`facefit.imaging.degrade.lq_similarity` of the candidate reduced to the
                low-quality image's size and that image, in [0, 1]
 ``reference``  cosine of the candidate's and the reference face's identity
                embeddings (the generator's identity encoder), in [-1, 1]
@@ -81,8 +81,8 @@ def evidence_scores(
     text: TextScorer | None = None,
 ) -> list[dict[str, float]]:
     """Per candidate ``(N, S, S, 3)``, its agreement with each checkable modality."""
-    from facefit.degrade import lq_similarity
-    from facefit.sketch import sketch_similarity
+    from facefit.imaging.degrade import lq_similarity
+    from facefit.imaging.sketch import sketch_similarity
 
     text_scores = None
     if text is not None and identity_vectors is not None:

@@ -95,7 +95,7 @@ class RunExecutor:
         self._store(run_id, pipeline, result, inputs, text, start, "finished", None)
 
     def _evidence(self, ids: list[int]) -> tuple[Any, dict[str, str], str | None]:
-        from facefit.images import load_image
+        from facefit.imaging.images import load_image
         from facefit.types import Evidence
 
         images: dict[str, Any] = {}
@@ -186,7 +186,7 @@ class RunExecutor:
         from pathlib import Path
 
         from facefit.errors import InputError
-        from facefit.images import load_image
+        from facefit.imaging.images import load_image
 
         photos = {}
         for match in result.top(k):

@@ -7,7 +7,7 @@ which :meth:`BlobStore.verify` recomputes.
 
 An upload is checked before anything is stored: its size against
 ``max_upload_bytes`` (counted while reading, not trusted from a header), then its
-content through :func:`facefit.images.load_image` — the format is sniffed from
+content through :func:`facefit.imaging.images.load_image` — the format is sniffed from
 the bytes, never from the file name, and decompression bombs, truncated files
 and non-images are refused with the same messages as on the command line.
 """
@@ -112,7 +112,7 @@ def check_image(data: bytes, name: str, *, max_pixels: int) -> CheckedImage:
     """Decode an uploaded image the way the CLI does, or raise InputError naming it."""
     from PIL import Image
 
-    from facefit.images import load_image
+    from facefit.imaging.images import load_image
 
     safe = re.sub(r"[^\w.\-]+", "_", Path(name).name)[:80] or "upload"
     with tempfile.TemporaryDirectory(prefix="facefit-upload-") as folder:

@@ -1,6 +1,6 @@
 """The development split's faces as the generator gates use them.
 
-:func:`load_dev_data` reads the held-out side of :mod:`facefit.splits` from a data
+:func:`load_dev_data` reads the held-out side of :mod:`facefit.datasets.splits` from a data
 folder: every FS2K development pair (the photo, its artist's sketch aligned with the
 photo's landmarks, its sentence, style and judge labels) and every photo of the
 development CelebA identities. Each face is detected and aligned once (YuNet) and
@@ -53,7 +53,7 @@ class FaceSet:
 
     def crop(self, size: int) -> np.ndarray:
         """Every face at ``size``×``size`` (stored, or resampled from the largest stored)."""
-        from facefit.faces import resize_aligned
+        from facefit.imaging.faces import resize_aligned
 
         if size in self.crops:
             return self.crops[size]
@@ -112,7 +112,7 @@ def spread(n: int, limit: int | None) -> list[int]:
 
 
 def _aligned(image: np.ndarray, landmarks: np.ndarray, sizes: Iterable[int]) -> dict[int, Any]:
-    from facefit.faces import align_landmarks
+    from facefit.imaging.faces import align_landmarks
 
     return {size: align_landmarks(image, landmarks, size) for size in sizes}
 
@@ -126,12 +126,12 @@ def _stack(rows: list[dict[int, np.ndarray]], sizes: Sequence[int]) -> dict[int,
 
 def _load_fs2k(data: Path, embedder: Any, sizes: Sequence[int], image_size: int, skipped: list):
     from facefit.attribute_judge import judge_labels
-    from facefit.attributes import fs2k_attributes, fs2k_sentence
-    from facefit.faces import NoFaceError, align_landmarks
-    from facefit.images import load_image
-    from facefit.persons import load_persons
-    from facefit.sketch import to_grey
-    from facefit.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+    from facefit.datasets.attributes import fs2k_attributes, fs2k_sentence
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import FS2K_DIR, fs2k_split, load_fs2k_annotations
+    from facefit.imaging.faces import NoFaceError, align_landmarks
+    from facefit.imaging.images import load_image
+    from facefit.imaging.sketch import to_grey
 
     records = {r["id"]: r for r in load_fs2k_annotations(data)}
     persons = load_persons(data)
@@ -167,10 +167,10 @@ def _load_fs2k(data: Path, embedder: Any, sizes: Sequence[int], image_size: int,
 
 
 def _load_celeba(data: Path, embedder: Any, sizes: Sequence[int], skipped: list) -> FaceSet:
-    from facefit.faces import NoFaceError
-    from facefit.images import load_image
-    from facefit.persons import load_persons
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import CELEBA_DIR, celeba_split, load_celeba_rows
+    from facefit.imaging.faces import NoFaceError
+    from facefit.imaging.images import load_image
 
     rows = {r["image"]: r for r in load_celeba_rows(data)}
     persons = load_persons(data)
@@ -201,8 +201,8 @@ def load_dev_data(
     Faces are kept at ``image_size`` (the generator's) and at each of ``sizes``.
     Items where no face is found are skipped and listed in ``split["skipped"]``.
     """
-    from facefit.faces import FaceEmbedder
-    from facefit.splits import celeba_split, dev_celeba_identities, fs2k_split
+    from facefit.datasets.splits import celeba_split, dev_celeba_identities, fs2k_split
+    from facefit.imaging.faces import FaceEmbedder
 
     data = Path(data_dir)
     if not data.is_dir():

@@ -43,8 +43,8 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _model_rows(runner: GateRunner, data: DevData) -> list[tuple[str, list[np.ndarray]]]:
-    from facefit.faces import resize_aligned
     from facefit.generator.conditions import SKETCH_STYLES, sketch_domain
+    from facefit.imaging.faces import resize_aligned
 
     size = runner.image_size
     fs2k, celeba = data.fs2k, data.celeba

@@ -264,7 +264,7 @@ def identity_rank1(
 
 
 def _embed(encoder: Any, faces: np.ndarray) -> np.ndarray:
-    from facefit.faces import resize_aligned
+    from facefit.imaging.faces import resize_aligned
 
     size = encoder.input_size
     return encoder.embed(np.stack([resize_aligned(f, size) for f in faces]))

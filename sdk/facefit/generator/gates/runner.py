@@ -106,7 +106,7 @@ class GateRunner:
 
     def identities(self, faces: np.ndarray) -> np.ndarray:
         """Identity embeddings (the generator's encoder) of aligned crops ``(N, S, S, 3)``."""
-        from facefit.faces import resize_aligned
+        from facefit.imaging.faces import resize_aligned
 
         size = self.identity_encoder.input_size
         crops = np.stack([resize_aligned(f, size) for f in faces])

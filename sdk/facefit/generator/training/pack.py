@@ -4,11 +4,11 @@ FS2K training pairs give photos, artist sketches (aligned with the photo's
 landmarks: the pairs are drawn over the photos) and attribute sentences; CelebA
 training identities give photos, simple sketches extracted from them, and a
 sentence where the attributes are known. The development split of
-:mod:`facefit.splits` is left out before anything is read, and
-:func:`facefit.splits.refuse_dev` checks that no item shows a development person.
-Identities are persons (:mod:`facefit.persons`), so that photos of one person in
+:mod:`facefit.datasets.splits` is left out before anything is read, and
+:func:`facefit.datasets.splits.refuse_dev` checks that no item shows a development person.
+Identities are persons (:mod:`facefit.datasets.persons`), so that photos of one person in
 FS2K and CelebA can be each other's reference faces. Faces are detected and
-aligned by :class:`facefit.faces.FaceEmbedder` (YuNet + SFace by default);
+aligned by :class:`facefit.imaging.faces.FaceEmbedder` (YuNet + SFace by default);
 images where no face is found are skipped and counted in the pack's metadata.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from facefit.errors import InputError
 from facefit.generator.conditions import SKETCH_STYLES
-from facefit.generator.data import TrainingPack
+from facefit.generator.training.data import TrainingPack
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ class _Item:
 
 
 def _fs2k_items(data_dir: Path, embedder: Any, size: int, limit: int | None, skipped: list):
-    from facefit.attributes import fs2k_sentence
-    from facefit.faces import NoFaceError, align_landmarks
-    from facefit.images import load_image
-    from facefit.persons import load_persons
-    from facefit.sketch import normalize_sketch, to_grey
-    from facefit.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations, refuse_dev
+    from facefit.datasets.attributes import fs2k_sentence
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations, refuse_dev
+    from facefit.imaging.faces import NoFaceError, align_landmarks
+    from facefit.imaging.images import load_image
+    from facefit.imaging.sketch import normalize_sketch, to_grey
 
     folder = data_dir / FS2K_DIR
     records = {r["id"]: r for r in load_fs2k_annotations(data_dir)}
@@ -96,11 +96,11 @@ def _celeba_items(
 ):
     import cv2
 
-    from facefit.attributes import celeba_sentence
-    from facefit.faces import NoFaceError, align_landmarks
-    from facefit.images import load_image
-    from facefit.persons import load_persons
-    from facefit.splits import CELEBA_DIR, celeba_split, load_celeba_rows, refuse_dev
+    from facefit.datasets.attributes import celeba_sentence
+    from facefit.datasets.persons import load_persons
+    from facefit.datasets.splits import CELEBA_DIR, celeba_split, load_celeba_rows, refuse_dev
+    from facefit.imaging.faces import NoFaceError, align_landmarks
+    from facefit.imaging.images import load_image
 
     rows = {r["image"]: r for r in load_celeba_rows(data_dir)}
     images = celeba_split(data_dir).train[:limit]
@@ -154,15 +154,15 @@ def build_pack(
     progress: bool = True,
 ) -> TrainingPack:
     """Build and save the training pack; ``limit`` caps the items read per source."""
-    from facefit.faces import FaceEmbedder
-    from facefit.registry import Registry
-    from facefit.splits import (
+    from facefit.datasets.splits import (
         celeba_split,
         fingerprint,
         fs2k_calibration,
         fs2k_split,
         fs2k_training,
     )
+    from facefit.imaging.faces import FaceEmbedder
+    from facefit.registry import Registry
 
     data_dir = Path(data_dir)
     unknown = set(sources) - {"fs2k", "celeba"}

@@ -6,7 +6,7 @@ leaks people from the development split into training, and scoring by photo id
 calls a hit on another photo of the right person a miss. This module holds the
 committed grouping (``persons.json`` beside it, made by ``scripts/group_persons.py``):
 
-    >>> from facefit.persons import load_persons
+    >>> from facefit.datasets.persons import load_persons
     >>> persons = load_persons(data_dir)        # refuses a data folder it was not made from
     >>> persons.fs2k_person("photo1_0001")      # → "fs2k/photo1_0001" or the person's first item
     >>> persons.celeba_person("1234")

@@ -19,7 +19,7 @@ array               shape, dtype                 what
 ``text_tokens``     (T, L, Dt) float16           text-encoder tokens (padding zeroed)
 ``sentences``       (T,) str                     the sentences encoded
 ``identities``      (N,) str                     identity labels: the person (FS2K, by
-                                                 :mod:`facefit.persons`) or CelebA identity
+                                                 :mod:`facefit.datasets.persons`) or CelebA identity
 ``sources``         (N,) str                     ``fs2k`` or ``celeba``
 ``meta``            () str                       JSON: sizes, encoders, split fingerprints
 ==================  ===========================  =====================================

@@ -39,7 +39,7 @@ LQ_SIZES = (8, 16, 32)
 
 
 def _rgb(image: np.ndarray, what: str) -> np.ndarray:
-    from facefit.images import check_image
+    from facefit.imaging.images import check_image
 
     array = check_image(image, what)
     if array.ndim == 2:

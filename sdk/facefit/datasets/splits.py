@@ -2,7 +2,7 @@
 
 The split is a rule fixed here, made **by person**, not by photo: FS2K shows many
 celebrities in several photos, under separate ids, and some of them are CelebA
-identities too (:mod:`facefit.persons` holds the committed grouping). A person is
+identities too (:mod:`facefit.datasets.persons` holds the committed grouping). A person is
 wholly on one side:
 
 1. FS2K: the persons of the demo's pairs (:data:`DEMO_PAIRS`, so the demo shows
@@ -23,7 +23,7 @@ wholly on one side:
 Training code and the evaluation harness both import this module; nothing else may
 decide what is held out.
 
-    >>> from facefit.splits import fs2k_split, celeba_split
+    >>> from facefit.datasets.splits import fs2k_split, celeba_split
     >>> fs2k = fs2k_split(data_dir)        # .train / .dev: lists of pair ids
     >>> celeba = celeba_split(data_dir)    # .train / .dev: lists of image file names
     >>> dev_persons(data_dir)              # every person held out
@@ -262,7 +262,7 @@ def person_split(data_dir: str | Path) -> PersonSplit:
 
 @cache
 def _person_split(data_dir: str) -> PersonSplit:
-    from facefit.persons import load_persons
+    from facefit.datasets.persons import load_persons
 
     persons = load_persons(data_dir)
     fs2k_ids = [a["id"] for a in load_fs2k_annotations(data_dir)]
@@ -302,7 +302,7 @@ def dev_celeba_identities(data_dir: str | Path) -> tuple[str, ...]:
 
 
 def dev_persons(data_dir: str | Path) -> frozenset[str]:
-    """Every person held out (ids of :mod:`facefit.persons`)."""
+    """Every person held out (ids of :mod:`facefit.datasets.persons`)."""
     return person_split(data_dir).dev_persons
 
 
@@ -313,7 +313,7 @@ def refuse_dev(data_dir: str | Path, *, fs2k_ids=(), celeba_identities=(), what:
     refused when its person is a development person or a calibration person
     (including another photo of someone held out).
     """
-    from facefit.persons import load_persons
+    from facefit.datasets.persons import load_persons
 
     persons = load_persons(data_dir)
     split = person_split(data_dir)
@@ -324,7 +324,7 @@ def refuse_dev(data_dir: str | Path, *, fs2k_ids=(), celeba_identities=(), what:
         raise InputError(
             f"{what}: {len(bad)} item(s) show development-split or calibration persons "
             f"({', '.join(bad[:5])}{', …' if len(bad) > 5 else ''}); "
-            "training must never see them (facefit.splits)"
+            "training must never see them (facefit.datasets.splits)"
         )
 
 

@@ -1,6 +1,6 @@
 """The training configuration: ``[train]``, ``[model]``, ``[data]`` and ``[loss.identity]``.
 
-See :mod:`facefit.generator.train` for the file format and the run itself.
+See :mod:`facefit.generator.training.trainer` for the file format and the run itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from facefit.errors import ConfigError
-from facefit.generator.data import Augmentation
+from facefit.generator.training.data import Augmentation
 from facefit.settings import at_least, check_fields, one_of
 
 IDENTITY_DEFAULTS = {

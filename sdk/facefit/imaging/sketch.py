@@ -37,7 +37,7 @@ def to_grey(image: np.ndarray, what: str = "image") -> np.ndarray:
     """A ``(H, W)`` uint8 grey copy of a grey or RGB uint8 image."""
     import cv2
 
-    from facefit.images import check_image
+    from facefit.imaging.images import check_image
 
     array = check_image(image, what)
     if array.ndim == 3:

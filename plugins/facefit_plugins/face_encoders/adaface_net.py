@@ -6,7 +6,7 @@ official checkpoints load with ``load_state_dict`` after dropping their ``model.
 prefix. Input: 112×112 BGR faces scaled to [-1, 1]; output: the L2-normalized
 512-d embedding and its norm (AdaFace's quality signal).
 
-This module imports torch at the top; :mod:`facefit_plugins.adaface` imports it
+This module imports torch at the top; :mod:`facefit_plugins.face_encoders.adaface` imports it
 only when an encoder or loss is created.
 """
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from facefit import hookimpl
 from facefit.interfaces import FaceEncoder
-from facefit.onnx_graphs import batchable
+from facefit.weights.onnx_graphs import batchable
 
 if TYPE_CHECKING:
     import torch
@@ -99,10 +99,10 @@ def load_sface_torch(path: str | os.PathLike[str] | None = None) -> torch.nn.Mod
 
     Takes ``(N, 3, 112, 112)`` float RGB in [0, 255] (aligned crops, as for
     :class:`SFaceEncoder`) and returns ``(N, 128)`` unnormalized embeddings; the
-    same weights as the ONNX file, converted by :mod:`facefit.onnx_torch`. Its
+    same weights as the ONNX file, converted by :mod:`facefit.weights.onnx_torch`. Its
     parameters have ``requires_grad=False``: gradients flow to the input only.
     """
-    from facefit.onnx_torch import OnnxGraphModule
+    from facefit.weights.onnx_torch import OnnxGraphModule
 
     module = OnnxGraphModule(load_sface_onnx(path))
     module.requires_grad_(False)

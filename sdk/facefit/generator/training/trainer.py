@@ -41,8 +41,8 @@ from typing import Any
 
 from facefit.devices import resolve_device
 from facefit.errors import ConfigError
-from facefit.generator.data import TrainingBatches, TrainingPack
-from facefit.generator.train_config import IDENTITY_DEFAULTS, TrainConfig, load_train_config
+from facefit.generator.training.config import IDENTITY_DEFAULTS, TrainConfig, load_train_config
+from facefit.generator.training.data import TrainingBatches, TrainingPack
 
 __all__ = [
     "IDENTITY_DEFAULTS",

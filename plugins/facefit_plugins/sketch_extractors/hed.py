@@ -77,7 +77,7 @@ class HEDSketch(SketchExtractor):
                 ) from None
             import torch
 
-            from facefit_plugins.hed_net import load_keras_weights
+            from facefit_plugins.sketch_extractors.hed_net import load_keras_weights
 
             model = load_keras_weights(weights)
             self._model = model.to(torch.device(self.device))
@@ -87,7 +87,7 @@ class HEDSketch(SketchExtractor):
         """Edge probability ``(H, W)`` float32 in [0, 1] of an RGB (or grey) photo."""
         import torch
 
-        from facefit_plugins.hed_net import BGR_MEAN
+        from facefit_plugins.sketch_extractors.hed_net import BGR_MEAN
 
         rgb = np.asarray(image)
         if rgb.ndim == 2:

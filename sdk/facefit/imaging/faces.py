@@ -10,7 +10,7 @@ Two layers:
 - :class:`FaceEmbedder`, a detector plus an encoder::
 
       from facefit import Registry
-      from facefit.faces import FaceEmbedder
+      from facefit.imaging.faces import FaceEmbedder
 
       embedder = FaceEmbedder.from_registry(Registry.load())   # yunet + sface
       crop = embedder.align(image, source="probe.jpg")         # (112, 112, 3) uint8
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facefit.errors import InputError
-from facefit.images import DEFAULT_MAX_PIXELS, load_image
+from facefit.imaging.images import DEFAULT_MAX_PIXELS, load_image
 
 if TYPE_CHECKING:
     from facefit.config import PipelineConfig
@@ -96,7 +96,7 @@ FRAMED_LANDMARKS = np.array(
 the image's shorter side (so square and oblong frames share one set).
 
 Mean YuNet landmarks (score ≥ 0.6) over the 856 FS2K training sketches (the
-person-disjoint development split of :mod:`facefit.splits` excluded) on which a face
+person-disjoint development split of :mod:`facefit.datasets.splits` excluded) on which a face
 was detected; the spread is about 0.05 of the shorter side
 (``scripts/measure_framed_landmarks.py`` measures them). Measured this way, FS2K's
 square and oblong sketches agree better than as fractions of width and height. See
@@ -388,7 +388,7 @@ class FaceEmbedder:
         ).crop
 
     def align_file(self, path: str | os.PathLike[str], **options: Any) -> np.ndarray:
-        """Load an image file (see :func:`facefit.images.load_image`) and :meth:`align` it."""
+        """Load an image file (see :func:`facefit.imaging.images.load_image`) and :meth:`align` it."""
         image = load_image(path, max_pixels=self.max_pixels)
         return self.align(image, source=str(path), **options)
 

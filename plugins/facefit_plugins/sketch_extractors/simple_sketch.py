@@ -1,6 +1,6 @@
 """Sketch extractor ``simple-sketch``: a weight-free photo → line drawing (CLAHE + XDoG).
 
-The work is done by :func:`facefit.sketch.simple_sketch`; this plugin makes it
+The work is done by :func:`facefit.imaging.sketch.simple_sketch`; this plugin makes it
 available by name, with its parameters as options::
 
     [sketch_extractor]
@@ -41,7 +41,7 @@ class SimpleSketch(SketchExtractor):
 
     def extract(self, image: np.ndarray) -> np.ndarray:
         """``(H, W, 3)`` RGB (or grey) uint8 photo → ``(H, W)`` uint8 drawing."""
-        from facefit.sketch import simple_sketch
+        from facefit.imaging.sketch import simple_sketch
 
         return simple_sketch(image, **self.params)
 

@@ -39,7 +39,7 @@ from facefit.gallery.errors import GalleryError
 from facefit.gallery.store import FaceRecord
 from facefit.interfaces import DatabaseRetriever, SearchBreadth
 from facefit.vectors import check_k, check_labels, normalize_rows
-from facefit_plugins.milvus_location import MilvusLocation, parse_location
+from facefit_plugins.retrievers.milvus_location import MilvusLocation, parse_location
 
 __all__ = ["MilvusRetriever"]
 

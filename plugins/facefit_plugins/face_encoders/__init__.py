@@ -1,0 +1,1 @@
+"""Built-in face encoders (``sface``, ``dlib``, ``adaface``, ``clip``, ``sketch-matcher``)."""

@@ -1,0 +1,1 @@
+"""Built-in sketch extractors (``simple-sketch``, ``hed``)."""
