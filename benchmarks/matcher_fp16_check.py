@@ -25,14 +25,14 @@ import numpy as np
 
 
 def main() -> None:
-    from facefit.faces import FaceEmbedder
+    from facefit.datasets.persons import load_persons
+    from facefit.imaging.faces import FaceEmbedder
     from facefit.matcher.data import align_pairs, fs2k_training_pairs
     from facefit.matcher.files import read_config
     from facefit.matcher.shipped import install_shipped, shipped_config
     from facefit.matcher.train import sketch_ranks, split_validation
-    from facefit.persons import load_persons
     from facefit.registry import Registry
-    from facefit_plugins.matcher import SketchMatcherEncoder
+    from facefit_plugins.face_encoders.matcher import SketchMatcherEncoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("matcher", type=Path, help="the float32 matcher the package was made from")
