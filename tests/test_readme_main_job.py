@@ -70,10 +70,14 @@ def test_readme_demo_runs_offline_with_the_shipped_model(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "ranked identities (fused over rounds):" in result.output
-    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+(-?[0-9.]+)$", result.output, re.M)
+    assert "ranked identities (evidence and rounds fused; raw score, probability):" in (
+        result.output
+    )
+    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+(-?[0-9.]+)  p=([0-9.]+)$", result.output, re.M)
     assert [int(r[0]) for r in ranked] == [1, 2, 3, 4, 5]
     assert (out / "contact_sheet.png").is_file()
     saved = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert [m["identity"] for m in saved["matches"][:5]] == [r[1] for r in ranked]
+    probabilities = [float(r[3]) for r in ranked]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0
     assert (out / "provenance.json").is_file()

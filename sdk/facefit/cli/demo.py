@@ -85,9 +85,13 @@ def demo(
         )
     finally:
         bar.close()
-    click.echo(f"{result.provenance.get('stopped')}; ranked identities (fused over rounds):")
+    click.echo(
+        f"{result.provenance.get('stopped')}; ranked identities (evidence and rounds fused; "
+        "raw score, probability):"
+    )
     for match in result.top(5):
-        click.echo(f"  {match.rank}. {match.identity}  {match.score:.4f}")
+        chance = "" if match.probability is None else f"  p={match.probability:.3f}"
+        click.echo(f"  {match.rank}. {match.identity}  {match.score:.4f}{chance}")
     truth = next((m.rank for m in result.matches if m.identity == probe.id), None)
     click.echo(
         f"the sketch was drawn from {probe.id}'s photo: ranked {truth} of "

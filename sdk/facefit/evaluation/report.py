@@ -302,12 +302,12 @@ def _group_table(results: list[ModeResult], level: str) -> list[str]:
 
 
 def _gap_cell(gap: dict | None) -> str:
-    """``11.6 pts [2.0–21.3] (male − female)``; ``—`` where no gap could be measured."""
+    """``11.6 pts [2.0, 21.3] (male − female)``; ``—`` where no gap could be measured."""
     if not gap or gap.get("gap") is None:
         return "—"
     lo, hi = gap["ci"]
     return (
-        f"{100 * gap['gap']:.1f} pts [{100 * lo:.1f}–{100 * hi:.1f}] "
+        f"{100 * gap['gap']:.1f} pts [{100 * lo:.1f}, {100 * hi:.1f}] "
         f"({gap['best']} − {gap['worst']})"
     )
 
