@@ -27,7 +27,7 @@ from facefit.augment.worker import ShardRunner, sample_batch
 from facefit.cli import main
 from facefit.errors import InputError
 from tests.generator_helpers import single_thread, tiny_generator  # noqa: F401 (fixture)
-from tests.plugins.gallery_toys import identity_images
+from tests.plugins.gallery_toys import save_mugshots
 
 V2 = {"conditioning": "adanorm", "reference_image": True, "prediction_type": "v_prediction"}
 TOYS = {"detector": "fixed-landmarks", "filter_encoder": "pattern"}
@@ -87,12 +87,7 @@ def v1_dir(root):
 @pytest.fixture(scope="module")
 def mugshots(root):
     """MUGS/<person>/<n>.png: four identities, the first with two mugshots."""
-    folder = root / "mugs"
-    for i, (identity, faces) in enumerate(identity_images(4, 2, seed=4, size=48).items()):
-        (folder / identity).mkdir(parents=True)
-        for j, face in enumerate(faces[: 2 if i == 0 else 1]):
-            Image.fromarray(face).save(folder / identity / f"{j}.png")
-    return folder
+    return save_mugshots(root / "mugs")
 
 
 def settings(model_dir, **changes):

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facefit.cli import main
+from tests.generator_helpers import single_thread  # noqa: F401 (autouse)
 from tests.pipeline_helpers import save_model, toy_gallery, toy_lq, toy_registry, toy_sketch
 
 TOY_PROFILE = {
@@ -28,16 +29,6 @@ TOY_PROFILE = {
         },
     ],
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

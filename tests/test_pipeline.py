@@ -7,6 +7,7 @@ import pytest
 
 from facefit.errors import ConfigError, InputError, UnknownPluginError
 from facefit.types import Evidence
+from tests.generator_helpers import single_thread  # noqa: F401 (autouse)
 from tests.pipeline_helpers import (
     save_model,
     toy_config,
@@ -15,16 +16,6 @@ from tests.pipeline_helpers import (
     toy_registry,
     toy_sketch,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only contend on a busy CI machine
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

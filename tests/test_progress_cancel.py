@@ -11,6 +11,7 @@ import pytest
 from facefit.errors import FacefitError
 from facefit.pipeline import STAGES, Cancelled, CancelToken, Pipeline, Progress
 from facefit.types import Evidence
+from tests.generator_helpers import single_thread  # noqa: F401 (autouse)
 from tests.pipeline_helpers import (
     save_model,
     toy_config,
@@ -21,16 +22,6 @@ from tests.pipeline_helpers import (
 )
 
 EVIDENCE = Evidence(sketch=toy_sketch(), lq=toy_lq(), text="a man", allow_no_face=("lq",))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ __all__ = [
     "fsync_file",
     "open_regular",
     "read_into",
+    "replaced_dir",
     "sha256_file",
     "temp_path",
 ]
@@ -76,6 +77,28 @@ def _replacing(target: Path, mode: int | None) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def replaced_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to fill; if the block succeeds it takes
+    ``target``'s place (an existing ``target`` is removed first), else it is removed and
+    ``target`` is untouched. The parent folder is created if needed."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = temp_path(target)
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     fsync_dir(target.parent)
 

@@ -51,6 +51,17 @@ def identity_images(n_identities, per_identity, seed=0, size=96):
     return out
 
 
+def save_mugshots(folder):
+    """``folder/<person>/<n>.png``: four identities, the first with two mugshots."""
+    from PIL import Image
+
+    for i, (identity, faces) in enumerate(identity_images(4, 2, seed=4, size=48).items()):
+        (folder / identity).mkdir(parents=True)
+        for j, face in enumerate(faces[: 2 if i == 0 else 1]):
+            Image.fromarray(face).save(folder / identity / f"{j}.png")
+    return folder
+
+
 class Toys:
     """Plugin object: ``blob`` and ``pattern`` (pass ``Toys()`` to ``Registry.load(plugins=...)``)."""
 

@@ -104,11 +104,10 @@ def export(config: str, checkpoint: str | None, target: str, force: bool) -> Non
     Safe while the run goes on: the checkpoint is only read, and the directory is
     written beside --out and renamed into place when complete.
     """
-    import shutil
-    import tempfile
     from pathlib import Path
 
     from facefit.errors import InputError
+    from facefit.files import replaced_dir
     from facefit.generator.training.trainer import Trainer, load_train_config
 
     out = Path(target)
@@ -117,16 +116,8 @@ def export(config: str, checkpoint: str | None, target: str, force: bool) -> Non
     trainer = Trainer(load_train_config(config, threads=1))
     if not trainer.resume(checkpoint):
         raise InputError(f"{config}: no checkpoint in {trainer.checkpoint_dir()}; train first")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with replaced_dir(out) as staging:
         trainer.export(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     click.echo(f"step {trainer.step} exported to {out}")
 
 

@@ -29,15 +29,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facefit.errors import InputError, WeightsNotFoundError
-from facefit.files import atomic_write, atomic_write_text
+from facefit.files import atomic_write, atomic_write_text, replaced_dir
 
 log = logging.getLogger(__name__)
 
@@ -218,19 +216,11 @@ def install_shipped(
     _check_base(base_file, config)
     model = export_onnx(load_base(base_file), {n: v.astype(np.float32) for n, v in tail.items()})
     card = (package / _CARD).read_text(encoding="utf-8")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
+    existed = dest.exists()
+    with replaced_dir(dest) as building:
         rng = np.random.default_rng(0)
         faces = rng.integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
         save_matcher(building, model, config, card=card, parity_faces=faces)
-        existed = dest.exists()
-        if existed:
-            shutil.rmtree(dest)
-        building.replace(dest)
-    finally:
-        if building.exists():
-            shutil.rmtree(building, ignore_errors=True)
     log.info("sketch matcher built from the shipped layers into %s", dest)
     return dest, "replaced" if existed else "installed"
 
