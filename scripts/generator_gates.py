@@ -2,7 +2,7 @@
 
     python scripts/generator_gates.py --data ../shared/data \\
         --models sdk/facefit/generator/default out/train-cpu-v2/model \\
-        --out benchmarks/results/generator_v2 [--grid docs/images/generator_v2_gates.png] \\
+        --out benchmarks/results/generator_v2 [--grid out/generator_v2_gates.png] \\
         [--limit 8] [--steps 20] [--backend onnxruntime] [--force]
 
 Every model is measured on the same development items with the same seeds, through
