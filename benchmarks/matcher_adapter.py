@@ -7,7 +7,7 @@ pairs as ``facefit train-matcher`` (``split_validation``, seed 0). Photos keep t
 SFace embeddings. It needs to know which input is a sketch, which a face encoder called
 on aligned crops does not; this script measures whether it would be worth that.
 
-    nice -n 15 .venv/bin/python benchmarks/results/matcher_adapter.py ../shared/data \\
+    nice -n 15 .venv/bin/python benchmarks/matcher_adapter.py ../shared/data \\
         --cache out/matcher-cache --epochs 8 --lr 1e-3
 """
 
@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from facefit.faces import FaceEmbedder
+from facefit.imaging.faces import FaceEmbedder
 from facefit.interfaces import LossInputs
 from facefit.matcher.data import align_pairs, fs2k_training_pairs
 from facefit.matcher.model import DEFAULT_SPLIT, GraphTail, graph_prefix, load_base
