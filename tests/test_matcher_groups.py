@@ -110,3 +110,125 @@ def test_model_card_reports_performance_by_group():
     assert "| this matcher | gender: female | 10 | 60.0% | 1.00% | 20.0% |" in card
     assert "gap 5.0 pts [-2.0, 12.0] (male − female)" in card
     assert "balanced by gender" in card
+
+
+# -- apparent skin tone (issue 21) -----------------------------------------------------------
+
+
+def _skin_pairs(tones, genders=None):
+    genders = genders or ["female"] * len(tones)
+    return [
+        Pair(f"fs2k/{i}", f"fs2k/{i}", None, None, "fs2k", gender=g, skin_tone=t)
+        for i, (t, g) in enumerate(zip(tones, genders, strict=True))
+    ]
+
+
+def test_skin_tone_bins_are_the_evaluations():
+    from facefit.evaluation.readers import SKIN_TONE_BINS as EVAL_BINS
+    from facefit.matcher.data import SKIN_TONE_BINS
+
+    assert SKIN_TONE_BINS == EVAL_BINS
+
+
+def test_pair_groups_by_skin_tone_and_by_gender_and_skin_tone():
+    pairs = _skin_pairs(["light", "dark", None], ["female", "male", "male"])
+    assert pair_groups(pairs, "skin") == ["light", "dark", "unknown"]
+    assert pair_groups(pairs, "gender-skin") == ["female/light", "male/dark", "unknown"]
+    assert composition(pairs, "skin") == {"dark": 1, "light": 1, "unknown": 1}
+    with pytest.raises(InputError, match="groups are by one of"):
+        pair_groups(pairs, "age")
+
+
+def test_skin_balanced_epoch_draws_unknown_once_and_shares_the_rest():
+    # 6 light, 2 medium, 1 dark, 1 unknown: 10 rows; unknown once, 3 per known group
+    groups = ["light"] * 6 + ["medium"] * 2 + ["dark"] + ["unknown"]
+    rows = balanced_rows(groups, np.random.default_rng(0), natural=("unknown",))
+    counts = np.bincount(rows, minlength=10)
+    assert len(rows) == 10
+    assert counts[9] == 1  # unknown: its natural count, not a third of the epoch
+    assert counts[8] == 3  # the one dark pair three times
+    assert counts[6:8].sum() == 3 and counts[:6].sum() == 3 and counts[:6].max() == 1
+
+
+@pytest.mark.parametrize(
+    ("balance", "expected"),
+    [
+        ("skin", ["light", "light", "light", "dark", "medium", "unknown"]),
+        ("gender-skin", ["female/light", "male/light", "female/light", "male/dark",
+                         "female/medium", "unknown"]),
+    ],
+)  # fmt: skip
+def test_fit_balances_each_epoch_over_skin_tone(tmp_path, monkeypatch, balance, expected):
+    """Every epoch's order comes from balanced_rows over the asked-for groups; a fit
+    that stopped balancing (or balanced by gender) fails here."""
+    import facefit.matcher.train as train
+    from tests.test_matcher import write_tiny_sface
+
+    write_tiny_sface(tmp_path / "sface.onnx")
+    base = load_base(tmp_path / "sface.onnx")
+    data = _face_data(24)
+    tones = ["light", "light", "light", "dark", "medium", None]
+    genders = ["female", "male"]
+    data.pairs = [
+        Pair(p.key, p.identity, None, None, "fs2k", gender=genders[i % 2], skin_tone=tones[i % 6])
+        for i, p in enumerate(data.pairs)
+    ]
+    calls = []
+    real = train.balanced_rows
+
+    def spy(groups, rng, natural=()):
+        calls.append((list(groups), tuple(natural)))
+        return real(groups, rng, natural)
+
+    monkeypatch.setattr(train, "balanced_rows", spy)
+    settings = TrainSettings(
+        epochs=2, lr=1e-3, batch_size=8, val_pairs=6, split=SPLIT, s=16.0, threads=1,
+        balance=balance,
+    )  # fmt: skip
+    result = fit(base, data, settings, cache_dir=tmp_path)
+    assert len(calls) == 2  # one balanced draw per epoch (sketches only)
+    for groups, natural in calls:
+        assert natural == ("unknown",)
+        assert len(groups) == result.train_pairs
+        assert set(groups) <= set(expected)
+        assert set(groups) - {"unknown"}  # grouped by skin tone, not by gender alone
+        assert not set(groups) & {"female", "male"}
+    assert set(result.composition["train_skin_tone"]) <= {"light", "medium", "dark", "unknown"}
+    row = result.history[-1]
+    skin = [k for k in row if k.startswith("val_skin_rank1_")]
+    assert skin and all(0 <= row[k] <= 1 for k in skin)
+
+
+def test_unbalanced_and_gender_balanced_fits_keep_their_draws(tmp_path, monkeypatch):
+    import facefit.matcher.train as train
+    from tests.test_matcher import write_tiny_sface
+
+    write_tiny_sface(tmp_path / "sface.onnx")
+    base = load_base(tmp_path / "sface.onnx")
+    data = _face_data(16)
+    data.pairs = [
+        Pair(p.key, p.identity, None, None, "fs2k", gender=("female", "male")[i % 2])
+        for i, p in enumerate(data.pairs)
+    ]
+    calls = []
+    real = train.balanced_rows
+    monkeypatch.setattr(
+        train,
+        "balanced_rows",
+        lambda g, rng, natural=(): calls.append((list(g), tuple(natural))) or real(g, rng, natural),
+    )
+    common = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "val_pairs": 4, "split": SPLIT,
+              "s": 16.0, "threads": 1}  # fmt: skip
+    fit(base, data, TrainSettings(**common), cache_dir=tmp_path)
+    assert calls == []
+    fit(base, data, TrainSettings(**common, balance="gender"), cache_dir=tmp_path)
+    assert len(calls) == 1 and calls[0][1] == () and set(calls[0][0]) == {"female", "male"}
+
+
+def test_fs2k_training_pairs_carry_the_evaluations_skin_tone(shared_data):
+    from facefit.matcher.data import fs2k_training_pairs
+
+    pairs = fs2k_training_pairs(shared_data)
+    tones = composition(pairs, "skin")
+    # the composition documented in benchmarks/results/matcher_shipped.md (eval's bins)
+    assert tones == {"light": 485, "medium": 171, "dark": 101, "unknown": 1}

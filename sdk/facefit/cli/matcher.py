@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from facefit.errors import InputError
-from facefit.matcher.train import CLASSES, TrainSettings
+from facefit.matcher.train import BALANCES, CLASSES, TrainSettings
 from facefit.settings import default_of
 
 
@@ -112,10 +112,12 @@ def _command() -> str:
 )
 @click.option(
     "--balance",
-    type=click.Choice(["none", "gender"]),
+    type=click.Choice(BALANCES),
     default=default_of(TrainSettings, "balance"),
     show_default=True,
-    help="gender: every epoch draws an equal share of sketches from each gender.",
+    help="gender: every epoch draws an equal share of sketches from each gender; skin: "
+    "from each apparent skin tone (light, medium, dark); gender-skin: from each gender × "
+    "skin-tone cell.",
 )
 @click.option(
     "--threads",

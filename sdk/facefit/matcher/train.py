@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BALANCES",
     "CLASSES",
+    "GROUPINGS",
     "FitResult",
     "TrainSettings",
     "balanced_rows",
@@ -63,8 +64,12 @@ CLASSES = ("person", "pair", "pair-masked")
 """What a training class is: a person (its pairs share it), a pair's own identity, or a
 pair's own identity whose person's other pairs are never its negatives (masked)."""
 
-BALANCES = ("none", "gender")
-"""How an epoch draws its sketches: as the data has them, or an equal share per gender."""
+BALANCES = ("none", "gender", "skin", "gender-skin")
+"""How an epoch draws its sketches: as the data has them, or an equal share per gender,
+per apparent skin tone (light, medium, dark), or per gender × skin tone cell."""
+
+GROUPINGS = ("gender", "skin", "gender-skin")
+"""What :func:`pair_groups` can group pairs by."""
 
 UNKNOWN_GROUP = "unknown"
 """The group of a pair whose data states no gender (synthetic pairs)."""
@@ -100,8 +105,11 @@ class TrainSettings:
     balance: str = "none"
     """``"gender"``: every epoch draws the same number of sketches from each gender
     (pairs without one form their own group), the smaller groups' sketches repeated
-    and the larger groups' subsampled, epoch length unchanged; ``"none"``: each sketch
-    once per epoch."""
+    and the larger groups' subsampled, epoch length unchanged; ``"skin"``: the same per
+    apparent skin-tone group (:attr:`~facefit.matcher.data.Pair.skin_tone`);
+    ``"gender-skin"``: the same per gender × skin-tone cell (with ``skin`` and
+    ``gender-skin``, pairs whose group is unknown are drawn once each and the rest of
+    the epoch is shared equally); ``"none"``: each sketch once per epoch."""
     m: float = 0.4
     h: float = 0.333
     s: float = 64.0
@@ -151,7 +159,8 @@ class FitResult:
     persons: int = 0
     """Distinct persons among the training pairs (each pair's :attr:`~Pair.label`)."""
     composition: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Pairs per gender (:func:`composition`) of the ``train`` and ``val`` sides."""
+    """Pairs per gender (:func:`composition`) of the ``train`` and ``val`` sides, and per
+    skin tone (``train_skin_tone``, ``val_skin_tone``) where the pairs have one."""
 
 
 def rank_metrics(
@@ -189,15 +198,28 @@ def sketch_ranks(
     return true_ranks(scores, truth)
 
 
-def pair_groups(pairs: Sequence[Pair]) -> list[str]:
-    """Each pair's gender group (:data:`UNKNOWN_GROUP` where the data states none)."""
-    return [p.gender or UNKNOWN_GROUP for p in pairs]
+def pair_groups(pairs: Sequence[Pair], by: str = "gender") -> list[str]:
+    """Each pair's group (:data:`UNKNOWN_GROUP` where the data states none).
+
+    ``by``: ``"gender"``; ``"skin"`` (apparent skin tone); ``"gender-skin"``
+    (``"female/medium"``: unknown when either is).
+    """
+    if by == "gender":
+        return [p.gender or UNKNOWN_GROUP for p in pairs]
+    if by == "skin":
+        return [p.skin_tone or UNKNOWN_GROUP for p in pairs]
+    if by == "gender-skin":
+        return [
+            f"{p.gender}/{p.skin_tone}" if p.gender and p.skin_tone else UNKNOWN_GROUP
+            for p in pairs
+        ]
+    raise InputError(f"train-matcher: groups are by one of {', '.join(GROUPINGS)}, not {by!r}")
 
 
-def composition(pairs: Sequence[Pair]) -> dict[str, int]:
-    """Pairs per gender group, e.g. ``{"female": 344, "male": 414}``."""
+def composition(pairs: Sequence[Pair], by: str = "gender") -> dict[str, int]:
+    """Pairs per group (:func:`pair_groups`), e.g. ``{"female": 344, "male": 414}``."""
     counts: dict[str, int] = {}
-    for group in pair_groups(pairs):
+    for group in pair_groups(pairs, by):
         counts[group] = counts.get(group, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -208,6 +230,17 @@ def group_rank1(ranks: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
     out = {str(g): float((ranks[groups == g] == 1).mean()) for g in sorted(set(groups.tolist()))}
     if len(out) >= 2:
         out["gap"] = max(out.values()) - min(out.values())
+    return out
+
+
+def _compositions(train: Sequence[Pair], val: Sequence[Pair]) -> dict[str, dict[str, int]]:
+    """Pairs per gender (``train``, ``val``) and, where known, per skin tone
+    (``train_skin_tone``, ``val_skin_tone``)."""
+    out = {"train": composition(train), "val": composition(val)}
+    if any(p.skin_tone for p in [*train, *val]):
+        out.update(
+            train_skin_tone=composition(train, "skin"), val_skin_tone=composition(val, "skin")
+        )
     return out
 
 
@@ -240,20 +273,26 @@ def _masked_loss(loss_fn: Any, features: Any, labels: Any, masked: Any) -> Any:
     return torch.nn.functional.cross_entropy(logits, labels)
 
 
-def balanced_rows(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+def balanced_rows(
+    groups: Sequence[str], rng: np.random.Generator, natural: Collection[str] = ()
+) -> np.ndarray:
     """One epoch's rows (``len(groups)`` of them), an equal share from every group.
 
     A group with fewer rows than its share repeats whole shuffled passes over them and
     fills the rest without repeats; a larger group is subsampled without repeats. The
-    rows come back shuffled.
+    groups named in ``natural`` (e.g. pairs whose group is unknown) are not balanced:
+    each of their rows comes once, and the other groups share the rest. The rows come
+    back shuffled.
     """
     groups = np.asarray(groups)
-    names = sorted(set(groups.tolist()))
+    kept = np.flatnonzero(np.isin(groups, list(natural))) if len(natural) else np.zeros(0, int)
+    names = sorted(set(groups.tolist()) - set(natural))
     if not names:
-        return np.zeros(0, np.int64)
-    shares = np.full(len(names), len(groups) // len(names))
-    shares[: len(groups) % len(names)] += 1
-    picked = []
+        return rng.permutation(kept).astype(np.int64)
+    total = len(groups) - len(kept)
+    shares = np.full(len(names), total // len(names))
+    shares[: total % len(names)] += 1
+    picked = [kept]
     for name, share in zip(names, shares):
         members = np.flatnonzero(groups == name)
         passes, rest = divmod(int(share), len(members))
@@ -418,7 +457,11 @@ class _Split:
     """Class of each training pair (index into ``identities``)."""
     val_persons: list[str]
     train_groups: list[str]
+    """Each training pair's group under the settings' ``balance`` (gender when none)."""
     val_groups: list[str]
+    """Each validation pair's gender group."""
+    val_skin_groups: list[str]
+    """Each validation pair's skin-tone group."""
 
     @classmethod
     def of(cls, data: AlignedPairs, settings: TrainSettings) -> _Split:
@@ -435,8 +478,9 @@ class _Split:
             identities,
             labels,
             [p.label for p in val_pairs],
-            pair_groups(train_pairs),
+            pair_groups(train_pairs, "gender" if settings.balance == "none" else settings.balance),
             pair_groups(val_pairs),
+            pair_groups(val_pairs, "skin"),
         )
 
 
@@ -545,6 +589,9 @@ class _Validation:
             row["val_mrr"] = float((1.0 / ranks).mean())
             groups = group_rank1(ranks, self.split.val_groups)
             row.update({f"val_rank1_{k}": v for k, v in groups.items()})
+            if set(self.split.val_skin_groups) != {UNKNOWN_GROUP}:
+                skin = group_rank1(ranks, self.split.val_skin_groups)
+                row.update({f"val_skin_rank1_{k}": v for k, v in skin.items()})
         if self.check is not None:
             first, second = self.check
             metrics = rank_metrics(
@@ -591,14 +638,17 @@ class _Epochs:
         self.steps = 0
 
     def order(self) -> np.ndarray:
-        """This epoch's samples, shuffled (and balanced by gender with ``balance``)."""
+        """This epoch's samples, shuffled (and balanced by group with ``balance``)."""
         rng = self.rng
-        if self.settings.balance != "gender":
+        if self.settings.balance == "none":
             return self.samples[rng.permutation(len(self.samples))]
+        # gender keeps pairs without one as a group of their own (as it always did); the
+        # skin balances draw pairs of unknown skin tone once each
+        natural = () if self.settings.balance == "gender" else (UNKNOWN_GROUP,)
         # the same draw for every domain: rows of samples are domain-major
         picks = np.concatenate(
             [
-                d * len(self.rows) + balanced_rows(self.split.train_groups, rng)
+                d * len(self.rows) + balanced_rows(self.split.train_groups, rng, natural)
                 for d in range(len(self.domains))
             ]
         )
@@ -707,10 +757,7 @@ def _fit(
         val_pairs=len(split.val_idx),
         norm_stats=norm_stats,
         persons=len({p.label for p in split.train_pairs}),
-        composition={
-            "train": composition(split.train_pairs),
-            "val": composition([data.pairs[i] for i in split.val_idx]),
-        },
+        composition=_compositions(split.train_pairs, [data.pairs[i] for i in split.val_idx]),
     )
 
 
