@@ -7,6 +7,7 @@ import importlib.util
 import pytest
 
 from facefit.config import DEFAULT_COMPONENTS
+from facefit.devices import resolve_device
 from facefit.pipeline.components import backend_plugin
 
 
@@ -31,3 +32,43 @@ def test_auto_picks_eager_on_cuda_and_without_onnxruntime(registry, monkeypatch)
 def test_a_named_backend_is_kept(registry):
     assert backend_plugin("eager", registry, "cpu") == "eager"
     assert backend_plugin("compiled", registry, "cuda") == "compiled"
+
+
+def _both(registry, device):
+    """What ``auto`` resolves to in the pipeline and in an augmentation job on ``device``."""
+    from facefit.augment.plan import AugmentSettings, resolve_backend
+
+    job = resolve_backend(AugmentSettings(backend="auto", device=device), registry)
+    return backend_plugin("auto", registry, resolve_device(device)), job
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_pipeline_and_augment_agree_on_the_cpu(registry, monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    expected = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "eager"
+    assert _both(registry, device) == (expected, expected)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "onnxruntime" else real(n, *a)
+    )
+    assert _both(registry, device) == ("eager", "eager")
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "auto"])
+def test_pipeline_and_augment_agree_on_a_gpu(registry, monkeypatch, device):
+    """A GPU, and an ONNX Runtime whose CUDA provider works: ``auto`` is eager for both
+    (augment used to pick onnxruntime here while the pipeline picked eager)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    try:
+        from facefit_runtime import onnxruntime_backend
+    except ImportError:
+        pass
+    else:
+        monkeypatch.setattr(onnxruntime_backend, "cuda_available", lambda: (True, "patched"))
+    assert resolve_device(device).startswith("cuda")
+    assert _both(registry, device) == ("eager", "eager")

@@ -60,7 +60,8 @@ __all__ = [
 
 ANY_STYLE = "any"
 BACKENDS = ("auto", "onnxruntime", "eager")
-"""Denoiser backends a job may name; ``auto`` is ONNX Runtime where it runs, else eager."""
+"""Denoiser backends a job may name; ``auto`` is ONNX Runtime on the CPU where it is
+installed, else eager (:func:`facefit.devices.auto_backend`)."""
 
 
 def parse_styles(text: str | Sequence[str | int]) -> tuple[str, ...]:
@@ -144,8 +145,8 @@ class AugmentSettings:
     ``detector``/``filter_encoder`` name the plugins that align the mugshots and
     score the sketches (YuNet and SFace); ``clip`` is a CLIP checkpoint, needed (and
     accepted) only for a generator trained on CLIP identity embeddings. ``backend``
-    is the denoiser backend (``auto``: ONNX Runtime where it runs, resolved by
-    :func:`plan_job`; it is part of the job, since backends round differently).
+    is the denoiser backend (``auto``: ONNX Runtime on the CPU where installed, else
+    eager, resolved by :func:`plan_job`; it is part of the job, since backends round differently).
     ``device`` does not change the job (it is not in the fingerprint).
     """
 
@@ -357,23 +358,16 @@ def generator_conditions(config: dict[str, Any], settings: AugmentSettings) -> l
 
 
 def resolve_backend(settings: AugmentSettings, registry: Any) -> str:
-    """The denoiser backend the job runs: ``settings.backend``, with ``auto`` resolved to
-    ``onnxruntime`` where that plugin is registered and ONNX Runtime runs on the job's
-    device, else ``eager``. A named backend that is not registered is a clear error."""
-    if settings.backend != "auto":
+    """The denoiser backend the job runs: ``settings.backend``, with ``auto`` resolved
+    on the job's device by the pipeline's rule (:func:`facefit.devices.auto_backend`:
+    ``onnxruntime`` on the CPU where that plugin is registered and ONNX Runtime is
+    installed, else ``eager``). A named backend that is not registered is a clear error."""
+    from facefit.devices import AUTO_BACKEND, auto_backend
+
+    if settings.backend != AUTO_BACKEND:
         registry.entry("denoiser_backend", settings.backend)  # names the known ones if not
         return settings.backend
-    if "onnxruntime" not in registry.list("denoiser_backend"):
-        return "eager"
-    from facefit.devices import resolve_device
-
-    try:
-        from facefit_runtime import onnxruntime_backend as ort_backend
-    except ImportError:
-        return "eager"
-    on_gpu = resolve_device(settings.device) != "cpu"
-    ok, _ = ort_backend.cuda_available() if on_gpu else ort_backend.available()
-    return "onnxruntime" if ok else "eager"
+    return auto_backend(AUTO_BACKEND, registry, settings.device)
 
 
 def plugin_info(registry: Any, kind: str, name: str) -> dict[str, str]:

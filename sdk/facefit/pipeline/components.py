@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from facefit.config import PipelineConfig, validate
-from facefit.devices import resolve_device
+from facefit.devices import auto_backend, resolve_device
 from facefit.errors import ConfigError
 from facefit.types import MODALITIES
 
@@ -38,20 +38,12 @@ class Components:
 
 
 def backend_plugin(name: str, registry: Any, device: str) -> str:
-    """The denoiser backend to use for ``name``: itself, or for ``"auto"`` ONNX Runtime
-    on the CPU where it is installed (the graph is exported once into the engine cache;
-    about 4x faster than eager there, benchmarks/results/runtime_cpu.md), else eager."""
-    import importlib.util
-
-    if name != "auto":
-        return name
-    if (
-        device == "cpu"
-        and "onnxruntime" in registry.list("denoiser_backend")
-        and importlib.util.find_spec("onnxruntime") is not None
-    ):
-        return "onnxruntime"
-    return "eager"
+    """The denoiser backend to use for ``name`` on ``device``: itself, or for ``"auto"``
+    ONNX Runtime on the CPU where it is installed (the graph is exported once into the
+    engine cache; about 4x faster than eager there, benchmarks/results/runtime_cpu.md),
+    else eager. The rule is :func:`facefit.devices.auto_backend`, shared with
+    ``facefit augment``."""
+    return auto_backend(name, registry, device)
 
 
 def _open_gallery(gallery: Any, encoder: Any, registry: Any) -> Any:
