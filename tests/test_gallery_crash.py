@@ -24,6 +24,10 @@ from facefit.gallery.synthetic import clustered_faces
 
 ENCODER = EncoderInfo("toy", "1", 16)
 DATA = clustered_faces(400, 16, n_probes=1, seed=5)
+CHILD_TIMEOUT = 300
+"""Seconds a child may take to reach its kill point (load, add, save on a busy machine)."""
+_kill_point = None
+"""In a child: its end of the pipe, told when the save reaches the point of the crash."""
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,8 @@ def registry():
 
 
 def _die() -> None:
+    if _kill_point is not None:
+        _kill_point.send("kill point")  # the parent waits for this, not for a fixed time
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -106,7 +112,9 @@ CRASHES = {
 }
 
 
-def _child(path, retriever, crash) -> None:
+def _child(path, retriever, crash, kill_point) -> None:
+    global _kill_point
+    _kill_point = kill_point
     registry = Registry.load(allow=["retrievers", "scann", "milvus"])
     gallery = GalleryIndex.load(path, registry=registry)
     gallery.add(DATA.vectors[200:], [str(i) for i in DATA.identities[200:]])
@@ -143,11 +151,13 @@ def test_killed_mid_save_leaves_a_loadable_gallery(registry, tmp_path, retriever
     g.save(path)
     # ScaNN's thread pool does not survive a fork (the child can crash in it): spawn
     method = "spawn" if retriever == "scann" else "fork"
-    process = multiprocessing.get_context(method).Process(
-        target=_child, args=(path, retriever, crash)
-    )
+    context = multiprocessing.get_context(method)
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(path, retriever, crash, writer))
     process.start()
-    process.join(60)
+    writer.close()  # the child holds the only writer: its death ends the pipe
+    _wait_for_the_kill_point(process, reader)
+    process.join(CHILD_TIMEOUT)
     assert process.exitcode == -signal.SIGKILL, "the child should have been killed mid-save"
 
     loaded = GalleryIndex.load(path, registry=registry)
@@ -160,6 +170,24 @@ def test_killed_mid_save_leaves_a_loadable_gallery(registry, tmp_path, retriever
     manifest = persist.read_manifest(path)
     expected = {f.name for f in manifest.all_files()} | {"manifest.json", ".lock"}
     assert {p.name for p in path.iterdir()} == expected
+
+
+def _wait_for_the_kill_point(process, reader) -> None:
+    """Wait until the child says it reached the crash (however slow the machine), or fail
+    saying why it did not: it hung, or it ended without reaching it."""
+    try:
+        reached = reader.poll(CHILD_TIMEOUT) and reader.recv() == "kill point"
+    except EOFError:  # the child ended without a word
+        reached = False
+    finally:
+        reader.close()
+    if not reached:
+        alive = process.is_alive()
+        if alive:
+            process.kill()
+        process.join()
+        why = f"still running after {CHILD_TIMEOUT} s" if alive else f"exit code {process.exitcode}"
+        pytest.fail(f"the child never reached its kill point: {why}")
 
 
 SAVE_LOOP = textwrap.dedent(
