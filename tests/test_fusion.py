@@ -163,3 +163,18 @@ def test_person_level_calibration_sums_a_persons_photos():
     assert report.accuracy == 1.0 and report.mean_confidence == pytest.approx(0.6)
     photo = calibration_report(probabilities_, np.array([1]))
     assert photo.accuracy == 0.0 and photo.mean_confidence == pytest.approx(0.4)
+
+
+@pytest.mark.shared_data
+def test_the_calibration_gallery_adds_training_distractors_and_no_dev_photo(shared_data):
+    from facefit.datasets import splits
+    from facefit.fusion.slice import calibration_manifest
+
+    manifest = calibration_manifest(shared_data, ["sketch"])
+    probed = {p.identity for p in manifest.probes}
+    gallery = {g.identity for g in manifest.full_gallery()}
+    assert probed == set(splits.fs2k_calibration(shared_data))
+    assert gallery == probed | set(splits.fs2k_training(shared_data))
+    assert not gallery & set(splits.fs2k_split(shared_data).dev)
+    small = calibration_manifest(shared_data, ["sketch"], distractors=False)
+    assert {g.identity for g in small.full_gallery()} == probed

@@ -1,10 +1,17 @@
 """Fit fusion weights and calibration on the calibration slice (``facefit fusion fit``).
 
 The slice is :func:`facefit.datasets.splits.fs2k_calibration`: FS2K training pairs of persons
-that no model trains on and that are never in the development split. Its 100
-photos are the gallery; each probe set (``sketch``, ``sketch+lq8``, …) becomes probes
-exactly as the eval harness makes them (:mod:`facefit.evaluation`), so the scores
-fitted on are the scores the harness and the pipeline compute.
+that no model trains on and that are never in the development split. The gallery is
+its 100 photos plus, as distractors, the photos of every other training pair
+(:func:`facefit.datasets.splits.fs2k_training`, 758; never a development photo): 858
+identities, near the size of the 1,058-photo development gallery. Against the 100
+photos alone the weights over-trusted sources that tell a few people apart but not
+many (the description's attributes, the 8×8 frame) and the cross-validated likelihood
+was worse (``distractors=False`` keeps that fit;
+benchmarks/results/fusion_calibration_gallery.md). Each probe set (``sketch``,
+``sketch+lq8``, …) becomes probes exactly as the eval harness makes them
+(:mod:`facefit.evaluation`), so the scores fitted on are the scores the harness and the
+pipeline compute.
 
 - **direct** profiles: each probe's evidence matched directly, per source
   (:func:`facefit.evaluation.fused.direct_source_scores`);
@@ -39,8 +46,11 @@ DEFAULT_PROBE_SETS = ("sketch", "lq8", "lq16", "sketch+lq8", "sketch+text", "ske
 is part of its profile, :func:`facefit.fusion.model.lq_id`)."""
 
 
-def calibration_manifest(data_dir: str | Path, probe_sets: Sequence[str]) -> Any:
-    """The calibration slice as an eval manifest: its photos are the gallery."""
+def calibration_manifest(
+    data_dir: str | Path, probe_sets: Sequence[str], *, distractors: bool = True
+) -> Any:
+    """The calibration slice as an eval manifest: its photos are the gallery, with the
+    other training pairs' photos as gallery-only identities when ``distractors``."""
     from facefit.datasets import splits
     from facefit.datasets.persons import load_persons
     from facefit.evaluation.readers import read_fs2k
@@ -51,7 +61,8 @@ def calibration_manifest(data_dir: str | Path, probe_sets: Sequence[str]) -> Any
         raise InputError(
             f"{data_dir}: no calibration slice (facefit.datasets.splits.fs2k_calibration)"
         )
-    overlap = set(ids) & set(splits.fs2k_split(data_dir).dev)
+    extra = splits.fs2k_training(data_dir) if distractors else ()
+    overlap = (set(ids) | set(extra)) & set(splits.fs2k_split(data_dir).dev)
     if overlap:  # cannot happen by construction; checked because it must never happen
         raise InputError(f"calibration slice overlaps the development split: {sorted(overlap)[:3]}")
     persons = load_persons(data_dir)
@@ -59,7 +70,8 @@ def calibration_manifest(data_dir: str | Path, probe_sets: Sequence[str]) -> Any
         data_dir / splits.FS2K_DIR,
         probe_sets=list(probe_sets),
         ids=ids,
-        name="fs2k-calibration",
+        gallery_only=extra,
+        name="fs2k-calibration" + ("-with-distractors" if distractors else ""),
         persons=persons.fs2k_person,
         split={"name": "calibration", "data": "fs2k", "fingerprint": splits.fingerprint(ids)},
     )
@@ -137,6 +149,7 @@ def fit_calibration_slice(
     limit: int | None = None,
     keep: FusionModel | None = None,
     command: str | None = None,
+    distractors: bool = True,
 ) -> FusionModel:
     """Fit one profile per probe set on the calibration slice (see the module doc).
 
@@ -149,7 +162,7 @@ def fit_calibration_slice(
         from facefit.registry import Registry
 
         registry = Registry.load()
-    manifest = calibration_manifest(data_dir, probe_sets)
+    manifest = calibration_manifest(data_dir, probe_sets, distractors=distractors)
     if limit:
         manifest = manifest.select(limit=limit)
     context = EvalContext(
@@ -165,6 +178,11 @@ def fit_calibration_slice(
 
         context.generator_factory = evaluation_generator
     profiles: dict[str, Profile] = dict(keep.profiles) if keep is not None else {}
+    probed = {p.identity for p in manifest.probes}
+    others = len({g.identity for g in manifest.full_gallery()} - probed)
+    gallery = f"{len(probed)} calibration photos" + (
+        f" + {others} training photos as distractors" if others else ""
+    )
     for probe_set in manifest.probe_sets:
         probes = list(manifest.probes_of(probe_set))
         if generation:
@@ -173,7 +191,7 @@ def fit_calibration_slice(
         else:
             samples, encoders = _direct_samples(context, probes)
             how = f"direct evidence, probe set {probe_set}"
-        info = {"on": "fs2k calibration slice", "scores": how}
+        info = {"on": "fs2k calibration slice", "scores": how, "gallery": gallery}
         profile = fit_profile(samples, encoders, seed=seed, fit_info=info)
         log.info("%s: %s", profile.key, profile.weights)
         profiles[profile.key] = profile
