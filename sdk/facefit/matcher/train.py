@@ -72,7 +72,7 @@ GROUPINGS = ("gender", "skin", "gender-skin")
 """What :func:`pair_groups` can group pairs by."""
 
 UNKNOWN_GROUP = "unknown"
-"""The group of a pair whose data states no gender (synthetic pairs)."""
+"""The group of a pair whose data states no gender (synthetic pairs) or no skin tone."""
 
 
 @dataclass
