@@ -209,3 +209,80 @@ def test_the_demo_ranks_with_the_shipped_weights():
     assert found.matches[0].identity == probe.id
     assert found.matches[0].probability > missing.matches[0].probability
     assert found.provenance["fusion"]["profile"].startswith("sketch@")
+
+
+def test_several_descriptions_flow_from_the_flags_to_provenance(registry, setup, tmp_path):
+    texts = ["a young man with black hair", "an old woman, bald; glasses"]
+    out = tmp_path / "texts"
+    args = evidence_args(setup, sketches=1)
+    result = run(registry, *args, "--text", texts[0], "--text", f"  {texts[1]} ", "--out", out)
+    assert result.exit_code == 0, result.output
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["texts"] == texts and prov["text"] == texts[0]
+    # each description has its own record in the fusion's record
+    parts = prov["fusion"]["texts"]
+    assert [p["description"] for p in parts] == [1, 2]
+    data = json.loads((out / "result.json").read_text())
+    assert data["fusion"]["texts"] == parts
+    # both descriptions condition the generator: one each of the round's two candidates
+    notes = data["rounds"][0]["notes"]
+    assert "text: candidates 0-0 on description 1, 1-1 on description 2" in notes
+    assert any(n.startswith("text 2:") for n in notes)
+
+    # the second description changes the candidates its block was conditioned on
+    one = tmp_path / "one"
+    result = run(registry, *args, "--text", texts[0], "--out", one)
+    assert result.exit_code == 0, result.output
+    single = json.loads((one / "provenance.json").read_text())
+    assert single["texts"] == [texts[0]] and "texts" in single["fusion"]
+    assert (out / "result.json").read_bytes() != (one / "result.json").read_bytes()
+
+    # fewer candidates than descriptions: the first is used and the rest are said unused
+    few = tmp_path / "few"
+    texts_args = ["--text", texts[0], "--text", texts[1]]
+    result = run(registry, *args, *texts_args, "--candidates", "1", "--out", few)
+    assert result.exit_code == 0, result.output
+    notes = json.loads((few / "result.json").read_text())["rounds"][1]["notes"]
+    assert (
+        "text: candidates 0-0 on description 1 (1 description(s) condition no candidate: "
+        "too few candidates)" in notes
+    )
+
+    again = tmp_path / "again"
+    weights = ["--fusion-weights", setup / "weights.json"]
+    result = run(
+        registry, "generate", "--replay", out / "provenance.json", "--out", again, *weights
+    )
+    assert result.exit_code == 0, result.output
+    assert (again / "result.json").read_bytes() == (out / "result.json").read_bytes()
+
+
+def test_a_manifest_lists_several_descriptions(tmp_path, setup):
+    from facefit.errors import InputError
+    from facefit.pipeline.batch import read_manifest
+
+    manifest = tmp_path / "probes.csv"
+    manifest.write_text(
+        "id,sketch,text,text.2,text.3\n"
+        f'p1,{setup / "sketch0.png"},"a man; tall",,a bald man\n'
+        f"p2,{setup / 'sketch1.png'},a woman,,\n"
+        "p3,,,a man with a beard,\n"
+    )
+    p1, p2, p3 = read_manifest(manifest)
+    assert p1.texts == ["a man; tall", "a bald man"] and list(p1.load().texts) == p1.texts
+    assert p2.text == "a woman" and p2.extra_texts == ()  # a single description still works
+    assert p3.load().texts == ("a man with a beard",)
+    manifest.write_text(f"id,sketch,text.1\np1,{setup / 'sketch0.png'},a man\n")
+    with pytest.raises(InputError, match=r"text\.2, text\.3"):
+        read_manifest(manifest)
+
+
+def test_evidence_keeps_every_description_in_order():
+    from facefit.errors import InputError
+    from facefit.types import EMPTY_TEXT_NOTE, Evidence
+
+    evidence = Evidence(text="  ", extra_texts=("a man", "a  woman"))
+    assert evidence.texts == ("a man", "a woman") and EMPTY_TEXT_NOTE in evidence.notes
+    assert Evidence(text="a man").texts == ("a man",) and Evidence().texts == ()
+    with pytest.raises(InputError, match="text 2"):
+        Evidence(text="a man", extra_texts=("x" * 3000,))

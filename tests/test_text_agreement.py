@@ -130,3 +130,42 @@ def test_the_loop_scores_text_when_a_probe_can_check_it(tmp_path, monkeypatch):
     unscorable = pipeline.run(Evidence(sketch=toy_sketch(), text="wearing a hat"))
     assert any("states no attribute facefit can check" in n for n in unscorable.rounds[0].notes)
     assert all("text" not in c.evidence_scores for c in unscorable.candidates)
+
+
+def test_several_descriptions_are_each_scored_and_recorded(tmp_path, monkeypatch):
+    """Two witnesses who contradict each other: the text score is the mean of their
+    agreements, and each description's own agreement is kept in the fusion's record."""
+    from facefit import text_agreement
+    from facefit.pipeline import Pipeline
+    from facefit.types import Evidence
+    from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry, toy_sketch
+
+    registry = toy_registry()
+    encoder = registry.create_face_encoder("tiny-face")
+    probes = AttributeProbes(
+        encoder.name,
+        encoder.dim,
+        {"female": Probe(np.linspace(-1, 1, encoder.dim).astype(np.float32), 0.1, 0.9)},
+        {},
+    )
+    monkeypatch.setattr(text_agreement, "PROBES_DIR", tmp_path)
+    probes.save(tmp_path / f"attribute_probes_{encoder.name}.json")
+    model = save_model(tmp_path / "model")
+    pipeline = Pipeline(
+        toy_config(model, rounds=1, candidates=2), registry=registry, gallery=toy_gallery(registry)
+    )
+    evidence = Evidence(sketch=toy_sketch(), text="a young woman", extra_texts=("a man",))
+    result = pipeline.run(evidence)
+    notes = result.rounds[0].notes
+    assert any(n.startswith("text 1: scored on female") for n in notes)
+    assert any(n.startswith("text 2: scored on female") for n in notes)
+    for c in result.rounds[0].candidates:  # p(female) and 1 - p(female), averaged
+        assert c.evidence_scores["text"] == pytest.approx(0.5, abs=1e-5)
+    woman, man = result.provenance["fusion"]["texts"]
+    assert woman["scored"] and man["scored"] and woman["agreement"]
+    for match in result.matches:
+        first, second = woman["agreement"][match.identity], man["agreement"][match.identity]
+        # each identity's best photo per description: p(female) and 1 - p(female) of its
+        # two photos, so the two agreements add up to at least 1 (the contradiction shows)
+        assert first + second >= 1 - 1e-5 and first != second
+        assert match.sources["text"] == pytest.approx((first + second) / 2, abs=1e-5)

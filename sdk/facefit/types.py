@@ -105,6 +105,13 @@ class Evidence:
     (:mod:`facefit.pipeline.direct`); the generator is conditioned on the first."""
     extra_lq: tuple[np.ndarray, ...] = ()
     """More low-quality images (other cameras or frames), like :attr:`extra_sketches`."""
+    extra_texts: tuple[str, ...] = ()
+    """More descriptions (other witnesses), after ``text``. Each is normalized like
+    ``text``; a blank one is left out and noted (a blank ``text`` gives its place to the
+    next). Every description is scored (the mean of their agreements, each one recorded:
+    :mod:`facefit.pipeline.direct`), and the generator's candidates are shared among
+    them: description ``j`` of ``n`` conditions the ``j``-th equal block of each round's
+    candidates (:mod:`facefit.pipeline.loop`)."""
 
     def __post_init__(self) -> None:
         allowed = (
@@ -149,21 +156,28 @@ class Evidence:
                     value = load_image(value)
                 values[n - 2] = _frozen_image(value, f"{whats[modality]} {n}")
             object.__setattr__(self, name, tuple(values))
-        if self.text is not None:
-            if not isinstance(self.text, str):
-                raise InputError(
-                    f"evidence text: expected a string, got {type(self.text).__name__}"
-                )
-            text = " ".join(self.text.split())
+        if isinstance(self.extra_texts, str):
+            raise InputError("evidence extra_texts: expected a list of descriptions, got a string")
+        texts = []
+        for n, value in enumerate((self.text, *(self.extra_texts or ())), start=1):
+            if value is None:
+                continue
+            which = "text" if n == 1 else f"text {n}"
+            if not isinstance(value, str):
+                raise InputError(f"evidence {which}: expected a string, got {type(value).__name__}")
+            text = " ".join(value.split())
             if len(text) > MAX_TEXT_CHARS:
                 raise InputError(
-                    f"evidence text: the description is {len(text):,} characters, more than "
-                    f"the limit of {MAX_TEXT_CHARS:,}; shorten it to the witness's words "
+                    f"evidence {which}: the description is {len(text):,} characters, more "
+                    f"than the limit of {MAX_TEXT_CHARS:,}; shorten it to the witness's words "
                     "about the face"
                 )
             if not text and EMPTY_TEXT_NOTE not in notes:
                 notes.append(EMPTY_TEXT_NOTE)
-            object.__setattr__(self, "text", text or None)
+            if text:
+                texts.append(text)
+        object.__setattr__(self, "text", texts[0] if texts else None)
+        object.__setattr__(self, "extra_texts", tuple(texts[1:]))
         if self.reference is not None and self.reference.ndim != 3:
             raise InputError("evidence reference face: expected an RGB image (H, W, 3)")
         object.__setattr__(self, "sources", sources)
@@ -200,6 +214,11 @@ class Evidence:
         first = getattr(self, modality)
         extra = {"sketch": self.extra_sketches, "lq": self.extra_lq}.get(modality, ())
         return () if first is None else (first, *extra)
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every description: ``text``, then :attr:`extra_texts` (empty without text)."""
+        return () if self.text is None else (self.text, *self.extra_texts)
 
     @property
     def modalities(self) -> tuple[str, ...]:

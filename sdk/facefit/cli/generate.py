@@ -143,7 +143,7 @@ def _load_replay(path: Path) -> dict:
     return data
 
 
-def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None]:
+def _replay_inputs(replay: dict) -> tuple[dict[str, str], list[str], str | None]:
     from facefit.files import sha256_file
 
     paths = {}
@@ -153,7 +153,10 @@ def _replay_inputs(replay: dict) -> tuple[dict[str, str], str | None, str | None
             raise InputError(f"replay: input {modality} {path} is missing or changed since the run")
         paths[modality] = path
     gallery = (replay.get("gallery") or {}).get("path")
-    return paths, replay.get("text"), gallery
+    texts = replay.get("texts")
+    if texts is None:  # a provenance from before several descriptions were taken
+        texts = [replay["text"]] if replay.get("text") is not None else []
+    return paths, list(texts), gallery
 
 
 def _listed(paths: dict[str, str], modality: str) -> list[str]:
@@ -162,16 +165,18 @@ def _listed(paths: dict[str, str], modality: str) -> list[str]:
     return [paths[k] for k in sorted(keys, key=lambda k: int(k.partition(".")[2] or 1))]
 
 
-def _check_text(text: str | None) -> None:
+def _check_text(texts: tuple[str, ...] | list[str]) -> None:
     """A --text longer than the evidence limit is refused naming the flag, before any work."""
     from facefit.types import MAX_TEXT_CHARS
 
-    length = len(" ".join((text or "").split()))
-    if length > MAX_TEXT_CHARS:
-        raise InputError(
-            f"--text: the description is {length:,} characters, more than the limit of "
-            f"{MAX_TEXT_CHARS:,}; give the witness's words about the face"
-        )
+    for n, text in enumerate(texts, start=1):
+        length = len(" ".join((text or "").split()))
+        if length > MAX_TEXT_CHARS:
+            which = "--text" if len(texts) == 1 else f"--text (description {n})"
+            raise InputError(
+                f"{which}: the description is {length:,} characters, more than the limit of "
+                f"{MAX_TEXT_CHARS:,}; give the witness's words about the face"
+            )
 
 
 def _show_progress(no_progress: bool) -> bool:
@@ -214,7 +219,12 @@ def _show_progress(no_progress: bool) -> bool:
     type=click.FloatRange(0, 1, min_open=True),
     help="Prior probability that the person is in the gallery at all (default 0.5).",
 )
-@click.option("--text", help="A description in words.")
+@click.option(
+    "--text",
+    multiple=True,
+    help="A description in words; repeat for several witnesses (each is scored and "
+    "recorded, and each conditions an equal share of every round's candidates).",
+)
 @click.option(
     "--reference",
     type=click.Path(dir_okay=False, exists=True),
@@ -312,6 +322,7 @@ def generate(
     from facefit.pipeline.files import ProbeFiles, run_probe_files
     from facefit.pipeline.output import check_out
 
+    text = list(text)
     _check_text(text)
     replay_data = _load_replay(replay) if replay is not None else None
     allowed = tuple(allow_no_face)
@@ -338,7 +349,7 @@ def generate(
         if resume:
             raise InputError("--resume continues a batch; give --manifest, or use --force")
         check_out(out, force=force)  # before any model loads: never lose a run to it
-        probe = ProbeFiles.from_lists(sketch, lq, text=text, reference=reference)
+        probe = ProbeFiles.from_lists(sketch, lq, text, reference=reference)
         probe = replace(probe, allow_no_face=allowed)
         probe.load()  # no evidence / unreadable file: fail before any model is loaded
     elif interactive:

@@ -3,7 +3,9 @@
 The manifest is a CSV with a header; columns ``id`` (required, unique, used as the
 output folder name) and any of ``sketch``, ``lq``, ``reference`` (image paths,
 relative to the manifest's folder; a ``sketch`` or ``lq`` cell may list several,
-separated by ``;``) and ``text``. Each probe's output goes to
+separated by ``;``) and ``text``. More descriptions (other witnesses) go in columns
+``text.2``, ``text.3``, … (a description may itself hold ``;``, so text cells are not
+split); an empty cell is no description. Each probe's output goes to
 ``OUT/<id>/`` and is written atomically (:func:`facefit.pipeline.output.write_run`),
 so after an interruption a folder either holds a complete result or does not
 exist. An ``OUT`` that already holds anything is refused before any probe runs,
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("id", "sketch", "lq", "text", "reference")
 LIST_SEPARATOR = ";"
 """Separates several files in a ``sketch`` or ``lq`` cell (several witnesses or cameras)."""
+TEXT_COLUMN = re.compile(r"^text\.([2-9]|[1-9][0-9]+)$")
+"""More descriptions: ``text.2``, ``text.3``, … after ``text``."""
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -58,12 +62,14 @@ def read_manifest(path: str | Path) -> list[ProbeFiles]:
         raise InputError(
             f"{path}: the manifest has no probes (a header line, then one probe a line)"
         )
-    unknown = set(header) - set(COLUMNS)
+    unknown = {c for c in set(header) - set(COLUMNS) if not TEXT_COLUMN.match(c or "")}
     if "id" not in header or unknown:
         raise InputError(
-            f"{path}: manifest columns must be id and any of sketch, lq, text, reference"
+            f"{path}: manifest columns must be id and any of sketch, lq, text (text.2, "
+            "text.3, … for more descriptions), reference"
             + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "; 'id' is missing")
         )
+    text_columns = [c for c in header if TEXT_COLUMN.match(c or "")]
     probes, seen = [], set()
     for line, row in enumerate(rows, start=2):
         probe_id = (row.get("id") or "").strip()
@@ -85,13 +91,14 @@ def read_manifest(path: str | Path) -> list[ProbeFiles]:
                 files[modality].append(str(file))
         if len(files["reference"]) > 1:
             raise InputError(f"{path}, line {line}: give one reference face, not a list")
-        text = (row.get("text") or "").strip() or None
-        if not any(files.values()) and text is None:
+        columns = ["text", *sorted(text_columns, key=lambda c: int(c.partition(".")[2]))]
+        texts = [t for t in ((row.get(c) or "").strip() for c in columns) if t]
+        if not any(files.values()) and not texts:
             raise InputError(f"{path}, line {line}: probe {probe_id!r} has no evidence")
         reference = files["reference"][0] if files["reference"] else None
         probes.append(
             ProbeFiles.from_lists(
-                files["sketch"], files["lq"], id=probe_id, text=text, reference=reference
+                files["sketch"], files["lq"], texts, id=probe_id, reference=reference
             )
         )
     return probes

@@ -12,7 +12,11 @@ each identity's photos (see :mod:`facefit.fusion`):
 - text: the attribute probes of the gallery's encoder, where a stated attribute has
   an accurate probe (:mod:`facefit.text_agreement`).
 
-Several sketches (or frames) give the mean of their identity scores. The loop then
+Several sketches (or frames) give the mean of their identity scores. Several
+descriptions (witnesses) give the mean of the agreements of those that can be
+scored; each description's own agreement is kept (:attr:`DirectScores.texts`) and
+goes into the ranking's record (``result.json`` / ``provenance.json`` ``fusion.texts``),
+so witnesses who contradict each other are seen, not averaged away unseen. The loop then
 fuses these scores with the generated candidates' (:class:`facefit.fusion.FusionModel`),
 so a ranking never leaves the evidence itself out.
 """
@@ -38,6 +42,9 @@ class DirectScores:
     notes: tuple[str, ...] = ()
     faces: dict[str, str | None] = field(default_factory=dict)
     """Each identity's gallery face that matched the first image best (its source)."""
+    texts: tuple[dict[str, Any], ...] = ()
+    """Per description, in order: ``description`` (its number from 1), ``scored`` (whether
+    it entered the ``"text"`` mean), ``why`` (if not) and ``scores`` (identity → its agreement)."""
 
 
 def _all_identity_scores(
@@ -85,7 +92,7 @@ def _text_scores(gallery: Any, text: str) -> tuple[dict[str, float] | None, str]
 
 def direct_scores(
     images: dict[str, list[tuple[np.ndarray, Any]]],
-    text: str | None,
+    text: str | list[str] | tuple[str, ...] | None,
     *,
     detector: Any,
     gallery: Any,
@@ -96,7 +103,8 @@ def direct_scores(
     """Score every source of the evidence against ``gallery`` (see the module doc).
 
     ``images`` maps ``"sketch"`` / ``"lq"`` to ``(image, evidence check)`` pairs;
-    ``encoder`` made ``gallery``; ``sketch_encoder`` made ``sketch_gallery``.
+    ``encoder`` made ``gallery``; ``sketch_encoder`` made ``sketch_gallery``; ``text``
+    is one description or several (other witnesses').
     """
     from facefit.imaging.faces import FaceEmbedder
 
@@ -125,11 +133,24 @@ def direct_scores(
             image, check = items[0]
             aligned = check is not None and check.use in ("aligned", "as given")
             encoders[modality] = lq_id(enc, image.shape[0] if aligned else None)
-    if text is not None:
-        found, why = _text_scores(gallery, text)
+    texts = [text] if isinstance(text, str) else list(text or ())
+    parts: list[dict[str, Any]] = []
+    for n, description in enumerate(texts, start=1):
+        found, why = _text_scores(gallery, description)
+        which = "text" if len(texts) == 1 else f"text {n}"
         if found is None:
-            notes.append(f"direct: text not scored ({why})")
-        else:
-            scores["text"] = found
-            encoders["text"] = TEXT_SCORER.format(encoder=encoder_id(encoder))
-    return DirectScores(scores, encoders, tuple(notes), faces)
+            notes.append(f"direct: {which} not scored ({why})")
+        parts.append({"description": n, "scored": found is not None, "why": why, "scores": found})
+    scored = [p["scores"] for p in parts if p["scores"] is not None]
+    if scored:
+        names = set().union(*scored)
+        scores["text"] = {
+            i: round(sum(s.get(i, 0.0) for s in scored) / len(scored), 6) for i in names
+        }
+        encoders["text"] = TEXT_SCORER.format(encoder=encoder_id(encoder))
+        if len(texts) > 1:
+            notes.append(
+                f"direct: text is the mean agreement of {len(scored)} of {len(texts)} "
+                "descriptions (each one's is in fusion.texts)"
+            )
+    return DirectScores(scores, encoders, tuple(notes), faces, tuple(parts))

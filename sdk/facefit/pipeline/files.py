@@ -33,6 +33,13 @@ class ProbeFiles:
     """More sketches (other witnesses), after ``sketch``."""
     extra_lq: tuple[str, ...] = ()
     """More low-quality images, after ``lq``."""
+    extra_texts: tuple[str, ...] = ()
+    """More descriptions (other witnesses), after ``text``."""
+
+    @property
+    def texts(self) -> list[str]:
+        """Every description: ``text``, then :attr:`extra_texts`."""
+        return [t for t in (self.text, *self.extra_texts) if t is not None]
 
     def paths(self) -> dict[str, str]:
         """Every input file by name: ``sketch``, ``sketch.2``, …, ``lq``, ``lq.2``, …, ``reference``."""
@@ -46,9 +53,14 @@ class ProbeFiles:
         return out
 
     @classmethod
-    def from_lists(cls, sketches=(), lqs=(), **fields: Any) -> ProbeFiles:
-        """A probe from lists of sketch and low-quality image paths (first, then extra)."""
+    def from_lists(cls, sketches=(), lqs=(), texts=None, **fields: Any) -> ProbeFiles:
+        """A probe from lists of sketch and low-quality image paths (first, then extra)
+        and, where ``texts`` is given, of descriptions (else ``text=`` in ``fields``)."""
         sketches, lqs = [str(p) for p in sketches or ()], [str(p) for p in lqs or ()]
+        if texts is not None:
+            texts = [texts] if isinstance(texts, str) else list(texts)
+            fields["text"] = texts[0] if texts else None
+            fields["extra_texts"] = tuple(texts[1:])
         return cls(
             sketch=sketches[0] if sketches else None,
             lq=lqs[0] if lqs else None,
@@ -64,6 +76,7 @@ class ProbeFiles:
             allow_no_face=self.allow_no_face,
             extra_sketches=self.extra_sketches,
             extra_lq=self.extra_lq,
+            extra_texts=self.extra_texts,
             **files,
         ).require_any()
 
@@ -102,8 +115,9 @@ def _evidence_tiles(evidence: Evidence, prepared: Any) -> list[tuple[np.ndarray 
         tiles += [(q, f"low-quality {n}") for n, q in enumerate(evidence.extra_lq, start=2)]
     if evidence.reference is not None:
         tiles.append((evidence.reference, caption("reference", "reference")))
-    if evidence.text:
-        tiles.append((None, evidence.text))
+    texts = evidence.texts
+    for n, text in enumerate(texts, start=1):
+        tiles.append((None, text if len(texts) == 1 else f"({n}) {text}"))
     return tiles
 
 
@@ -169,7 +183,12 @@ def run_probe_files(
     ran = time.perf_counter()
     seconds = {"load": round(loaded - start, 4), "loop": round(ran - loaded, 4)}
     provenance = make_provenance(
-        pipeline, result, inputs=probe.paths(), text=probe.text, seconds=seconds, command=command
+        pipeline,
+        result,
+        inputs=probe.paths(),
+        text=evidence.texts,
+        seconds=seconds,
+        command=command,
     )
     provenance["evidence"] = [c.to_dict() for c in prepared.checks]
     provenance["allow_no_face"] = list(evidence.allow_no_face)

@@ -19,6 +19,7 @@ a ground truth: only the evidence, the candidates and the gallery.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -39,7 +40,7 @@ from facefit.pipeline.evidence import PreparedEvidence, prepare_evidence
 from facefit.pipeline.fusion import round_scores, top_identity_streak
 from facefit.pipeline.progress import Cancelled, CancelToken, ProgressCallback, Reporter
 from facefit.pipeline.ranking import Ranker
-from facefit.pipeline.scoring import evidence_scores, text_scorer
+from facefit.pipeline.scoring import evidence_scores, texts_scorer
 from facefit.pipeline.state import Probe, RunState
 from facefit.pipeline.warmup import quiet_loading, warm_up
 from facefit.types import Candidate, Condition, Evidence, Match, Result, RoundTrace
@@ -317,9 +318,16 @@ class Pipeline:
             conditions = {m: c(prepared.evidence) for m, c in components.conditioners.items()}
             notes = list(evidence.notes) + list(prepared.notes)
             text = None
-            if prepared.evidence.text is not None:
-                text, note = text_scorer(prepared.evidence.text, components.identity_encoder)
-                notes.append(note)
+            texts = prepared.evidence.texts
+            if texts:
+                text, text_notes = texts_scorer(texts, components.identity_encoder)
+                notes += text_notes
+            text_conditions: tuple[Condition, ...] = ()
+            if len(texts) > 1 and "text" in components.conditioners:
+                encode = components.conditioners["text"]
+                text_conditions = tuple(
+                    encode(replace(prepared.evidence, text=t, extra_texts=())) for t in texts
+                )
         reference = None
         if prepared.evidence.reference is not None:
             reference = conditions["reference"].tokens[0].numpy().astype(np.float32)
@@ -329,7 +337,7 @@ class Pipeline:
         else:
             ranker = self._ranker(prepared)
             notes += list(ranker.direct.notes)
-        return Probe(prepared, conditions, reference, text, notes, ranker)
+        return Probe(prepared, conditions, reference, text, notes, ranker, text_conditions)
 
     def _ranker(self, prepared: PreparedEvidence) -> Ranker:
         """The evidence matched directly against the gallery, ready to fuse with rounds."""
@@ -339,7 +347,7 @@ class Pipeline:
         with self._lock:
             direct = direct_scores(
                 {m: prepared.checked(m) for m in ("sketch", "lq")},
-                prepared.evidence.text,
+                prepared.evidence.texts,
                 detector=components.detector,
                 gallery=components.gallery,
                 encoder=components.face_encoder,
@@ -354,14 +362,20 @@ class Pipeline:
             settings.no_match_threshold,
         )
 
-    def _sample(self, conditions: list[Condition], seed: int, on_step: Any) -> np.ndarray:
+    def _sample(
+        self,
+        conditions: list[Condition],
+        seed: int,
+        on_step: Any,
+        num_images: int | None = None,
+    ) -> np.ndarray:
         settings = self.settings
         options = {"on_step": on_step} if on_step is not None else {}
         with self._sampling:
             return self.components.sampler.sample(
                 self.components.backend,
                 conditions,
-                num_images=settings.candidates,
+                num_images=settings.candidates if num_images is None else num_images,
                 steps=settings.steps,
                 guidance=settings.guidance,
                 seed=seed,
@@ -481,7 +495,11 @@ class Pipeline:
         seed = round_seed(settings.seed, r)
         report("sample", r)
         hook = report.step_hook(r) if self._step_hook else None
-        images = self._sample([*conditions, domain_condition("photo")], seed, hook)
+        notes = list(probe.notes) if r == 0 else []
+        if len(probe.text_conditions) > 1:
+            images = self._sample_per_text(probe, conditions, seed, hook, notes)
+        else:
+            images = self._sample([*conditions, domain_condition("photo")], seed, hook)
         if hook is None:  # a sampler that does not report steps: report them at the end
             report("sample", r, step=settings.steps)
         report("rank", r)
@@ -491,10 +509,48 @@ class Pipeline:
             Candidate(images[i], r, i, seed, scores[i], matches[i][: settings.top_k])
             for i in range(len(images))
         ]
-        notes = list(probe.notes) if r == 0 else []
         return _Round(
             r, seed, started, candidates, matches, round_scores(matches), identity, hits, notes
         )
+
+    def _sample_per_text(
+        self,
+        probe: Probe,
+        conditions: list[Condition],
+        seed: int,
+        hook: Any,
+        notes: list[str],
+    ) -> np.ndarray:
+        """Several descriptions: description ``j`` of ``n`` conditions the ``j``-th equal
+        block of the round's candidates (candidate ``i`` still starts from the noise of
+        ``seed + i``); each round's notes say which block had which description. With
+        fewer candidates than descriptions the last descriptions condition none."""
+        from facefit.generator.conditions import domain_condition
+
+        total, texts = self.settings.candidates, probe.text_conditions
+        others = [c for c in conditions if c.modality != "text"]
+        bounds = [-(-j * total // len(texts)) for j in range(len(texts) + 1)]  # ceil: first fed
+        batches, shares = [], []
+        for j, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            if stop == start:
+                continue
+            shares.append(f"{start}-{stop - 1} on description {j + 1}")
+            batches.append(
+                self._sample(
+                    [*others, texts[j], domain_condition("photo")],
+                    seed + start,
+                    hook,
+                    num_images=stop - start,
+                )
+            )
+        used = len(batches)
+        note = f"text: candidates {', '.join(shares)}"
+        if used < len(texts):
+            note += (
+                f" ({len(texts) - used} description(s) condition no candidate: too few candidates)"
+            )
+        notes.append(note)
+        return np.concatenate(batches)
 
     @staticmethod
     def _apply_choice(done: _Round, choice: Choice) -> None:

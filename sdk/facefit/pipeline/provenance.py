@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,16 @@ def make_provenance(
     result: Any,
     *,
     inputs: dict[str, str],
-    text: str | None,
+    text: str | Sequence[str] | None,
     seconds: dict[str, float],
     command: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The provenance record of one run (``inputs``: modality → file path)."""
+    """The provenance record of one run (``inputs``: modality → file path; ``text``: the
+    description, or every description in order).
+
+    ``text`` records the first description (as before several were taken) and
+    ``texts`` every one, in order (``[]`` without text)."""
+    texts = [text] if isinstance(text, str) else list(text or ())
     import torch
 
     from facefit.version import __version__
@@ -105,7 +111,8 @@ def make_provenance(
         "inputs": {
             m: {"path": str(Path(p).resolve()), "sha256": sha256_file(p)} for m, p in inputs.items()
         },
-        "text": text,
+        "text": texts[0] if texts else None,
+        "texts": texts,
         "model": {"path": str(components.model_dir.resolve()), "files": model_files},
         "gallery": gallery,
         "config": config_to_dict(pipeline.config),

@@ -6,7 +6,8 @@ scores so far (:func:`.fusion.round_means`) by :meth:`facefit.fusion.FusionModel
 Each ranked :class:`~facefit.types.Match` carries the raw fused score, the calibrated
 probability and the per-source scores; :meth:`Ranker.rank` also says which profile
 was used and whether there is *no likely match* (every probability below the
-threshold).
+threshold). With text, its record's ``texts`` gives each description's own
+agreement with the ranked identities (the ``"text"`` source is their mean).
 
 Identities are every gallery identity that any source scored; an identity the
 candidates never retrieved takes the rounds' floor as its generated score (see
@@ -93,4 +94,18 @@ class Ranker:
             "no_likely_match": top is not None and top < self.threshold,
             "notes": list(self.direct.notes + fused.notes),
         }
+        if self.direct.texts:
+            info["texts"] = [
+                {
+                    "description": part["description"],
+                    "scored": part["scored"],
+                    **({"why": part["why"]} if not part["scored"] else {}),
+                    "agreement": {
+                        m.identity: part["scores"].get(m.identity)
+                        for m in matches
+                        if part["scores"] is not None
+                    },
+                }
+                for part in self.direct.texts
+            ]
         return matches, info

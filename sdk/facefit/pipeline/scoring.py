@@ -21,6 +21,10 @@ for the identity encoder that was accurate on held-out faces. When nothing in th
 text can be checked, the round's trace says why and the text is not scored
 (it still conditions the generator).
 
+Several descriptions (witnesses) are each scored so, and a candidate's ``text``
+score is the mean over the descriptions that can be checked (:class:`MeanTextScorer`);
+each description's verdict is in the trace's notes.
+
 A candidate's evidence consistency is the mean of its scores
 (:attr:`facefit.types.Candidate.consistency`).
 """
@@ -33,7 +37,14 @@ import numpy as np
 
 from facefit.pipeline.evidence import PreparedEvidence
 
-__all__ = ["TEXT_UNSCORED", "TextScorer", "evidence_scores", "text_scorer"]
+__all__ = [
+    "TEXT_UNSCORED",
+    "MeanTextScorer",
+    "TextScorer",
+    "evidence_scores",
+    "text_scorer",
+    "texts_scorer",
+]
 
 TEXT_UNSCORED = "text: not scored ({why}; the text still conditions the generator)"
 
@@ -71,6 +82,34 @@ def text_scorer(text: str, encoder: Any) -> tuple[TextScorer | None, str]:
     return scorer, scorer.note
 
 
+class MeanTextScorer:
+    """The mean agreement of several descriptions' scorers (other witnesses')."""
+
+    def __init__(self, scorers: list[TextScorer]) -> None:
+        self.scorers = scorers
+
+    def __call__(self, identity_vectors: np.ndarray) -> np.ndarray:
+        return np.mean([s(identity_vectors) for s in self.scorers], axis=0)
+
+
+def texts_scorer(texts: list[str] | tuple[str, ...], encoder: Any) -> tuple[Any, list[str]]:
+    """A scorer for one or several descriptions (the mean of those that can be scored),
+    or None; and a note per description for the trace."""
+    if len(texts) == 1:
+        scorer, note = text_scorer(texts[0], encoder)
+        return scorer, [note]
+    scorers, notes = [], []
+    for n, text in enumerate(texts, start=1):
+        scorer, note = text_scorer(text, encoder)
+        notes.append(note.replace("text:", f"text {n}:", 1))
+        if scorer is not None:
+            scorers.append(scorer)
+    if not scorers:
+        return None, notes
+    notes.append(f"text: the mean agreement of {len(scorers)} of {len(texts)} descriptions")
+    return (scorers[0] if len(scorers) == 1 else MeanTextScorer(scorers)), notes
+
+
 def evidence_scores(
     candidates: np.ndarray,
     prepared: PreparedEvidence,
@@ -78,7 +117,7 @@ def evidence_scores(
     sketch_extractor: Any,
     reference_vector: np.ndarray | None = None,
     identity_vectors: np.ndarray | None = None,
-    text: TextScorer | None = None,
+    text: TextScorer | MeanTextScorer | None = None,
 ) -> list[dict[str, float]]:
     """Per candidate ``(N, S, S, 3)``, its agreement with each checkable modality."""
     from facefit.imaging.degrade import lq_similarity

@@ -60,3 +60,6 @@ class Probe:
     text: Any
     notes: list[str]
     ranker: Ranker | None = None
+    text_conditions: tuple[Condition, ...] = ()
+    """With several descriptions, each one's text condition, in order (see
+    :meth:`facefit.pipeline.Pipeline._sample_and_rank`); empty otherwise."""
