@@ -334,6 +334,19 @@ def test_example_recipes_parse_and_the_gpu_model_fits_40_mb():
     assert gpu.parameter_count() * 2 <= 40e6  # fp16 bytes of the shipped EMA weights
 
 
+def test_the_v2_recipes_differ_only_where_their_comments_say():
+    """cpu-v2n = cpu-v2 + input norm + more spatial dropout; cpu-v2v = cpu-v2n + plain v loss."""
+    from pathlib import Path
+
+    recipes = Path(__file__).resolve().parents[1] / "examples" / "train"
+    v2, v2n, v2v = (load_train_config(recipes / f"cpu-{n}.toml") for n in ("v2", "v2n", "v2v"))
+    assert v2n.model == {**v2.model, "global_input_norm": True}
+    assert v2n.data.drop == {**v2.data.drop, "sketch": 0.7, "lq": 0.8, "reference_image": 0.7}
+    assert (v2.snr_gamma, v2n.snr_gamma, v2v.snr_gamma) == (5.0, 5.0, 0.0)
+    assert v2v.model == v2n.model and v2v.data == v2n.data
+    assert len({v2.out, v2n.out, v2v.out}) == 3 and v2v.pack == v2n.pack == v2.pack
+
+
 def test_command_line_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "t.toml").write_text('[train]\npack = "p.npz"\nout = "o"\n')
