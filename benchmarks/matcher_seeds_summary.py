@@ -38,10 +38,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from math import comb
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_eval_runs import mcnemar_p
 
 # (benchmark, probe set); CelebA has no person level (one photo per person in the gallery).
 SETS = [
@@ -52,15 +54,6 @@ SETS = [
 REFERENCE = "pair"
 FLIPS = 100_000
 BOOTS = 10_000
-
-
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar p-value from the discordant counts."""
-    n = only_a + only_b
-    if n == 0:
-        return 1.0
-    k = min(only_a, only_b)
-    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def run_dirs(runs: Path, recipe: str, seed: int) -> tuple[Path, Path]:

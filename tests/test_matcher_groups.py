@@ -123,11 +123,16 @@ def _skin_pairs(tones, genders=None):
     ]
 
 
-def test_skin_tone_bins_are_the_evaluations():
-    from facefit.evaluation.readers import SKIN_TONE_BINS as EVAL_BINS
-    from facefit.matcher.data import SKIN_TONE_BINS
+def test_skin_tone_bins_cover_every_word_of_the_ita_scale():
+    """One table (facefit.datasets.attributes) bins for eval and train-matcher alike;
+    every word skin_tone_name can give has a bin."""
+    from facefit.datasets.attributes import SKIN_TONE_BINS, skin_tone_name
 
-    assert SKIN_TONE_BINS == EVAL_BINS
+    greys = [(v, v, v) for v in range(0, 256, 15)]
+    warm = [(r, int(r * 0.75), int(r * 0.55)) for r in range(20, 256, 10)]
+    words = {skin_tone_name(c) for c in greys + warm}
+    assert words <= set(SKIN_TONE_BINS)
+    assert set(SKIN_TONE_BINS.values()) == {"light", "medium", "dark"}
 
 
 def test_pair_groups_by_skin_tone_and_by_gender_and_skin_tone():

@@ -102,11 +102,12 @@ def test_shipped_sface_probes_load_and_say_how_accurate_they_are():
     assert AttributeProbes.for_encoder("no-such-encoder") is None
 
 
-def test_the_loop_scores_text_when_a_probe_can_check_it(tmp_path, monkeypatch):
+def _pipeline_with_a_female_probe(tmp_path, monkeypatch):
+    """A toy pipeline (1 round, 2 candidates) whose face encoder has one attribute probe,
+    ``female``, saved where text agreement looks for it."""
     from facefit import text_agreement
     from facefit.pipeline import Pipeline
-    from facefit.types import Evidence
-    from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry, toy_sketch
+    from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry
 
     registry = toy_registry()
     encoder = registry.create_face_encoder("tiny-face")
@@ -119,9 +120,16 @@ def test_the_loop_scores_text_when_a_probe_can_check_it(tmp_path, monkeypatch):
     monkeypatch.setattr(text_agreement, "PROBES_DIR", tmp_path)
     probes.save(tmp_path / f"attribute_probes_{encoder.name}.json")
     model = save_model(tmp_path / "model")
-    pipeline = Pipeline(
+    return Pipeline(
         toy_config(model, rounds=1, candidates=2), registry=registry, gallery=toy_gallery(registry)
     )
+
+
+def test_the_loop_scores_text_when_a_probe_can_check_it(tmp_path, monkeypatch):
+    from facefit.types import Evidence
+    from tests.pipeline_helpers import toy_sketch
+
+    pipeline = _pipeline_with_a_female_probe(tmp_path, monkeypatch)
     result = pipeline.run(Evidence(sketch=toy_sketch(), text="a young woman"))
     trace = result.rounds[0]
     assert any(n.startswith("text: scored on female") for n in trace.notes)
@@ -135,25 +143,10 @@ def test_the_loop_scores_text_when_a_probe_can_check_it(tmp_path, monkeypatch):
 def test_several_descriptions_are_each_scored_and_recorded(tmp_path, monkeypatch):
     """Two witnesses who contradict each other: the text score is the mean of their
     agreements, and each description's own agreement is kept in the fusion's record."""
-    from facefit import text_agreement
-    from facefit.pipeline import Pipeline
     from facefit.types import Evidence
-    from tests.pipeline_helpers import save_model, toy_config, toy_gallery, toy_registry, toy_sketch
+    from tests.pipeline_helpers import toy_sketch
 
-    registry = toy_registry()
-    encoder = registry.create_face_encoder("tiny-face")
-    probes = AttributeProbes(
-        encoder.name,
-        encoder.dim,
-        {"female": Probe(np.linspace(-1, 1, encoder.dim).astype(np.float32), 0.1, 0.9)},
-        {},
-    )
-    monkeypatch.setattr(text_agreement, "PROBES_DIR", tmp_path)
-    probes.save(tmp_path / f"attribute_probes_{encoder.name}.json")
-    model = save_model(tmp_path / "model")
-    pipeline = Pipeline(
-        toy_config(model, rounds=1, candidates=2), registry=registry, gallery=toy_gallery(registry)
-    )
+    pipeline = _pipeline_with_a_female_probe(tmp_path, monkeypatch)
     evidence = Evidence(sketch=toy_sketch(), text="a young woman", extra_texts=("a man",))
     result = pipeline.run(evidence)
     notes = result.rounds[0].notes

@@ -56,18 +56,6 @@ CELEBA_PROBE_SETS = ("photo",)
 """What :func:`read_celeba` makes by default."""
 PARTS = ("sketch", "photo", "text", *(f"lq{s}" for s in LQ_SIZES))
 
-# The six ITA skin-tone words of facefit.datasets.attributes (Chardon et al. 1991) merged into
-# three bins, so that a 200-probe split keeps enough probes per bin for a rank-1
-# interval that means something.
-SKIN_TONE_BINS = {
-    "very fair": "light",
-    "fair": "light",
-    "medium": "medium",
-    "tanned": "medium",
-    "brown": "dark",
-    "dark": "dark",
-}
-
 
 def parse_probe_set(name: str) -> dict[str, Any]:
     """``"sketch+lq8"`` → ``{"sketch": True, "lq": 8}``; a clear error for unknown parts."""
@@ -109,7 +97,7 @@ def _fs2k_details(folder: Path, pair: Mapping[str, Any], text: bool) -> tuple[di
     FS2K's ``skin_color`` is the pixel where skin was sampled, so both need the photo.
     The skin tone is the *apparent* one under the photo's lighting, not a skin type.
     """
-    from facefit.datasets.attributes import fs2k_attributes, fs2k_sentence
+    from facefit.datasets.attributes import SKIN_TONE_BINS, fs2k_attributes, fs2k_sentence
     from facefit.imaging.images import load_image
 
     photo = load_image(folder / pair["photo"]) if (folder / pair["photo"]).is_file() else None

@@ -46,7 +46,6 @@ from facefit.files import atomic_file
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SKIN_TONE_BINS",
     "AlignedPairs",
     "Pair",
     "SourcePersons",
@@ -61,18 +60,6 @@ __all__ = [
 ]
 
 CACHE_VERSION = 1
-
-SKIN_TONE_BINS = {
-    "very fair": "light",
-    "fair": "light",
-    "medium": "medium",
-    "tanned": "medium",
-    "brown": "dark",
-    "dark": "dark",
-}
-"""The six ITA skin-tone words of :func:`facefit.datasets.attributes.skin_tone_name` in
-the three bins that ``facefit eval`` reports by (``facefit.evaluation.readers``; a test
-keeps the two equal), so training balances over the groups the evaluation scores."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +82,8 @@ class Pair:
     for group-balanced sampling and per-group validation."""
     skin_tone: str | None = None
     """Apparent skin tone of the photo, ``"light"``, ``"medium"`` or ``"dark"``
-    (:data:`SKIN_TONE_BINS` of FS2K's skin sample), where known: for skin-tone-balanced
-    sampling and per-group validation."""
+    (:data:`facefit.datasets.attributes.SKIN_TONE_BINS` of FS2K's skin sample), where
+    known: for skin-tone-balanced sampling and per-group validation."""
 
     @property
     def label(self) -> str:
@@ -148,7 +135,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
     default: :func:`facefit.datasets.persons.load_persons` of ``data_dir``, which refuses data
     the grouping was not made from).
     """
-    from facefit.datasets.attributes import fs2k_attributes
+    from facefit.datasets.attributes import SKIN_TONE_BINS, fs2k_attributes
     from facefit.datasets.splits import FS2K_DIR, fs2k_training, load_fs2k_annotations
 
     data_dir = Path(data_dir)
