@@ -425,7 +425,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         guidance=args.guidance,
         seed=args.seed,
     )
-    summary = look_grid(out, config=config, force=args.force, scale=args.scale, name=args.name)
+    from facefit.errors import FacefitError
+
+    try:
+        summary = look_grid(out, config=config, force=args.force, scale=args.scale, name=args.name)
+    except (FacefitError, ValueError) as exc:  # bad --model, --scale or plugin names: no traceback
+        sys.exit(f"generator_look_grid: {exc}")
     print(f"{summary['path']}: {len(summary['rows'])} rows, {summary['shape'][1]}x"
           f"{summary['shape'][0]} px")  # fmt: skip
 

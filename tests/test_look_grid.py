@@ -80,3 +80,10 @@ def test_faces_are_upscaled_by_nearest_neighbour(look):
     big = look._cell(face, 4, 3)
     assert big.shape == (12, 12, 3)
     assert (big[::3, ::3] == face).all() and (big[2::3, 2::3] == face).all()
+
+
+def test_a_bad_model_folder_is_named_without_a_traceback(look, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        look.main(["--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "g.png")])
+    assert "nowhere: not a generator directory" in str(stop.value)
+    assert not (tmp_path / "g.png").exists()
