@@ -210,6 +210,31 @@ def test_sketch_domain_items_render_the_artist_sketch(pack):
     assert (cond.domain[to_sketch] >= 2).all()
 
 
+def test_sketch_targets_can_keep_their_reference_photo_more_often(pack):
+    """``sketch_reference_image_drop`` sets the reference-image drop of sketch targets
+    alone; photo targets keep ``drop["reference_image"]``; ``None`` changes nothing."""
+    aug = dict(sketch_domain=0.5, flip=0.0, lookalike=0.0, style_drop=0.0)
+    g = torch.Generator().manual_seed(5)
+    _, cond = TrainingBatches(
+        pack,
+        Augmentation(**aug, drop={"reference_image": 1.0}, sketch_reference_image_drop=0.0),
+    )(64, g)
+    to_sketch = cond.domain >= 1
+    assert to_sketch.any() and (~to_sketch).any()
+    assert cond.reference_image_present[to_sketch].all()
+    assert not cond.reference_image_present[~to_sketch].any()
+    # None: the same draws, so the same batch as without the field
+    same = [
+        TrainingBatches(pack, Augmentation(**aug, drop={"reference_image": 0.5}, **extra))(
+            16, torch.Generator().manual_seed(6)
+        )[1]
+        for extra in ({}, {"sketch_reference_image_drop": None})
+    ]
+    assert torch.equal(same[0].reference_image_present, same[1].reference_image_present)
+    with pytest.raises(InputError, match="sketch_reference_image_drop"):
+        Augmentation(sketch_reference_image_drop=1.5)
+
+
 def test_sketch_style_token_follows_the_pack_and_can_be_dropped(pack):
     from facefit.generator.conditions import DOMAINS, domain_condition, sketch_domain
 
@@ -335,7 +360,8 @@ def test_example_recipes_parse_and_the_gpu_model_fits_40_mb():
 
 
 def test_the_v2_recipes_differ_only_where_their_comments_say():
-    """cpu-v2n = cpu-v2 + input norm + more spatial dropout; cpu-v2v = cpu-v2n + plain v loss."""
+    """cpu-v2n = cpu-v2 + input norm + more spatial dropout; cpu-v2v = cpu-v2n + plain v loss;
+    cpu-v2s = cpu-v2v + more mugshot -> sketch items."""
     from pathlib import Path
 
     recipes = Path(__file__).resolve().parents[1] / "examples" / "train"
@@ -345,6 +371,13 @@ def test_the_v2_recipes_differ_only_where_their_comments_say():
     assert (v2.snr_gamma, v2n.snr_gamma, v2v.snr_gamma) == (5.0, 5.0, 0.0)
     assert v2v.model == v2n.model and v2v.data == v2n.data
     assert len({v2.out, v2n.out, v2v.out}) == 3 and v2v.pack == v2n.pack == v2.pack
+    # cpu-v2s = cpu-v2v + the mugshot -> sketch task more often
+    v2s = load_train_config(recipes / "cpu-v2s.toml")
+    assert v2s.model == v2v.model and v2s.snr_gamma == v2v.snr_gamma and v2s.pack == v2v.pack
+    assert v2s.data == dataclasses.replace(
+        v2v.data, sketch_domain=0.4, sketch_reference_image_drop=0.05
+    )
+    assert v2s.out != v2v.out
 
 
 def test_command_line_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):

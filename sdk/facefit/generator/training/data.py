@@ -190,6 +190,10 @@ class Augmentation:
     """Probability that a photo target's reference image is a look-alike of another identity."""
     sketch_domain: float = 0.15
     """Probability that an item with an artist sketch is rendered as that sketch."""
+    sketch_reference_image_drop: float | None = None
+    """Probability of dropping the pair's photo as the reference image of a sketch target
+    (mugshot → sketch); ``None``: ``drop["reference_image"]`` like every other item. A
+    lower value shows the model the mugshot → sketch task more often."""
     style_drop: float = 0.3
     """Probability that a sketch target's style token is replaced by plain ``sketch``
     (so "a sketch in any style" works), always so when the style is unknown."""
@@ -202,6 +206,7 @@ class Augmentation:
             "sketch_domain": self.sketch_domain,
             "style_drop": self.style_drop,
             "lookalike": self.lookalike,
+            "sketch_reference_image_drop": self.sketch_reference_image_drop or 0.0,
             **self.drop,
         }.items():
             if not 0.0 <= p <= 1.0:
@@ -294,7 +299,9 @@ class TrainingBatches:
         cond = self._with_reference_image(cond, idx, x0_photo, to_sketch, g)
         cond = cond.drop("sketch", to_sketch).drop("lq", to_sketch)
         for modality in ("sketch", "lq", "text", "reference", "reference_image"):
-            p = self.aug.drop.get(modality, 0.0)
+            p = torch.full((batch_size,), self.aug.drop.get(modality, 0.0))
+            if modality == "reference_image" and self.aug.sketch_reference_image_drop is not None:
+                p[to_sketch] = self.aug.sketch_reference_image_drop
             cond = cond.drop(modality, torch.rand(batch_size, generator=g) < p)
         return x0, cond
 
