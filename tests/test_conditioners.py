@@ -81,6 +81,17 @@ def test_text_tokens_are_zero_under_padding():
     assert tokens.shape == (4, 12) and tokens[:2].abs().sum() > 0 and not tokens[2:].any()
 
 
+def test_text_condition_states_the_described_attributes():
+    from facefit.text_agreement import ATTRIBUTE_FEATURES
+
+    cond = TestTextConditioner().make()
+    made = cond(Evidence(text="a smiling man with blond hair"))
+    stated = {n for n, v in zip(ATTRIBUTE_FEATURES, made.vector.tolist(), strict=True) if v}
+    assert stated == {"female_not", "smiling", "bald_not", "hair_golden"}
+    assert not cond(Evidence(text="a face")).vector.any()
+    assert not made.null().vector.any()
+
+
 def test_reference_crop_and_photo_paths():
     cond = TestReferenceConditioner().make()
     ramp = np.linspace(0, 255, 64)

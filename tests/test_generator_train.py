@@ -136,6 +136,31 @@ def test_a_run_can_start_from_exported_weights(tmp_path, pack):
         other.init_from(exported)
 
 
+def test_a_run_can_add_the_stated_attributes_to_exported_weights(tmp_path, pack):
+    """text_attributes may be switched on over weights trained without it: the new
+    layer starts at zero, so the model starts exactly where the exported one was."""
+    v2 = {**ARCHITECTURE, "conditioning": "adanorm", "prediction_type": "v_prediction"}
+    first = _trainer(tmp_path / "a", pack, steps=2, export_fp16=False, model=v2)
+    first.fit(progress=False)
+    exported = first.export()
+    grown = _trainer(tmp_path / "b", pack, steps=3, model={**v2, "text_attributes": True})
+    grown.init_from(exported)
+    assert not grown.model.attribute_proj.weight.any()
+    x0, cond = grown.batches(4, torch.Generator().manual_seed(0))
+    assert cond.text_attributes[cond.text_present > 0].any()  # the pack's sentences state some
+    t = torch.full((4,), 900)
+    with torch.no_grad():
+        assert torch.equal(first.ema_model()(x0, t, cond), grown.model(x0, t, cond))
+    grown.fit(progress=False)
+    assert grown.model.attribute_proj.weight.any()  # and it learns
+    # other settings still have to match
+    other = _trainer(
+        tmp_path / "c", pack, model={**v2, "text_attributes": True, "layers_per_block": 2}
+    )
+    with pytest.raises(ConfigError, match="another configuration"):
+        other.init_from(exported)
+
+
 def test_a_checkpoint_saved_before_a_model_setting_existed_resumes(tmp_path, pack):
     first = _trainer(tmp_path, pack, steps=2)
     first.fit(progress=False)
@@ -361,7 +386,7 @@ def test_example_recipes_parse_and_the_gpu_model_fits_40_mb():
 
 def test_the_v2_recipes_differ_only_where_their_comments_say():
     """cpu-v2n = cpu-v2 + input norm + more spatial dropout; cpu-v2v = cpu-v2n + plain v loss;
-    cpu-v2s = cpu-v2v + more mugshot -> sketch items."""
+    cpu-v2s = cpu-v2v + more mugshot -> sketch items; cpu-v2t = cpu-v2s + stated attributes."""
     from pathlib import Path
 
     recipes = Path(__file__).resolve().parents[1] / "examples" / "train"
@@ -378,6 +403,11 @@ def test_the_v2_recipes_differ_only_where_their_comments_say():
         v2v.data, sketch_domain=0.4, sketch_reference_image_drop=0.05
     )
     assert v2s.out != v2v.out
+    # cpu-v2t = cpu-v2s + the stated attributes
+    v2t = load_train_config(recipes / "cpu-v2t.toml")
+    assert v2t.model == {**v2s.model, "text_attributes": True}
+    assert v2t.data == v2s.data and v2t.snr_gamma == v2s.snr_gamma and v2t.pack == v2s.pack
+    assert len({v2s.out, v2t.out, v2v.out}) == 3
 
 
 def test_command_line_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):

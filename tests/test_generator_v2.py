@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
+from facefit.errors import InputError
 from facefit.generator import FaceGenerator
-from facefit.generator.conditions import empty_conditions
+from facefit.generator.conditions import conditions_to_tensors, empty_conditions
 from facefit.generator.noise import noise_scheduler, training_target
+from facefit.text_agreement import ATTRIBUTE_FEATURES, attribute_features, parse_description
 from facefit.types import Condition
 from tests.generator_helpers import TINY, single_thread, tiny_generator  # noqa: F401 (autouse)
 
@@ -33,7 +37,17 @@ def _colour_batch(classes: torch.Tensor, size: int, identity_dim: int, embed=_on
     return x0, embed(classes, identity_dim)
 
 
-def _train_colour(model, steps: int, cut: bool, embed=_one_hot) -> float:
+def _as_identity(cond, vectors):
+    n = len(vectors)
+    return replace(cond, reference=vectors, reference_present=torch.ones(n))
+
+
+def _as_stated_attributes(cond, vectors):
+    n = len(vectors)
+    return replace(cond, text_attributes=vectors, text_present=torch.ones(n))
+
+
+def _train_colour(model, steps: int, cut: bool, embed=_one_hot, put=_as_identity) -> float:
     """Train on class → colour; return how far apart the two classes' x̂₀ are (red − blue)."""
     torch.manual_seed(0)
     noise = noise_scheduler(model)
@@ -45,9 +59,7 @@ def _train_colour(model, steps: int, cut: bool, embed=_one_hot) -> float:
         x0, vectors = _colour_batch(classes, sizes["image_size"], sizes["identity_dim"], embed)
         cond = empty_conditions(16, **sizes)
         if not cut:
-            cond = cond.__class__(
-                **{**cond.__dict__, "reference": vectors, "reference_present": torch.ones(16)}
-            )
+            cond = put(cond, vectors)
         eps = torch.randn_like(x0)
         t = torch.randint(0, 1000, (16,))
         target = training_target(noise, x0, eps, t)
@@ -63,10 +75,7 @@ def _train_colour(model, steps: int, cut: bool, embed=_one_hot) -> float:
     scheduler.set_timesteps(10)
     classes = torch.tensor([0] * 4 + [1] * 4)
     _, vectors = _colour_batch(classes, sizes["image_size"], sizes["identity_dim"], embed)
-    cond = empty_conditions(8, **sizes)
-    cond = cond.__class__(
-        **{**cond.__dict__, "reference": vectors, "reference_present": torch.ones(8)}
-    )
+    cond = put(empty_conditions(8, **sizes), vectors)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 3, sizes["image_size"], sizes["image_size"], generator=g).repeat(2, 1, 1, 1)
     with torch.no_grad():
@@ -84,6 +93,51 @@ def test_tiny_model_learns_a_global_condition_and_not_without_its_path(cut):
         assert abs(gap) < 0.2, gap
     else:
         assert gap > 2.0, gap  # red items come out red, blue ones blue (at most 4)
+
+
+@pytest.mark.parametrize("path", [True, False], ids=["attribute path", "no attribute path"])
+def test_tiny_model_learns_stated_attributes_and_not_without_their_path(path):
+    """Class 0 is stated "female", class 1 "not female"; the sentence says nothing."""
+    model = tiny_generator(**V2, text_attributes=path)
+
+    def stated(classes, _dim):
+        return _one_hot(classes, len(ATTRIBUTE_FEATURES))
+
+    gap = _train_colour(model, steps=150, cut=False, embed=stated, put=_as_stated_attributes)
+    if path:
+        assert gap > 2.0, gap
+    else:
+        assert abs(gap) < 0.2, gap
+
+
+def test_text_condition_carries_the_stated_attributes_to_the_model():
+    model = tiny_generator(**V2, text_attributes=True)
+    sizes = _sizes(model)
+    words = {"tokens": torch.randn(sizes["text_tokens"], sizes["text_dim"])}
+    stated = torch.from_numpy(attribute_features(parse_description("a woman with red hair")))
+    cond = Condition("text", vector=stated, **words)
+    tensors = conditions_to_tensors([cond], **sizes)
+    assert torch.equal(tensors.text_attributes[0], stated) and tensors.text_present[0] == 1
+    assert not conditions_to_tensors([cond.null()], **sizes).text_attributes.any()
+    assert not tensors.drop("text", torch.tensor([True])).text_attributes.any()
+    with pytest.raises(InputError, match="stated-attribute vector"):
+        conditions_to_tensors([Condition("text", vector=torch.ones(3), **words)], **sizes)
+    # the stated attributes move the prediction; a model without the path ignores them
+    with torch.no_grad():  # as if trained: the zero-initialised layers let the evidence in
+        for p in model.parameters():
+            if not p.any():
+                p.normal_()
+    x, t = torch.randn(1, 3, model.image_size, model.image_size), torch.tensor([900])
+    unstated = replace(tensors, text_attributes=torch.zeros_like(tensors.text_attributes))
+    assert not torch.allclose(model(x, t, tensors), model(x, t, unstated))
+    plain = tiny_generator(**V2)
+    with torch.no_grad():
+        for p in plain.parameters():
+            if not p.any():
+                p.normal_()
+    assert torch.equal(plain(x, t, tensors), plain(x, t, unstated))
+    with pytest.raises(ValueError, match="adanorm"):
+        tiny_generator(text_attributes=True)
 
 
 def test_v2_has_no_cross_attention_and_one_global_token():

@@ -8,8 +8,10 @@ import pytest
 from facefit.datasets.attributes import describe
 from facefit.errors import InputError
 from facefit.text_agreement import (
+    ATTRIBUTE_FEATURES,
     AttributeProbes,
     Probe,
+    attribute_features,
     balanced_accuracy,
     fit_probe,
     parse_description,
@@ -44,6 +46,18 @@ def test_parse_reads_back_what_describe_writes():
     assert probe_labels({"wearing": ["glasses"]}) == {"earrings": 0}
     with pytest.raises(InputError, match="string"):
         parse_description(None)
+
+
+def test_attribute_features_tell_unstated_from_denied():
+    def stated(text):
+        vector = attribute_features(parse_description(text))
+        assert vector.dtype == np.float32 and vector.shape == (len(ATTRIBUTE_FEATURES),)
+        return {n for n, v in zip(ATTRIBUTE_FEATURES, vector.tolist(), strict=True) if v}
+
+    assert stated("a person") == set()
+    assert stated("a serious woman, no earrings") == {"female", "smiling_not", "earrings_not"}
+    assert stated("a bald man") == {"female_not", "bald"}
+    assert stated("a girl with dark brown hair") == {"female", "bald_not", "hair_brown"}
 
 
 def _toy_probes(dim=4):

@@ -79,7 +79,9 @@ class LowQualityConditioner(Conditioner):
 
 
 class TextConditioner(Conditioner):
-    """A description → the text encoder's tokens ``(num_tokens, dim)``, padding zeroed."""
+    """A description → the text encoder's tokens ``(num_tokens, dim)``, padding zeroed,
+    and the attributes it states as the condition's vector
+    (:func:`facefit.text_agreement.attribute_features`)."""
 
     name: ClassVar[str] = "text"
     modality: ClassVar[str] = "text"
@@ -102,9 +104,16 @@ class TextConditioner(Conditioner):
     def encode(self, evidence: Evidence) -> Condition:
         import torch
 
+        from facefit.text_agreement import attribute_features, parse_description
+
         out = self.encoder.encode([evidence.text])
         tokens = out.tokens[0] * out.mask[0][:, None]
-        return Condition("text", tokens=torch.from_numpy(np.ascontiguousarray(tokens, np.float32)))
+        stated = attribute_features(parse_description(evidence.text))
+        return Condition(
+            "text",
+            tokens=torch.from_numpy(np.ascontiguousarray(tokens, np.float32)),
+            vector=torch.from_numpy(stated),
+        )
 
 
 class ReferenceConditioner(Conditioner):

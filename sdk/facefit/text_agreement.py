@@ -32,8 +32,10 @@ import numpy as np
 from facefit.errors import InputError
 
 __all__ = [
+    "ATTRIBUTE_FEATURES",
     "MIN_BALANCED_ACCURACY",
     "AttributeProbes",
+    "attribute_features",
     "parse_description",
     "probe_labels",
 ]
@@ -134,6 +136,35 @@ def probe_labels(attrs: Mapping[str, Any]) -> dict[str, int]:
     if isinstance(earrings, bool):
         labels["earrings"] = int(earrings)
     return labels
+
+
+_STATED_BINARY = ("female", "smiling", "bald", "earrings")
+
+ATTRIBUTE_FEATURES = (
+    *(f"{name}{side}" for name in _STATED_BINARY for side in ("", "_not")),
+    *(f"hair_{c}" for c in HAIR_COLORS),
+)
+"""The names of :func:`attribute_features`' entries, in order."""
+
+
+def attribute_features(attrs: Mapping[str, Any]) -> np.ndarray:
+    """What a description states, as a fixed vector for the generator (float32, one
+    entry per :data:`ATTRIBUTE_FEATURES` name).
+
+    Each yes/no attribute has two entries, "stated yes" and "stated no", so that a
+    description that says nothing about it (both 0) differs from one that denies it;
+    the hair colour is one-hot over :data:`HAIR_COLORS`. Takes :func:`parse_description`
+    output (or any attributes :func:`probe_labels` reads).
+    """
+    labels = probe_labels(attrs)
+    out = np.zeros(len(ATTRIBUTE_FEATURES), np.float32)
+    for name in _STATED_BINARY:
+        if name in labels:
+            out[ATTRIBUTE_FEATURES.index(name if labels[name] else f"{name}_not")] = 1.0
+    for c in HAIR_COLORS:
+        if labels.get(f"hair_{c}") == 1:
+            out[ATTRIBUTE_FEATURES.index(f"hair_{c}")] = 1.0
+    return out
 
 
 @dataclass(frozen=True)

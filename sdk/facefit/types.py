@@ -251,7 +251,10 @@ class Condition:
 
     ``tokens`` are cross-attention tokens of a fixed shape ``(num_tokens, dim)`` and
     ``spatial`` a map ``(channels, H, W)`` concatenated to the noisy input; either
-    may be ``None``. ``present`` is False for the null condition used for
+    may be ``None``. ``vector`` is an optional fixed-length feature vector ``(dim,)``
+    beside the tokens: the text conditioner puts there the attributes a description
+    states (:func:`facefit.text_agreement.attribute_features`); models that do not
+    read it ignore it. ``present`` is False for the null condition used for
     classifier-free guidance, whose tensors are zeros of the same shapes.
     """
 
@@ -259,6 +262,7 @@ class Condition:
     tokens: torch.Tensor | None = None
     spatial: torch.Tensor | None = None
     present: bool = True
+    vector: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.tokens is None and self.spatial is None:
@@ -273,6 +277,10 @@ class Condition:
                 f"condition {self.modality!r}: spatial map must be (channels, H, W), "
                 f"got {tuple(self.spatial.shape)}"
             )
+        if self.vector is not None and self.vector.dim() != 1:
+            raise InputError(
+                f"condition {self.modality!r}: vector must be (dim,), got {tuple(self.vector.shape)}"
+            )
 
     def null(self) -> Condition:
         """The absent counterpart: zeros of the same shapes, ``present=False``."""
@@ -283,6 +291,7 @@ class Condition:
             tokens=None if self.tokens is None else torch.zeros_like(self.tokens),
             spatial=None if self.spatial is None else torch.zeros_like(self.spatial),
             present=False,
+            vector=None if self.vector is None else torch.zeros_like(self.vector),
         )
 
 

@@ -96,11 +96,12 @@ def _conditioning_line(config: dict) -> str:
             if config.get("reference_image")
             else ""
         )
+        stated = " and the attributes it states" if config.get("text_attributes") else ""
         return (
             f"- global evidence through adaptive group norm (scale-shift from the timestep "
             f"embedding): identity `{config['face_encoder']}` ({config['identity_dim']}-d), "
-            f"text `{config['text_encoder']}` (sentence embedding of {config['text_dim']}), "
-            f"target domain{image}"
+            f"text `{config['text_encoder']}` (sentence embedding of {config['text_dim']}"
+            f"{stated}), target domain{image}"
         )
     return (
         f"- identity encoder: `{config['face_encoder']}` ({config['identity_dim']}-d, "

@@ -19,6 +19,7 @@ import numpy as np
 
 from facefit.errors import InputError
 from facefit.imaging.sketch import to_grey
+from facefit.text_agreement import ATTRIBUTE_FEATURES
 from facefit.types import MODALITIES, Condition
 
 if TYPE_CHECKING:
@@ -130,8 +131,10 @@ class ConditionTensors:
     Shapes for batch ``B`` and image size ``S``: ``sketch`` ``(B, 1, S, S)``,
     ``lq`` ``(B, 3, S, S)``, ``reference`` ``(B, identity_dim)``, ``text``
     ``(B, text_tokens, text_dim)``, ``reference_image`` ``(B, 3, S, S)`` (the aligned
-    reference face; only v2 models look at it); each ``*_present`` is ``(B,)``
-    float (1 or 0); ``domain`` ``(B,)`` long (an index into :data:`DOMAINS`).
+    reference face; only v2 models look at it), ``text_attributes`` ``(B, A)`` (what
+    the description states, :data:`~facefit.text_agreement.ATTRIBUTE_FEATURES`; present
+    with the text; only models with ``text_attributes`` read it); each ``*_present`` is
+    ``(B,)`` float (1 or 0); ``domain`` ``(B,)`` long (an index into :data:`DOMAINS`).
     Values of absent items are zero.
     """
 
@@ -146,6 +149,7 @@ class ConditionTensors:
     domain: torch.Tensor
     reference_image: torch.Tensor | None = None
     reference_image_present: torch.Tensor | None = None
+    text_attributes: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # absent unless given, so code written before the reference image keeps working
@@ -155,6 +159,9 @@ class ConditionTensors:
             object.__setattr__(
                 self, "reference_image_present", self.lq_present.new_zeros(self.lq_present.shape)
             )
+        if self.text_attributes is None:
+            shape = (self.text_present.shape[0], len(ATTRIBUTE_FEATURES))
+            object.__setattr__(self, "text_attributes", self.text_present.new_zeros(shape))
 
     @property
     def batch_size(self) -> int:
@@ -164,17 +171,15 @@ class ConditionTensors:
         return getattr(self, f"{modality}_present")
 
     def drop(self, modality: str, mask: torch.Tensor) -> ConditionTensors:
-        """A copy with ``modality`` removed where ``mask`` (``(B,)`` bool) is True."""
+        """A copy with ``modality`` removed where ``mask`` (``(B,)`` bool) is True
+        (the text's stated attributes go with the text)."""
         keep = (~mask).to(self.present(modality).dtype)
-        value = getattr(self, modality)
-        shape = (-1,) + (1,) * (value.dim() - 1)
-        return replace(
-            self,
-            **{
-                modality: value * keep.view(shape),
-                f"{modality}_present": self.present(modality) * keep,
-            },
-        )
+        names = (modality, "text_attributes") if modality == "text" else (modality,)
+        values = {f"{modality}_present": self.present(modality) * keep}
+        for name in names:
+            value = getattr(self, name)
+            values[name] = value * keep.view((-1,) + (1,) * (value.dim() - 1))
+        return replace(self, **values)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> ConditionTensors:
         moved = {}
@@ -225,6 +230,7 @@ def empty_conditions(
         domain=torch.full((batch,), domain, dtype=torch.long),
         reference_image=torch.zeros(batch, 3, image_size, image_size),
         reference_image_present=zeros.clone(),
+        text_attributes=torch.zeros(batch, len(ATTRIBUTE_FEATURES)),
     )
 
 
@@ -249,7 +255,8 @@ def conditions_to_tensors(
     Missing modalities and null conditions become absent; a ``domain`` condition
     (:func:`domain_condition`) picks the target domain (default photo). A
     ``reference`` condition may carry the aligned reference face as its spatial
-    map ``(3, S, S)`` as well as the identity embedding as its tokens.
+    map ``(3, S, S)`` as well as the identity embedding as its tokens, and a ``text``
+    condition the attributes the description states as its vector.
     """
     import torch
 
@@ -283,6 +290,8 @@ def conditions_to_tensors(
         if cond.modality == "reference" and cond.spatial is not None and cond.present:
             values["reference_image"] = _reference_image(cond.spatial, image_size)
             values["reference_image_present"] = torch.ones(1)
+        if cond.modality == "text" and cond.vector is not None and cond.present:
+            values["text_attributes"] = _text_attributes(cond.vector)
         if cond.present:
             value = tensor.float()
             if cond.modality == "reference":  # one identity vector per item
@@ -290,6 +299,15 @@ def conditions_to_tensors(
             values[cond.modality] = value.unsqueeze(0)
             values[f"{cond.modality}_present"] = torch.ones(1)
     return replace(out, **values)
+
+
+def _text_attributes(vector: torch.Tensor) -> torch.Tensor:
+    if tuple(vector.shape) != (len(ATTRIBUTE_FEATURES),):
+        raise InputError(
+            f"text condition: the stated-attribute vector must have {len(ATTRIBUTE_FEATURES)} "
+            f"entries ({', '.join(ATTRIBUTE_FEATURES)}), got {tuple(vector.shape)}"
+        )
+    return vector.float().reshape(1, -1)
 
 
 def _reference_image(spatial: torch.Tensor, image_size: int) -> torch.Tensor:

@@ -15,7 +15,11 @@ the text and the target domain — reaches the network in one of two ways, set b
   sentence embedding are layer-normalised before their projections: a unit-norm
   128-d SFace embedding has 0.09 per dimension, so without it the identity's share of
   the global vector varied 70x less across faces than the domain's, and Adam's
-  fixed-size steps moved its projection's output that much more slowly.
+  fixed-size steps moved its projection's output that much more slowly. With
+  ``text_attributes`` the attributes the description states (gender, smiling,
+  baldness, earrings, hair colour: :func:`facefit.text_agreement.attribute_features`)
+  are added to the text's projection through their own zero-initialised layer: a
+  sentence embedding carries "woman" and "blond" only faintly among everything else.
 - ``"cross-attention"`` (the first model): the three become cross-attention tokens.
   Kept so that old model directories load and run.
 
@@ -41,6 +45,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
 from facefit.generator.conditions import DOMAINS, ConditionTensors, conditions_to_tensors
+from facefit.text_agreement import ATTRIBUTE_FEATURES
 from facefit.types import Condition
 
 log = logging.getLogger(__name__)
@@ -139,10 +144,13 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         conditioning: str = "cross-attention",
         reference_image: bool = False,
         global_input_norm: bool = False,
+        text_attributes: bool = False,
     ) -> None:
         super().__init__()
         if conditioning not in CONDITIONING:
             raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
+        if text_attributes and conditioning != "adanorm":
+            raise ValueError("text_attributes needs conditioning='adanorm' (generator v2)")
         if conditioning == "adanorm":
             self._init_adanorm()
             return
@@ -207,6 +215,10 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         self.reference_null = nn.Parameter(torch.randn(1, d) * 0.02)
         self.text_proj = nn.Sequential(nn.Linear(c.text_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.text_null = nn.Parameter(torch.randn(1, d) * 0.02)
+        if c.text_attributes:  # zero-initialised: a trained model gains it without change
+            self.attribute_proj = nn.Linear(len(ATTRIBUTE_FEATURES), d)
+            nn.init.zeros_(self.attribute_proj.weight)
+            nn.init.zeros_(self.attribute_proj.bias)
 
     @property
     def adanorm(self) -> bool:
@@ -273,7 +285,8 @@ class FaceGenerator(ModelMixin, ConfigMixin):
         return spatial, tokens
 
     def _global_vector(self, cond: ConditionTensors) -> torch.Tensor:
-        """Identity, text (sentence embedding) and domain as one ``(B, 1, 3·D)`` vector."""
+        """Identity, text (sentence embedding, and the stated attributes where the model
+        has ``text_attributes``) and domain as one ``(B, 1, 3·D)`` vector."""
         p_ref = cond.reference_present.view(-1, 1)
         identity = cond.reference
         # the sentence embedding: the mean of the non-padding token embeddings (MiniLM's pooling)
@@ -284,7 +297,10 @@ class FaceGenerator(ModelMixin, ConfigMixin):
             sentence = nn.functional.layer_norm(sentence, sentence.shape[-1:])
         reference = p_ref * self.reference_proj(identity) + (1 - p_ref) * self.reference_null
         p_text = cond.text_present.view(-1, 1)
-        text = p_text * self.text_proj(sentence) + (1 - p_text) * self.text_null
+        text = self.text_proj(sentence)
+        if self.config.text_attributes:  # what the description states, read exactly
+            text = text + self.attribute_proj(cond.text_attributes)
+        text = p_text * text + (1 - p_text) * self.text_null
         domain = self.domain_embedding(cond.domain)
         return torch.cat([domain, reference, text], dim=1).unsqueeze(1)
 

@@ -53,6 +53,7 @@ from facefit.generator.conditions import (
     images_to_tensor,
     lq_tensor,
 )
+from facefit.text_agreement import ATTRIBUTE_FEATURES, attribute_features, parse_description
 
 if TYPE_CHECKING:
     import torch
@@ -237,6 +238,11 @@ class TrainingBatches:
         self._emb_flip = torch.from_numpy(pack.embeddings_flip.astype(np.float32))
         self._text_index = torch.from_numpy(pack.text_index.astype(np.int64))
         self._text = torch.from_numpy(pack.text_tokens.astype(np.float32))
+        self._stated = torch.from_numpy(  # what each sentence states, as the conditioner reads it
+            np.stack([attribute_features(parse_description(str(s))) for s in pack.sentences])
+            if len(pack.sentences)
+            else np.zeros((0, len(ATTRIBUTE_FEATURES)), np.float32)
+        )
         unknown = sorted(set(pack.sources.tolist()) - set(self.aug.source_weights))
         if unknown:
             raise InputError(
@@ -274,6 +280,8 @@ class TrainingBatches:
         has_text = text_index >= 0
         text = torch.zeros(batch_size, *self._text.shape[1:])
         text[has_text] = self._text[text_index[has_text]]
+        stated = torch.zeros(batch_size, len(ATTRIBUTE_FEATURES))
+        stated[has_text] = self._stated[text_index[has_text]]
 
         x0_photo = x0.clone()
         # rendering the artist's sketch: the sketch (and a copy of the photo) would give it away
@@ -295,6 +303,7 @@ class TrainingBatches:
             text=text,
             text_present=has_text.float(),
             domain=domain,
+            text_attributes=stated,
         )
         cond = self._with_reference_image(cond, idx, x0_photo, to_sketch, g)
         cond = cond.drop("sketch", to_sketch).drop("lq", to_sketch)
@@ -407,7 +416,9 @@ def synthetic_pack(
         embeddings_flip=flip.astype(np.float16),
         text_index=text_index,
         text_tokens=tokens,
-        sentences=np.array([f"synthetic identity {i}" for i in range(identities)]),
+        sentences=np.array(
+            [f"synthetic identity {i}, a {('man', 'woman')[i % 2]}" for i in range(identities)]
+        ),
         identities=np.array([f"id{i}" for i in ident]),
         sources=np.where(np.arange(n) % 2 == 0, "fs2k", "celeba"),
         meta={"synthetic": True, "face_encoder": "test", "text_encoder": "test"},

@@ -55,6 +55,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+GROWABLE = {"text_attributes": "attribute_proj."}
+"""Model settings a run may switch on over weights trained without them (``--init-from``),
+with the prefix of the zero-initialised layers each adds."""
+
 
 class Trainer:
     """One training run: model, EMA, optimizer, data and checkpoints.
@@ -284,9 +288,10 @@ class Trainer:
         log.info("checkpoint %s", path)
         return path
 
-    def _same_model_config(self, other: Any) -> bool:
+    def _same_model_config(self, other: Any, grows: tuple[str, ...] = ()) -> bool:
         """Whether ``other`` (a model config) describes this run's model; a setting it
-        lacks (saved before the setting existed) counts as the setting's default."""
+        lacks (saved before the setting existed) counts as the setting's default.
+        Settings in ``grows`` may be off in ``other`` and on here (see :data:`GROWABLE`)."""
         import inspect
 
         from facefit.generator.model import FaceGenerator
@@ -297,11 +302,13 @@ class Trainer:
             if p.default is not inspect.Parameter.empty
         }
 
-        def public(config: Any) -> str:
+        def public(config: Any, grown: dict[str, Any]) -> str:
             items = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-            return json.dumps({**defaults, **items}, default=list, sort_keys=True)
+            return json.dumps({**defaults, **items, **grown}, default=list, sort_keys=True)
 
-        return public(self.model.config) == public(other)
+        mine = dict(self.model.config)
+        grown = {k: mine[k] for k in grows if mine.get(k) and not dict(other).get(k)}
+        return public(mine, {}) == public(other, grown)
 
     def latest_checkpoint(self) -> Path | None:
         found = sorted(self.checkpoint_dir().glob("step-*.pt"))
@@ -340,7 +347,9 @@ class Trainer:
         For carrying a run across machines with only its committed weights: the
         model and its EMA start from those weights and the step count from its
         ``training.json``; the optimizer and the random streams start afresh, so the
-        run does not continue bit-exactly.
+        run does not continue bit-exactly. A setting in :data:`GROWABLE` may be on
+        here and off in the source: its new layers start at zero, so the model begins
+        exactly where the source was.
         """
         import torch
 
@@ -348,12 +357,15 @@ class Trainer:
 
         directory = Path(model_dir)
         source = FaceGenerator.from_pretrained(directory).to(torch.float32)
-        if not self._same_model_config(source.config):
+        if not self._same_model_config(source.config, grows=tuple(GROWABLE)):
             raise ConfigError(
                 f"{directory}: a model of another configuration; use the [model] table "
-                "it was trained with"
+                f"it was trained with (it may add only {', '.join(GROWABLE)})"
             )
-        self.model.load_state_dict(source.state_dict())
+        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
+        new_layers = tuple(GROWABLE.values())
+        if unexpected or any(not key.startswith(new_layers) for key in missing):
+            raise ConfigError(f"{directory}: weights do not fit this model: {missing + unexpected}")
         self.ema.shadow_params = [p.detach().clone() for p in self.model.parameters()]
         record = directory / "training.json"
         if record.is_file():
