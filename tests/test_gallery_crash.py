@@ -6,6 +6,7 @@ import importlib.util
 import multiprocessing
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -220,8 +221,14 @@ def test_sigkill_at_random_moments_while_saving(registry, tmp_path):
             stdout=subprocess.PIPE,
             env=env,
         )
-        line = child.stdout.readline().split()  # one save done: the loop is saving now
-        assert line[0] == b"saved", line
+        # one save done: the loop is saving now (a child that never says so fails the test)
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        if not ready:
+            child.kill()
+            child.wait()
+            pytest.fail("the saving child printed nothing in 120 s")
+        line = child.stdout.readline().split()
+        assert line and line[0] == b"saved", line
         time.sleep(rng.uniform(0.0, 0.3))
         child.kill()
         child.wait()
