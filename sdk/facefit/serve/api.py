@@ -21,6 +21,7 @@ from facefit.serve.deps import ApiUser, client_ip, open_case, open_run, services
 from facefit.serve.pages_runs import parse_choice, run_images
 from facefit.serve.runs import QueueFull, loads
 from facefit.serve.storage import read_limited
+from facefit.serve.throttle import Refusal
 from facefit.serve.views import run_view
 from facefit.serve.web import blob_response
 
@@ -68,13 +69,18 @@ def _bad(exc: Exception, status: int = 400) -> HTTPException:
 
 @router.post("/tokens", tags=["auth"])
 def create_token(request: Request, body: Login) -> dict[str, Any]:
-    """Exchange a user name and password for an API token (shown once; keep it secret)."""
+    """Exchange a user name and password for an API token (shown once; keep it secret).
+
+    Too many failed logins for a user name or from an address are answered with 429
+    and ``Retry-After`` until the cool-down ends, whatever the password."""
     svc = services(request)
-    user = svc.users.authenticate(body.name.strip(), body.password)
-    if user is None:
-        svc.audit.record(
-            None, "login.api", target=body.name[:64], outcome="denied", ip=client_ip(request)
+    user = svc.login(body.name, body.password, client_ip(request), "login.api")
+    if isinstance(user, Refusal):
+        now = svc.throttle.clock()
+        raise HTTPException(
+            429, user.message(now), headers={"Retry-After": str(user.retry_after(now))}
         )
+    if user is None:
         raise HTTPException(401, "wrong user name or password, or the account is disabled")
     token = svc.tokens.create(user, body.label)
     svc.audit.record(user, "login.api", detail={"label": body.label}, ip=client_ip(request))

@@ -1,4 +1,5 @@
-"""The server's SQLite database: users, sessions, cases, evidence, runs, the audit log.
+"""The server's SQLite database: users, sessions, cases, evidence, runs, the audit log,
+failed logins (:mod:`.throttle`).
 
 One file (``facefit.sqlite3`` in the data folder) in WAL mode, so pages read while
 a run writes. Each thread keeps its own connection (FastAPI serves sync routes
@@ -105,6 +106,14 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    name TEXT NOT NULL,
+    address TEXT
+);
+CREATE INDEX IF NOT EXISTS login_attempts_name ON login_attempts(name, at);
+CREATE INDEX IF NOT EXISTS login_attempts_address ON login_attempts(address, at);
 CREATE INDEX IF NOT EXISTS audit_case ON audit(case_id);
 CREATE INDEX IF NOT EXISTS evidence_case ON evidence(case_id);
 CREATE INDEX IF NOT EXISTS runs_case ON runs(case_id);

@@ -7,6 +7,7 @@ token.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from typing import Annotated
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from facefit.serve.deps import (
 )
 from facefit.serve.runs import QueueFull
 from facefit.serve.storage import read_limited
+from facefit.serve.throttle import Refusal
 from facefit.serve.views import run_view
 from facefit.serve.web import blob_response, redirect, render
 
@@ -60,18 +62,35 @@ def login(
 ) -> Response:
     svc = services(request)
     expected = request.cookies.get(LOGIN_CSRF, "")
-    user = svc.users.authenticate(name.strip(), password) if expected and csrf == expected else None
-    if user is None:
-        svc.audit.record(None, "login", target=name[:64], outcome="denied", ip=client_ip(request))
+    if expected and hmac.compare_digest(csrf.encode(), expected.encode()):
+        user = svc.login(name, password, client_ip(request), "login")
+    else:  # no password is checked, so the attempt does not count towards the throttle
+        svc.audit.record(
+            None,
+            "login",
+            target=name[:64],
+            outcome="denied",
+            detail="stale login form",
+            ip=client_ip(request),
+        )
+        user = None
+    if user is None or isinstance(user, Refusal):
+        headers, status = {}, 401
+        error = "Wrong user name or password, or the account is disabled."
+        if isinstance(user, Refusal):
+            now = svc.throttle.clock()
+            status, error = 429, user.message(now)
+            headers["Retry-After"] = str(user.retry_after(now))
         token = secrets.token_urlsafe(24)
         response = render(
             request,
             "login.html",
-            status_code=401,
+            status_code=status,
             next=_safe_next(next),
             login_csrf=token,
-            error="Wrong user name or password, or the account is disabled.",
+            error=error,
         )
+        response.headers.update(headers)
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict")
         return response
     cookie, _ = svc.sessions.create(user)

@@ -21,6 +21,7 @@ from facefit.serve.galleries import Galleries
 from facefit.serve.runs import RunManager
 from facefit.serve.settings import ServeSettings
 from facefit.serve.storage import BlobStore
+from facefit.serve.throttle import LoginThrottle, Refusal
 
 __all__ = ["Services", "open_services"]
 
@@ -38,7 +39,42 @@ class Services:
     galleries: Galleries
     runs: RunManager
     ready: threading.Event
+    throttle: LoginThrottle
     load_error: str | None = None
+
+    def login(self, name: str, password: str, ip: str | None, action: str) -> User | Refusal | None:
+        """Check a password under the login throttle; audit the outcome unless it is ok.
+
+        Returns the user (the caller audits the login), a :class:`Refusal` (too many
+        failures for the name or address: the password was not checked; audited as
+        ``refused``) or None (wrong name, password or disabled account; audited as
+        ``denied``).
+        """
+        target = (name or "")[:64]
+        attempt = self.throttle.begin(name, ip)
+        if isinstance(attempt, Refusal):
+            self.audit.record(
+                None,
+                action,
+                target=target,
+                outcome="refused",
+                detail={
+                    "throttled": attempt.reason,
+                    "failures": attempt.failures,
+                    "until": attempt.until_text,
+                },
+                ip=ip,
+            )
+            return attempt
+        user = self.users.authenticate((name or "").strip(), password)
+        if user is None:
+            failures = self.throttle.failures(name=name)
+            self.audit.record(
+                None, action, target=target, outcome="denied", detail={"failures": failures}, ip=ip
+            )
+            return None
+        self.throttle.succeeded(attempt)
+        return user
 
     def start_run(
         self,
@@ -119,4 +155,11 @@ def open_services(settings: ServeSettings, *, registry: Any = None) -> Services:
         galleries=galleries,
         runs=runs,
         ready=threading.Event(),
+        throttle=LoginThrottle(
+            db,
+            max_per_name=settings.login_failures,
+            max_per_address=settings.login_failures_per_address,
+            window=settings.login_window,
+            cooldown=settings.login_cooldown,
+        ),
     )

@@ -30,6 +30,10 @@ _SERVE_RULES = {
     "workers": at_least(1),
     "queue_size": at_least(1),
     "choice_timeout": more_than(0),
+    "login_failures": at_least(1),
+    "login_failures_per_address": at_least(1),
+    "login_window": more_than(0),
+    "login_cooldown": more_than(0),
 }
 
 
@@ -64,6 +68,15 @@ class ServeSettings:
     session_hours: float = 12.0
     secure_cookies: bool = False
     """Mark cookies Secure: set when the server is reached through HTTPS (a TLS proxy)."""
+    login_failures: int = 5
+    """Failed logins for one user name within ``login_window`` after which attempts for
+    that name are refused (HTTP 429) for ``login_cooldown`` seconds, right password or not."""
+    login_failures_per_address: int = 20
+    """The same limit for one client address (across user names)."""
+    login_window: float = 900.0
+    """Seconds over which failed logins are counted."""
+    login_cooldown: float = 900.0
+    """Seconds a user name or address is refused once it reached its limit."""
     warm_up: bool = True
     """Run the loop once at start-up, so the first investigator does not wait for lazy loading."""
 

@@ -1,0 +1,186 @@
+"""Login throttling: failed logins per user name and per address cool down, audited.
+
+The app runs without models (``load_models=False``): logging in needs none. The
+throttle's clock is replaced by a settable one, so a cool-down ends without waiting.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.serve_helpers import PASSWORDS, make_app
+
+LIMIT = 3
+PER_ADDRESS = 7
+WINDOW = 600.0
+COOLDOWN = 300.0
+
+
+class Clock:
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def app(tmp_path):
+    pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
+    app = make_app(
+        tmp_path / "serve",
+        load_models=False,
+        login_failures=LIMIT,
+        login_failures_per_address=PER_ADDRESS,
+        login_window=WINDOW,
+        login_cooldown=COOLDOWN,
+    )
+    app.state.services.throttle.clock = Clock()
+    return app
+
+
+def _client(app, address: str = "10.0.0.1"):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, client=(address, 40000))
+
+
+def _token(client, name: str, password: str):
+    return client.post("/api/v1/tokens", json={"name": name, "password": password})
+
+
+def _audit(app, action: str) -> list[dict]:
+    rows = app.state.services.audit.entries(limit=1000, action=action)
+    return [r for r in reversed(rows) if r["action"] == action]
+
+
+def test_the_attempt_after_the_limit_is_refused_even_with_the_right_password(app):
+    client = _client(app)
+    for _ in range(LIMIT):
+        assert _token(client, "alice", "wrong-password").status_code == 401
+    refused = _token(client, "alice", PASSWORDS["alice"])
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) == COOLDOWN
+    assert "Try again after" in refused.json()["detail"]
+    assert "token" not in refused.json()
+    rows = _audit(app, "login.api")
+    assert [r["outcome"] for r in rows] == ["denied"] * LIMIT + ["refused"]
+    assert all(r["target"] == "alice" and r["ip"] == "10.0.0.1" for r in rows)
+    assert '"failures": 3' in rows[LIMIT - 1]["detail"]
+    assert '"throttled": "name"' in rows[-1]["detail"]
+
+
+def test_the_cool_down_ends_and_a_success_resets_the_users_count(app):
+    client, clock = _client(app), app.state.services.throttle.clock
+    for _ in range(LIMIT):
+        _token(client, "alice", "wrong-password")
+    clock.now += COOLDOWN - 1
+    refused = _token(client, "alice", PASSWORDS["alice"])
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    clock.now += 1
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 200
+    assert app.state.services.throttle.failures(name="alice") == 0
+    # the count starts again: LIMIT - 1 failures leave the next attempt free
+    for _ in range(LIMIT - 1):
+        assert _token(client, "alice", "wrong-password").status_code == 401
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 200
+
+
+def test_failures_spread_wider_than_the_window_do_not_lock(app):
+    client, clock = _client(app), app.state.services.throttle.clock
+    for _ in range(LIMIT + 2):
+        assert _token(client, "alice", "wrong-password").status_code == 401
+        clock.now += WINDOW / (LIMIT - 1) + 1
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 200
+
+
+def test_another_user_and_another_address_are_not_affected(app):
+    client = _client(app)
+    for _ in range(LIMIT):
+        _token(client, "alice", "wrong-password")
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 429
+    assert _token(client, "bob", PASSWORDS["bob"]).status_code == 200
+    # the user name is locked from every address (a guesser may change address)
+    assert _token(_client(app, "10.0.0.2"), "alice", PASSWORDS["alice"]).status_code == 429
+
+
+def test_too_many_failures_from_one_address_lock_that_address_only(app):
+    client = _client(app, "10.0.0.9")
+    names = [f"guess{i}" for i in range(PER_ADDRESS)]
+    for name in names:  # one failure per name: no name reaches its limit
+        assert _token(client, name, "wrong-password").status_code == 401
+    refused = _token(client, "bob", PASSWORDS["bob"])
+    assert refused.status_code == 429
+    assert '"throttled": "address"' in _audit(app, "login.api")[-1]["detail"]
+    assert _token(_client(app, "10.0.0.10"), "bob", PASSWORDS["bob"]).status_code == 200
+
+
+def test_a_refusal_does_not_say_whether_the_user_exists(app):
+    client = _client(app)
+    answers = []
+    for name in ("alice", "nobody"):
+        for _ in range(LIMIT):
+            assert _token(client, name, "wrong-password").status_code == 401
+        answers.append(_token(client, name, "wrong-password"))
+    alice, nobody = answers
+    assert alice.status_code == nobody.status_code == 429
+    assert alice.json() == nobody.json()
+    assert alice.headers["retry-after"] == nobody.headers["retry-after"]
+
+
+def test_the_login_form_is_throttled_and_audited(app):
+    import re
+
+    client = _client(app)
+
+    def post(password: str):
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)[1]
+        return client.post(
+            "/login",
+            data={"name": "alice", "password": password, "csrf": csrf, "next": "/"},
+            follow_redirects=False,
+        )
+
+    for _ in range(LIMIT):
+        assert post("wrong-password").status_code == 401
+    refused = post(PASSWORDS["alice"])
+    assert refused.status_code == 429
+    assert "Try again after" in refused.text and refused.headers["retry-after"]
+    assert "facefit_session" not in refused.cookies
+    assert [r["outcome"] for r in _audit(app, "login")] == ["denied"] * LIMIT + ["refused"]
+    # the form and the API share one count
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 429
+    app.state.services.throttle.clock.now += COOLDOWN
+    assert post(PASSWORDS["alice"]).status_code == 303
+
+
+def test_a_stale_login_form_does_not_count_as_a_guess(app):
+    client = _client(app)
+    for _ in range(LIMIT + 1):
+        response = client.post("/login", data={"name": "alice", "password": "x", "csrf": "stale"})
+        assert response.status_code == 401
+    assert app.state.services.throttle.failures(name="alice") == 0
+    assert _token(client, "alice", PASSWORDS["alice"]).status_code == 200
+
+
+def test_the_count_survives_a_restart(app, tmp_path):
+    client = _client(app)
+    for _ in range(LIMIT):
+        _token(client, "alice", "wrong-password")
+    clock = app.state.services.throttle.clock
+    app.state.services.db.close()
+    again = make_app(tmp_path / "serve", load_models=False, login_failures=LIMIT)
+    again.state.services.throttle.clock = clock
+    assert _token(_client(again), "alice", PASSWORDS["alice"]).status_code == 429
+
+
+def test_throttle_settings_are_checked(tmp_path):
+    from facefit.errors import InputError
+    from facefit.serve.settings import ServeSettings
+
+    with pytest.raises(InputError, match="login-failures"):
+        ServeSettings(data_dir=tmp_path, login_failures=0)
+    with pytest.raises(InputError, match="login-cooldown"):
+        ServeSettings(data_dir=tmp_path, login_cooldown=0)
