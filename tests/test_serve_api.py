@@ -501,3 +501,118 @@ def test_the_httpx_example_in_the_docs_drives_a_whole_case(client, app, capsys):
     assert provenance["format"] == "facefit-provenance/1" and provenance["text"] == DESCRIPTION
     printed = capsys.readouterr().out
     assert "match" in printed and "1. photo" in printed
+
+
+# -- the face check at upload ------------------------------------------------------------
+
+
+def _png(image) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def faceless(client, app, alice):
+    """Alice's case with a blank page, a noise "sketch" and the demo sketch of witness W2."""
+    import numpy as np
+
+    from tests.hostile_helpers import noise
+
+    assert app.state.services.ready.wait(300), "the models did not load"
+    assert app.state.services.load_error is None, app.state.services.load_error
+    made = client.post("/api/v1/cases", json={"title": "Faceless evidence"}, headers=alice)
+    cid = made.json()["id"]
+    items = {}
+    for key, data in (
+        ("blank", _png(np.full((200, 160), 255, np.uint8))),
+        ("noise", _png(noise((200, 160)))),
+        ("sketch", SKETCH.read_bytes()),
+    ):
+        response = upload(client, alice, cid, "sketch", data=data, name=f"{key}.png", witness="W2")
+        assert response.status_code == 201, response.text  # stored whatever the check says
+        items[key] = response.json()
+    return {"id": cid, **items}
+
+
+def test_an_upload_without_a_face_is_stored_but_flagged(client, app, alice, faceless):
+    from facefit.serve.facecheck import ALLOW_LABEL
+
+    blank, noisy, sketch = (
+        faceless["blank"]["face_check"],
+        faceless["noise"]["face_check"],
+        (faceless["sketch"]["face_check"]),
+    )
+    assert sketch["face"] is True and sketch["flagged"] is False
+    assert sketch["use"] == "detected" and sketch["detector_score"] > 0.5
+    assert blank["face"] is False and blank["flagged"] is True and blank["use"] == "refused"
+    assert "blank" in blank["why"] and "check that the right file was given" in blank["why"]
+    assert noisy["flagged"] and "no face detected in this sketch" in noisy["why"]
+    # the SDK's advice, with the command line's --allow-no-face put as the run's option
+    assert ALLOW_LABEL in noisy["why"] and "--allow-no-face" not in noisy["why"]
+    listed = client.get(f"/api/v1/cases/{faceless['id']}", headers=alice).json()["evidence"]
+    assert [e["face_check"]["face"] for e in listed] == [False, False, True]
+    stored = _audit(app, case_id=faceless["id"], action="evidence.stored")
+    assert sorted('"face": false' in e["detail"] for e in stored) == [False, True, True]
+    browser, _ = _login(app, "alice")
+    page = browser.get(f"/cases/{faceless['id']}").text
+    assert page.count("No face found.") == 2 and "Face found (" in page
+    assert "shows no face; check that the right file was given" in page
+    assert 'name="allow_no_face" value="sketch"' in page  # the run form offers the option
+
+
+def test_a_run_on_an_image_without_a_face_is_refused_unless_allowed(client, alice, faceless):
+    cid, noisy = faceless["id"], faceless["noise"]["id"]
+    runs = f"/api/v1/cases/{cid}/runs"
+    refused = client.post(runs, json={"gallery": "demo", "evidence": [noisy]}, headers=alice)
+    assert refused.status_code == 400
+    assert f"evidence #{noisy} (sketch): noise.png: no face detected" in refused.json()["detail"]
+    # a blank page is refused whatever is allowed, as on the command line
+    blank = {"gallery": "demo", "evidence": [faceless["blank"]["id"]], "allow_no_face": ["sketch"]}
+    assert client.post(runs, json=blank, headers=alice).status_code == 400
+    allowed = {"gallery": "demo", "evidence": [noisy], "allow_no_face": ["sketch"], "rounds": 1}
+    started = client.post(runs, json=allowed, headers=alice)
+    assert started.status_code == 202, started.text
+    run = started.json()
+    assert run["options"]["allow_no_face"] == ["sketch"]
+    assert run["caution"] and run["caution"][0].startswith("sketch: CAUTION no face detected")
+    # the worker got the allowance too: the run reaches its round instead of failing
+    view = wait_for(client, alice, run["id"], ("waiting", "finished"))
+    assert view["caution"]
+    client.post(f"/api/v1/runs/{run['id']}/cancel", headers=alice)
+    wait_for(client, alice, run["id"], ("cancelled", "finished"))
+    bad = {"gallery": "demo", "evidence": [noisy], "allow_no_face": ["photo"]}
+    assert "allow_no_face" in client.post(runs, json=bad, headers=alice).json()["detail"]
+
+
+def test_the_run_form_refuses_a_faceless_sketch_with_what_to_do(app, faceless):
+    browser, csrf = _login(app, "alice")
+    form = {"gallery": "demo", "sketch": str(faceless["noise"]["id"]), "csrf": csrf}
+    refused = browser.post(f"/cases/{faceless['id']}/runs", data=form)
+    assert refused.status_code == 400 and "no face detected in this sketch" in refused.text
+
+
+def test_an_image_not_checked_yet_is_checked_when_its_case_is_shown(client, app, alice, faceless):
+    svc = app.state.services
+    svc.db.execute("DELETE FROM evidence_checks WHERE evidence_id = ?", (faceless["noise"]["id"],))
+    item = svc.cases.evidence_item(faceless["noise"]["id"])
+    assert item.face_check is None and item.to_dict()["face_check"] is None
+    listed = client.get(f"/api/v1/cases/{faceless['id']}", headers=alice).json()["evidence"]
+    assert listed[1]["face_check"]["flagged"] is True
+    assert svc.cases.evidence_item(faceless["noise"]["id"]).face_check is not None
+
+
+def test_uploads_while_the_models_load_wait_for_their_check(tmp_path):
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    app = make_app(tmp_path / "loading", load_models=False)
+    client = TestClient(app)  # no lifespan: the models never load
+    headers = bearer(client, "alice")
+    cid = client.post("/api/v1/cases", json={"title": "Early"}, headers=headers).json()["id"]
+    stored = upload(client, headers, cid, "lq", data=_png(np.full((64, 64, 3), 90, np.uint8)))
+    assert stored.status_code == 201 and stored.json()["face_check"] is None
+    browser, _ = _login(app, "alice")
+    assert "Face check: waiting for the models" in browser.get(f"/cases/{cid}").text

@@ -22,7 +22,7 @@ from facefit.serve.pages_runs import parse_choice, run_images
 from facefit.serve.runs import QueueFull, loads
 from facefit.serve.storage import read_limited
 from facefit.serve.throttle import Refusal
-from facefit.serve.views import run_view
+from facefit.serve.views import run_view, stored_detail
 from facefit.serve.web import blob_response
 
 __all__ = ["router"]
@@ -53,6 +53,11 @@ class NewRun(BaseModel):
     rounds: int | None = Field(None, description="Rounds (default and maximum: the server's).")
     interactive: bool = Field(
         True, description="Wait for a choice after each round (POST …/choice)."
+    )
+    allow_no_face: list[str] = Field(
+        [],
+        description="Image kinds (sketch, lq) to use even without a verified face, flagged "
+        "(the command line's --allow-no-face); otherwise such evidence is refused.",
     )
 
 
@@ -139,7 +144,7 @@ def get_case(request: Request, case_id: int, user: ApiUser) -> dict[str, Any]:
     runs = svc.db.all("SELECT * FROM runs WHERE case_id = ? ORDER BY id", (case.id,))
     return {
         **case.to_dict(),
-        "evidence": [e.to_dict() for e in svc.cases.evidence(case)],
+        "evidence": [e.to_dict() for e in svc.case_evidence(case)],
         "runs": [run_view(svc, r, rounds=False) for r in runs],
     }
 
@@ -173,7 +178,12 @@ def add_evidence(
         UploadFile | None, File(description="The image, when kind is sketch or lq.")
     ] = None,
 ) -> dict[str, Any]:
-    """Add evidence (multipart form). Images are checked as the CLI checks them."""
+    """Add evidence (multipart form). Images are checked as the CLI checks them.
+
+    An image in which no usable face is found is stored but flagged: its
+    ``face_check`` says why and what to do (``null``: not checked yet, the models
+    are loading), and a run on it is refused unless the run's ``allow_no_face``
+    names its kind."""
     svc = services(request)
     case = open_case(request, user, case_id, "evidence.upload", kind=kind)
     try:
@@ -183,7 +193,7 @@ def add_evidence(
             if file is None:
                 raise InputError(f"{kind}: send the image as the 'file' field")
             data = read_limited(file.file, svc.settings.max_upload_bytes, file.filename or "file")
-            item = svc.cases.add_image(case, user, witness, kind, data, file.filename or "upload")
+            item = svc.add_image(case, user, witness, kind, data, file.filename or "upload")
     except InputError as exc:
         svc.audit.record(
             user,
@@ -200,7 +210,7 @@ def add_evidence(
         "evidence.stored",
         case_id=case.id,
         target=item.sha256,
-        detail={"evidence": item.id, "kind": item.kind, "witness": item.witness},
+        detail=stored_detail(item),
         ip=client_ip(request),
     )
     return item.to_dict()
@@ -227,7 +237,13 @@ def start_run(request: Request, case_id: int, body: NewRun, user: ApiUser) -> di
         raise HTTPException(400, f"unknown evidence id in {body.evidence}")
     try:
         run_id = svc.start_run(
-            case, user, body.gallery, items, rounds=body.rounds, interactive=body.interactive
+            case,
+            user,
+            body.gallery,
+            items,
+            rounds=body.rounds,
+            interactive=body.interactive,
+            allow_no_face=body.allow_no_face,
         )
     except QueueFull as exc:
         raise _bad(exc, 503) from None

@@ -16,6 +16,7 @@ from typing import Any
 from facefit.errors import InputError
 from facefit.serve.auth import User
 from facefit.serve.db import Database, now
+from facefit.serve.facecheck import FaceCheck, from_row
 from facefit.serve.storage import BlobStore, check_image, check_text
 
 __all__ = ["KINDS", "Case", "Cases", "EvidenceItem"]
@@ -60,10 +61,17 @@ class EvidenceItem:
     added_by: str
     created: str
     text: str | None = None
+    face_check: FaceCheck | None = None
+    """The face check of a sketch or frame (:mod:`.facecheck`); None: text, or not checked yet."""
 
     @property
     def label(self) -> str:
         return KINDS[self.kind]
+
+    @property
+    def flagged(self) -> bool:
+        """An image in which the face check found no usable face."""
+        return self.face_check is not None and self.face_check.flagged
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -84,6 +92,8 @@ class EvidenceItem:
         }
         if self.text is not None:
             out["text"] = self.text
+        else:  # null: not checked yet (the models are loading)
+            out["face_check"] = self.face_check.to_dict() if self.face_check else None
         return out
 
 
@@ -234,10 +244,14 @@ class Cases:
             row["added_by_name"],
             row["created"],
             text,
+            from_row(row),
         )
 
     _SELECT = (
-        "SELECT e.*, u.name AS added_by_name FROM evidence e JOIN users u ON u.id = e.added_by "
+        "SELECT e.*, u.name AS added_by_name, k.face AS check_face, k.use AS check_use, "
+        "k.detector_score AS check_score, k.why AS check_why, k.checked AS check_at "
+        "FROM evidence e JOIN users u ON u.id = e.added_by "
+        "LEFT JOIN evidence_checks k ON k.evidence_id = e.id "
     )
 
     def evidence(self, case: Case) -> list[EvidenceItem]:

@@ -1,5 +1,5 @@
 """The server's SQLite database: users, sessions, cases, evidence, runs, the audit log,
-failed logins (:mod:`.throttle`).
+failed logins (:mod:`.throttle`), face checks of evidence (:mod:`.facecheck`).
 
 One file (``facefit.sqlite3`` in the data folder) in WAL mode, so pages read while
 a run writes. Each thread keeps its own connection (FastAPI serves sync routes
@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS evidence (
     height INTEGER,
     added_by INTEGER NOT NULL REFERENCES users(id),
     created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evidence_checks (
+    evidence_id INTEGER PRIMARY KEY REFERENCES evidence(id),
+    face INTEGER NOT NULL,
+    use TEXT NOT NULL,
+    detector_score REAL,
+    why TEXT NOT NULL,
+    checked TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,

@@ -76,7 +76,8 @@ class RunExecutor:
         row = self.db.one("SELECT * FROM runs WHERE id = ?", (run_id,))
         options = loads(row["options"], {})
         pipeline = self.galleries.pipeline(row["gallery"])
-        evidence, inputs, text = self._evidence(loads(row["evidence"], []))
+        allow = tuple(options.get("allow_no_face", ()))
+        evidence, inputs, text = self._evidence(loads(row["evidence"], []), allow)
         start = time.perf_counter()
         try:
             result = pipeline.run(
@@ -94,7 +95,9 @@ class RunExecutor:
             return
         self._store(run_id, pipeline, result, inputs, text, start, "finished", None)
 
-    def _evidence(self, ids: list[int]) -> tuple[Any, dict[str, str], str | None]:
+    def _evidence(
+        self, ids: list[int], allow: tuple[str, ...] = ()
+    ) -> tuple[Any, dict[str, str], str | None]:
         from facefit.imaging.images import load_image
         from facefit.types import Evidence
 
@@ -109,7 +112,8 @@ class RunExecutor:
             else:
                 images[row["kind"]] = load_image(path, max_pixels=self.settings.max_pixels)
                 inputs[row["kind"]] = str(path)
-        return Evidence(text=text, sources=inputs, **images).require_any(), inputs, text
+        evidence = Evidence(text=text, sources=inputs, allow_no_face=allow, **images)
+        return evidence.require_any(), inputs, text
 
     def _on_round(self, run_id: int, state: RunState, options: dict[str, Any]) -> Any:
         from facefit.pipeline import Cancelled

@@ -25,10 +25,11 @@ from facefit.serve.deps import (
     open_case,
     services,
 )
+from facefit.serve.facecheck import ALLOW_LABEL
 from facefit.serve.runs import QueueFull
 from facefit.serve.storage import read_limited
 from facefit.serve.throttle import Refusal
-from facefit.serve.views import run_view
+from facefit.serve.views import run_view, stored_detail
 from facefit.serve.web import blob_response, redirect, render
 
 __all__ = ["router"]
@@ -169,7 +170,8 @@ def _case_page(request: Request, session: Session, case_id: int, status: int = 2
         "case.html",
         status_code=status,
         case=case,
-        evidence=svc.cases.evidence(case),
+        evidence=svc.case_evidence(case),
+        allow_label=ALLOW_LABEL,
         witnesses=svc.cases.witnesses(case),
         runs=runs,
         galleries=svc.galleries.names,
@@ -205,7 +207,7 @@ def add_evidence(
             if file is None or not file.filename:
                 raise InputError(f"{kind}: choose an image file to upload")
             data = read_limited(file.file, svc.settings.max_upload_bytes, file.filename)
-            item = svc.cases.add_image(case, session.user, witness, kind, data, file.filename)
+            item = svc.add_image(case, session.user, witness, kind, data, file.filename)
     except InputError as exc:
         svc.audit.record(
             session.user,
@@ -221,7 +223,7 @@ def add_evidence(
         "evidence.stored",
         case_id=case.id,
         target=item.sha256,
-        detail={"evidence": item.id, "kind": item.kind, "witness": item.witness},
+        detail=stored_detail(item),
         ip=client_ip(request),
     )
     return redirect(f"/cases/{case.id}#evidence")
@@ -271,6 +273,7 @@ def start_run(
     text: Annotated[str, Form()] = "",
     rounds: Annotated[str, Form()] = "",
     interactive: Annotated[str | None, Form()] = None,
+    allow_no_face: Annotated[list[str] | None, Form()] = None,
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, session, csrf)
@@ -286,6 +289,7 @@ def start_run(
             items,
             rounds=int(rounds) if rounds.strip().isdigit() else None,
             interactive=interactive is not None,
+            allow_no_face=allow_no_face or (),
         )
     except (InputError, QueueFull) as exc:
         status = 503 if isinstance(exc, QueueFull) else 400

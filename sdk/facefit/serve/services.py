@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from facefit.errors import InputError
@@ -17,6 +17,7 @@ from facefit.serve.auth import Sessions, Tokens, User, Users
 from facefit.serve.cases import Case, Cases, EvidenceItem
 from facefit.serve.db import Database, now
 from facefit.serve.execute import RunExecutor
+from facefit.serve.facecheck import IMAGE_KINDS, FaceChecks
 from facefit.serve.galleries import Galleries
 from facefit.serve.runs import RunManager
 from facefit.serve.settings import ServeSettings
@@ -41,6 +42,37 @@ class Services:
     ready: threading.Event
     throttle: LoginThrottle
     load_error: str | None = None
+    face_checks: FaceChecks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.face_checks = FaceChecks(
+            self.db, self.blobs, self.checking_pipeline, max_pixels=self.settings.max_pixels
+        )
+
+    def checking_pipeline(self) -> Any:
+        """A loaded pipeline for face checks, or None while the models load (or failed to)."""
+        if not self.ready.is_set() or self.load_error is not None:
+            return None
+        try:
+            return self.galleries.pipeline(self.galleries.names[0])
+        except Exception:
+            return None
+
+    def add_image(
+        self, case: Case, user: User, witness: str, kind: str, data: bytes, filename: str
+    ) -> EvidenceItem:
+        """Validate and store an image, then check it for a face (stored either way)."""
+        item = self.cases.add_image(case, user, witness, kind, data, filename)
+        if self.face_checks.store(item) is None:
+            return item
+        return self.cases.evidence_item(item.id) or item
+
+    def case_evidence(self, case: Case) -> list[EvidenceItem]:
+        """A case's evidence, images uploaded while the models loaded checked now."""
+        items = self.cases.evidence(case)
+        if self.face_checks.fill(items):
+            items = self.cases.evidence(case)
+        return items
 
     def login(self, name: str, password: str, ip: str | None, action: str) -> User | Refusal | None:
         """Check a password under the login throttle; audit the outcome unless it is ok.
@@ -85,8 +117,13 @@ class Services:
         *,
         rounds: int | None = None,
         interactive: bool = True,
+        allow_no_face: tuple[str, ...] | list[str] = (),
     ) -> int:
-        """Check a run request and queue it; return the run's id."""
+        """Check a run request and queue it; return the run's id.
+
+        Images without a usable face are refused as ``facefit generate`` refuses them,
+        unless ``allow_no_face`` names their kind: then the run goes on, flagged.
+        """
         if gallery not in self.galleries.names:
             raise InputError(
                 f"gallery {gallery!r}: not served here; known: {', '.join(self.galleries.names)}"
@@ -107,7 +144,19 @@ class Services:
         rounds = self.settings.rounds if rounds is None else int(rounds)
         if not 1 <= rounds <= self.settings.rounds:
             raise InputError(f"rounds: choose 1 to {self.settings.rounds}")
-        options = {"rounds": rounds, "interactive": bool(interactive)}
+        allow = tuple(dict.fromkeys(allow_no_face or ()))
+        unknown = [a for a in allow if a not in IMAGE_KINDS]
+        if unknown:
+            raise InputError(
+                f"allow_no_face: {', '.join(map(repr, unknown))}; give any of "
+                f"{', '.join(IMAGE_KINDS)}"
+            )
+        options: dict[str, Any] = {"rounds": rounds, "interactive": bool(interactive)}
+        if allow:
+            options["allow_no_face"] = list(allow)
+        caution = self._check_faces(items, allow)
+        if caution:
+            options["caution"] = caution
 
         def insert() -> int:
             cursor = self.db.execute(
@@ -125,6 +174,25 @@ class Services:
             return int(cursor.lastrowid)
 
         return self.runs.submit(insert)
+
+    def _check_faces(self, items: list[EvidenceItem], allow: tuple[str, ...]) -> list[str]:
+        """Refuse images the SDK refuses; the CAUTION notes of those used as given.
+
+        While the models load nothing is checked here: the run checks when it executes
+        (and fails with the same message).
+        """
+        from facefit.pipeline.evidence import FLAG
+
+        caution = []
+        for item in items:
+            verdict = self.face_checks.check(item, allow)
+            if verdict is None:
+                continue
+            if verdict.use == "refused":
+                raise InputError(f"evidence #{item.id} ({item.label}): {verdict.why}")
+            if verdict.flagged:
+                caution.append(f"{item.kind}: {FLAG} {verdict.why}")
+        return caution
 
     def close(self) -> None:
         self.runs.shutdown()

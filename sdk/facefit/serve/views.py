@@ -8,7 +8,7 @@ from typing import Any
 from facefit.serve.runs import loads
 from facefit.serve.services import Services
 
-__all__ = ["progress_text", "run_view", "verdict"]
+__all__ = ["progress_text", "run_view", "stored_detail", "verdict"]
 
 STAGE_WORDS = {
     "prepare": "preparing the evidence",
@@ -79,6 +79,22 @@ def _rounds(svc: Services, run_id: int) -> list[dict[str, Any]]:
     return [{**json.loads(r["trace"]), "choice": loads(r["choice"])} for r in rows]
 
 
+def stored_detail(item: Any) -> dict[str, Any]:
+    """The audit detail of a stored evidence item (with its face check, for an image)."""
+    detail = {"evidence": item.id, "kind": item.kind, "witness": item.witness}
+    if item.kind != "text":
+        check = item.face_check
+        detail["face"] = None if check is None else check.face
+    return detail
+
+
+def _caution(result: dict | None, options: dict) -> list[str]:
+    """The notes of evidence used without a verified face (allowed by the run), if any."""
+    if result is not None:
+        return list(result.get("caution", []))
+    return list(options.get("caution", []))
+
+
 def run_view(svc: Services, row: Any, *, rounds: bool = True) -> dict[str, Any]:
     """A run as pages and the API show it (no server paths: images are blob checksums)."""
     run_id = int(row["id"])
@@ -115,6 +131,7 @@ def run_view(svc: Services, row: Any, *, rounds: bool = True) -> dict[str, Any]:
         "awaiting_choice": live["awaiting"] if live else None,
         "queue_position": svc.runs.queue_position(run_id) if live else None,
         "stopped": result.get("stopped") if result else None,
+        "caution": _caution(result, loads(row["options"], {})),
         "matches": matches,
         "verdict": verdict(matches, svc.settings.match_threshold) if result else None,
     }
