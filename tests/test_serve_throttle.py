@@ -184,3 +184,17 @@ def test_throttle_settings_are_checked(tmp_path):
         ServeSettings(data_dir=tmp_path, login_failures=0)
     with pytest.raises(InputError, match="login-cooldown"):
         ServeSettings(data_dir=tmp_path, login_cooldown=0)
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facefit.serve.throttle import Refusal
+
+    svc = app.state.services
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda _: svc.login("alice", "wrong-password", "10.0.0.5", "login"), range(8))
+        )
+    assert sum(a is None for a in answers) == LIMIT  # only LIMIT passwords were checked
+    assert sum(isinstance(a, Refusal) for a in answers) == 8 - LIMIT
