@@ -198,3 +198,30 @@ def test_parallel_guesses_cannot_slip_past_the_limit(app):
         )
     assert sum(a is None for a in answers) == LIMIT  # only LIMIT passwords were checked
     assert sum(isinstance(a, Refusal) for a in answers) == 8 - LIMIT
+
+
+def test_serve_flags_reach_the_limits_and_bad_ones_are_refused(tmp_path, monkeypatch):
+    """`facefit serve --login-*` sets the limits; a bad value stops before serving."""
+    from click.testing import CliRunner
+
+    import facefit.serve.app as app_module
+    from facefit.cli import main
+
+    seen = {}
+
+    def fake_create_app(settings):
+        seen["settings"] = settings
+        raise SystemExit(0)  # stop before loading models or binding a port
+
+    monkeypatch.setattr(app_module, "create_app", fake_create_app)
+    monkeypatch.setattr("facefit.pipeline.demo.require_default_model", lambda: None)
+    args = ["serve", "--data", str(tmp_path / "d"), "--login-failures", "3"]
+    args += ["--login-failures-per-address", "9", "--login-window", "60", "--login-cooldown", "30"]
+    CliRunner().invoke(main, args)
+    settings = seen["settings"]
+    assert (settings.login_failures, settings.login_failures_per_address) == (3, 9)
+    assert (settings.login_window, settings.login_cooldown) == (60.0, 30.0)
+    bad = CliRunner().invoke(
+        main, ["serve", "--data", str(tmp_path / "d"), "--login-failures", "0"]
+    )
+    assert bad.exit_code != 0 and "--login-failures must be at least 1" in bad.output

@@ -151,6 +151,34 @@ def _first_admin(services: object) -> None:
     show_default=True,
     type=float,
 )
+@click.option(
+    "--login-failures",
+    default=default_of(ServeSettings, "login_failures"),
+    show_default=True,
+    type=int,
+    help="Failed logins for one user name within --login-window that lock the name.",
+)
+@click.option(
+    "--login-failures-per-address",
+    default=default_of(ServeSettings, "login_failures_per_address"),
+    show_default=True,
+    type=int,
+    help="Failed logins from one client address within --login-window that lock it.",
+)
+@click.option(
+    "--login-window",
+    default=default_of(ServeSettings, "login_window"),
+    show_default=True,
+    type=float,
+    help="Seconds over which failed logins are counted.",
+)
+@click.option(
+    "--login-cooldown",
+    default=default_of(ServeSettings, "login_cooldown"),
+    show_default=True,
+    type=float,
+    help="Seconds a locked user name or address is refused (HTTP 429).",
+)
 @click.option("--secure-cookies", is_flag=True, help="Behind HTTPS (a TLS proxy): Secure cookies.")
 @click.option(
     "--forwarded-allow-ips",
@@ -172,6 +200,10 @@ def serve(
     queue_size: int,
     choice_timeout: float,
     match_threshold: float,
+    login_failures: int,
+    login_failures_per_address: int,
+    login_window: float,
+    login_cooldown: float,
     secure_cookies: bool,
     forwarded_allow_ips: str,
 ) -> None:
@@ -194,6 +226,10 @@ def serve(
         queue_size=queue_size,
         choice_timeout=choice_timeout,
         match_threshold=match_threshold,
+        login_failures=login_failures,
+        login_failures_per_address=login_failures_per_address,
+        login_window=login_window,
+        login_cooldown=login_cooldown,
         secure_cookies=secure_cookies,
     )
     if config_file is None:
