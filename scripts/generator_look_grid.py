@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from facefit.imaging.labels import text_box
+
 DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("man, black hair", "a man with black hair, brown eyes, red lips and fair skin"),
     ("man, golden hair", "a man with golden hair, light eyes, pink lips and very fair skin"),
@@ -70,7 +72,6 @@ TITLE_HEIGHT = 48
 HEADER_HEIGHT = 66
 GAP = 4
 """White pixels under every face row."""
-FONT_SIZE = 13
 
 
 @dataclass
@@ -90,51 +91,13 @@ def expected_rows(probes: int, rounds: int) -> int:
 # -- drawing -------------------------------------------------------------------------------
 
 
-def _font(size: int = FONT_SIZE) -> Any:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _wrap(draw: Any, text: str, font: Any, width: int) -> list[str]:
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        line = ""
-        for word in paragraph.split():
-            trial = f"{line} {word}".strip()
-            if line and draw.textlength(trial, font=font) > width:
-                lines.append(line)
-                line = word
-            else:
-                line = trial
-        lines.append(line)
-    return lines
-
-
-def _text_box(text: str, width: int, height: int, *, bold: bool = False) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = _font(FONT_SIZE + 2 if bold else FONT_SIZE)
-    step = (FONT_SIZE + 5) if not bold else (FONT_SIZE + 7)
-    lines = _wrap(draw, text, font, width - 8)[: max(1, (height - 4) // step)]
-    top = max(2, (height - step * len(lines)) // 2)
-    for i, line in enumerate(lines):
-        draw.text((4, top + i * step), line, fill="black", font=font)
-    return np.asarray(canvas)
-
-
 def _cell(image: np.ndarray | None, size: int, scale: int) -> np.ndarray:
     """A face at ``size``, upscaled ``scale``× by nearest neighbour (grey → RGB)."""
     from facefit.imaging.faces import resize_aligned
 
     side = size * scale
     if image is None:
-        return _text_box("(none)", side, side)
+        return text_box("(none)", side, side)
     image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
     if image.shape[:2] != (size, size):
         image = resize_aligned(np.ascontiguousarray(image), size)
@@ -146,13 +109,13 @@ def render(title: str, sections: Sequence[Section], size: int, scale: int) -> np
     side = size * scale
     columns = max(len(s.columns) for s in sections)
     width = LABEL_WIDTH + columns * side
-    blocks = [_text_box(title, width, TITLE_HEIGHT, bold=True)]
+    blocks = [text_box(title, width, TITLE_HEIGHT, bold=True)]
     for section in sections:
-        head = [_text_box(section.title, LABEL_WIDTH, HEADER_HEIGHT, bold=True)]
-        head += [_text_box(c, side, HEADER_HEIGHT) for c in section.columns]
+        head = [text_box(section.title, LABEL_WIDTH, HEADER_HEIGHT, bold=True)]
+        head += [text_box(c, side, HEADER_HEIGHT) for c in section.columns]
         blocks.append(_pad(np.concatenate(head, axis=1), width))
         for label, cells in section.rows:
-            row = [_text_box(label, LABEL_WIDTH, side)] + [_cell(c, size, scale) for c in cells]
+            row = [text_box(label, LABEL_WIDTH, side)] + [_cell(c, size, scale) for c in cells]
             row = _pad(np.concatenate(row, axis=1), width)
             blocks.append(np.pad(row, ((0, GAP), (0, 0), (0, 0)), constant_values=255))
     return np.concatenate(blocks, axis=0)

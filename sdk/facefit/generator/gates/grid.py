@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facefit.imaging.labels import text_box
+
 if TYPE_CHECKING:
     from facefit.generator.gates.devset import DevData
     from facefit.generator.gates.runner import GateRunner
@@ -76,14 +78,6 @@ def _model_rows(runner: GateRunner, data: DevData) -> list[tuple[str, list[np.nd
     return rows
 
 
-def _label(text: str, height: int, width: int) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGB", (width, height), "white")
-    ImageDraw.Draw(canvas).text((4, height // 2 - 6), text, fill="black")
-    return np.asarray(canvas)
-
-
 def gates_grid(
     runners: Sequence[tuple[str, GateRunner]], data: DevData, path: str | Path, *, scale: int = 2
 ) -> Path:
@@ -97,11 +91,11 @@ def gates_grid(
         size = runner.image_size * scale
         rows = _model_rows(runner, data)
         width = max(len(cells) for _, cells in rows)
-        block = [_label(f"model: {name}", size // 2, LABEL_WIDTH + width * size)]
+        block = [text_box(f"model: {name}", LABEL_WIDTH + width * size, size // 2, bold=True)]
         for label, cells in rows:
             big = [np.repeat(np.repeat(_rgb(c), scale, 0), scale, 1) for c in cells]
             big += [np.full((size, size, 3), 255, np.uint8)] * (width - len(big))
-            block.append(np.concatenate([_label(label, size, LABEL_WIDTH), *big], axis=1))
+            block.append(np.concatenate([text_box(label, LABEL_WIDTH, size), *big], axis=1))
         blocks.append(np.concatenate(block, axis=0))
     width = max(b.shape[1] for b in blocks)
     padded = [
