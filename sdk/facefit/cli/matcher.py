@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from facefit.errors import InputError
-from facefit.matcher.train import BALANCES, CLASSES, TrainSettings
+from facefit.matcher.train import BALANCES, CLASSES, PHOTOMETRIC, TrainSettings
 from facefit.settings import default_of
 
 
@@ -120,6 +120,15 @@ def _command() -> str:
     "skin-tone cell.",
 )
 @click.option(
+    "--photometric",
+    type=click.Choice(PHOTOMETRIC),
+    default=default_of(TrainSettings, "photometric"),
+    show_default=True,
+    help="Photometric augmentation: jittered copies of the training photos (colour cast, "
+    "saturation, brightness, contrast; proxies averaged over them), sketches (brightness, "
+    "contrast) or both.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=0),
     default=default_of(TrainSettings, "threads"),
@@ -143,6 +152,7 @@ def train_matcher(
     photo_samples,
     classes,
     balance,
+    photometric,
     threads,
     force,
     progress,
@@ -175,6 +185,7 @@ def train_matcher(
         photo_samples=photo_samples,
         classes=classes,
         balance=balance,
+        photometric=photometric,
         threads=threads,
     )
     if split:

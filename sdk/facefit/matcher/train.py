@@ -46,6 +46,7 @@ __all__ = [
     "BALANCES",
     "CLASSES",
     "GROUPINGS",
+    "PHOTOMETRIC",
     "FitResult",
     "TrainSettings",
     "balanced_rows",
@@ -55,6 +56,7 @@ __all__ = [
     "group_rank1",
     "masked_negatives",
     "pair_groups",
+    "photometric_jitter",
     "rank_metrics",
     "sketch_ranks",
     "split_validation",
@@ -67,6 +69,9 @@ pair's own identity whose person's other pairs are never its negatives (masked).
 BALANCES = ("none", "gender", "skin", "gender-skin")
 """How an epoch draws its sketches: as the data has them, or an equal share per gender,
 per apparent skin tone (light, medium, dark), or per gender × skin tone cell."""
+
+PHOTOMETRIC = ("none", "photos", "sketches", "both")
+"""Which training crops get a photometrically jittered copy (:func:`photometric_jitter`)."""
 
 GROUPINGS = ("gender", "skin", "gender-skin")
 """What :func:`pair_groups` can group pairs by."""
@@ -110,6 +115,15 @@ class TrainSettings:
     ``"gender-skin"``: the same per gender × skin-tone cell (with ``skin`` and
     ``gender-skin``, pairs whose group is unknown are drawn once each and the rest of
     the epoch is shared equally); ``"none"``: each sketch once per epoch."""
+    photometric: str = "none"
+    """Photometric augmentation (issue 21): ``"photos"``, ``"sketches"`` or ``"both"`` get
+    two jittered copies of each training crop (:func:`photometric_jitter`; one of them
+    mirrored, in the place of the mirror image), drawn once with ``seed`` and run
+    through the frozen trunk once. A sample then takes a jittered copy half the time.
+    With jittered photos, each class proxy is the mean over the plain *and* jittered
+    photos, so no colour cast of one photo sets where its sketch is pulled. Validation
+    and the gallery always see the crops as they are. ``"none"``: off (nothing extra is
+    computed or drawn from the run's random streams, so the run is as before the option)."""
     m: float = 0.4
     h: float = 0.333
     s: float = 64.0
@@ -131,6 +145,7 @@ class TrainSettings:
                 "val_pairs": at_least(0),
                 "classes": one_of(CLASSES),
                 "balance": one_of(BALANCES),
+                "photometric": one_of(PHOTOMETRIC),
             },
             error=InputError,
             where="train-matcher: ",
@@ -231,6 +246,40 @@ def group_rank1(ranks: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
     if len(out) >= 2:
         out["gap"] = max(out.values()) - min(out.values())
     return out
+
+
+def photometric_jitter(
+    crops: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    colour: bool = True,
+    brightness: float = 0.25,
+    contrast: float = 0.25,
+    gain: float = 0.15,
+    grey: float = 0.2,
+) -> np.ndarray:
+    """A photometrically jittered copy of ``(N, H, W, 3)`` uint8 RGB crops (issue 21).
+
+    Per crop: with ``colour``, saturation scaled by U(0.5, 1.3) (the crop turned fully
+    grey with probability ``grey``) and the three channels scaled by gains from
+    U(1 ± ``gain``), normalised to mean 1 (a colour cast, not a brightness change); then
+    contrast about the crop's mean by U(1 ± ``contrast``) and brightness by
+    U(1 ± ``brightness``). ``colour=False`` (sketches) changes contrast and brightness only.
+    """
+    x = np.asarray(crops, np.float32)
+    n = len(x)
+    if colour:
+        luma = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        saturation = rng.uniform(0.5, 1.3, n).astype(np.float32)
+        saturation[rng.random(n) < grey] = 0.0
+        x = luma + (x - luma) * saturation[:, None, None, None]
+        gains = rng.uniform(1 - gain, 1 + gain, (n, 3)).astype(np.float32)
+        x = x * (gains / gains.mean(axis=1, keepdims=True))[:, None, None, :]
+    scale = rng.uniform(1 - contrast, 1 + contrast, n).astype(np.float32)[:, None, None, None]
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * scale + mean
+    x = x * rng.uniform(1 - brightness, 1 + brightness, n).astype(np.float32)[:, None, None, None]
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def _compositions(train: Sequence[Pair], val: Sequence[Pair]) -> dict[str, dict[str, int]]:
@@ -494,6 +543,10 @@ class _Features:
     photo_check: tuple[np.ndarray, np.ndarray] | None
     """Features of the photo–photo check pairs (first photos, second photos), or None."""
     seconds: float
+    photos_jittered: np.ndarray | None = None
+    """With ``photometric``: ``(len(train_idx), 2, …)``, two jittered copies of each
+    *training* pair's photo (the second mirrored), in ``split.train_idx`` order."""
+    sketches_jittered: np.ndarray | None = None
 
 
 def _trunk_features(
@@ -516,6 +569,35 @@ def _trunk_features(
     return _Features(photos, sketches, check, time.perf_counter() - started)
 
 
+def _jittered_features(
+    base: Any, data: AlignedPairs, split: _Split, features: _Features, settings: TrainSettings,
+    cache_dir: str | Path | None, progress: bool,
+) -> None:  # fmt: skip
+    """Add the trunk features of jittered training crops to ``features`` (``photometric``)."""
+    from facefit.matcher.model import graph_prefix
+
+    if settings.photometric == "none":
+        return
+    started = time.perf_counter()
+    prefix = graph_prefix(base, settings.split)
+    common = {"cache_dir": cache_dir, "threads": settings.threads, "progress": progress}
+    rng = np.random.default_rng([settings.seed, 21])
+    for domain in ("photos", "sketches"):
+        if settings.photometric not in (domain, "both"):
+            continue
+        crops = getattr(data, domain)[split.train_idx]
+        colour = domain == "photos"
+        first = photometric_jitter(crops, rng, colour=colour)
+        second = photometric_jitter(crops, rng, colour=colour)[:, :, ::-1]
+        views = [
+            trunk_features(prefix, np.ascontiguousarray(v), flips=False, desc=f"jittered {domain}",
+                           **common)
+            for v in (first, second)
+        ]  # fmt: skip
+        setattr(features, f"{domain}_jittered", np.stack(views, axis=1))
+    features.seconds += time.perf_counter() - started
+
+
 def _photo_proxies(
     tail: Any, features: _Features, split: _Split, device: Any
 ) -> tuple[np.ndarray, dict[str, float]]:
@@ -526,6 +608,10 @@ def _photo_proxies(
     flat = features.photos[train].reshape(-1, *features.photos.shape[2:])
     photo_raw = _embed(tail, flat, device).reshape(len(train), 2, -1)
     unit = photo_raw / np.linalg.norm(photo_raw, axis=-1, keepdims=True)
+    if features.photos_jittered is not None:  # the mean over plain and jittered photos
+        jittered = features.photos_jittered.reshape(-1, *features.photos_jittered.shape[2:])
+        raw = _embed(tail, jittered, device).reshape(len(train), 2, -1)
+        unit = np.concatenate([unit, raw / np.linalg.norm(raw, axis=-1, keepdims=True)], axis=1)
     proxies = np.zeros((len(split.identities), photo_raw.shape[-1]), np.float32)
     np.add.at(proxies, split.labels, unit.mean(axis=1))
     proxies /= np.linalg.norm(proxies, axis=1, keepdims=True)
@@ -615,6 +701,9 @@ class _Epochs:
         self.device = device
         self.photos = features.photos[split.train_idx]
         self.sketches = features.sketches[split.train_idx]
+        self.jittered = {0: features.photos_jittered, 1: features.sketches_jittered}
+        # its own stream, so that photometric="none" draws exactly what it always drew
+        self.jitter_rng = np.random.default_rng([settings.seed, 22])
         self.initial = {k: v.detach().clone() for k, v in tail.params.items()}
         self.masked = None  # pair-masked: a person's other pairs are never a pair's negatives
         if settings.classes == "pair-masked":
@@ -681,6 +770,11 @@ class _Epochs:
             self.photos[chunk[:, 0], flip],
             self.sketches[chunk[:, 0], flip],
         )
+        for domain, jittered in self.jittered.items():
+            if jittered is None:
+                continue
+            use = (chunk[:, 1] == domain) & (self.jitter_rng.random(len(chunk)) < 0.5)
+            feats[use] = jittered[chunk[use, 0], flip[use]]
         x = torch.from_numpy(feats.astype(np.float32)).to(self.device)
         y = torch.from_numpy(self.split.labels[chunk[:, 0]]).to(self.device)
         if self.masked is None:
@@ -719,6 +813,7 @@ def _fit(
     device = torch.device(resolve_device(settings.device, "train-matcher: device"))
     split = _Split.of(data, settings)
     features = _trunk_features(base, data, photo_check, settings, cache_dir, progress)
+    _jittered_features(base, data, split, features, settings, cache_dir, progress)
     tail = GraphTail(base, settings.split).to(device)
     proxies, norm_stats = _photo_proxies(tail, features, split, device)
     loss_fn = _adaface_loss(registry, settings, proxies, norm_stats, device)
