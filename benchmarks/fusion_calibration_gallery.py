@@ -96,8 +96,8 @@ def evaluate(meta, data, rows, profile, columns, keep_probes=False) -> dict:
     truth_col = {c: j for j, c in enumerate(columns)}
     confidence, correct, nll = [], [], []
     for r in rows:
-        raw = sum(w * data[s][r, columns].astype(np.float64) for s, w in profile.weights.items())
-        p = probabilities(raw + profile.log_lr_offset, 1.0)
+        scores = {s: data[s][r, columns].astype(np.float64) for s in profile.weights}
+        p = probabilities(profile.log_lr(scores)[1], 1.0)  # at this gallery's size
         truth = persons[truth_col[int(data["truth"][r])]]
         nll.append(-math.log(max(float(p[persons == truth].sum()), 1e-300)))
         top, conf = _top_person(p, persons)

@@ -83,3 +83,35 @@ def test_sketch_pairs_count_once_and_persons_once():
     # person A: fused 1.0 vs alone 1/3 (better); B: tie; C: worse → 1 better, 1 worse
     test = two.person_sign_test(rows, "fused", "alone")
     assert test == {"persons": 3, "better": 1, "worse": 1, "sign_test_p": 1.0}
+
+
+def test_gallery_size_outcome_uses_the_profile_at_the_gallerys_size():
+    size = _script("fusion_gallery_size")
+    from facefit.fusion import Profile
+
+    meta = {
+        "identities": np.array(["p0", "p1", "q", "d"]),
+        "persons": np.array(["P", "P", "Q", "D"]),
+        "enrolled": np.array([True, True, True, False]),
+    }
+    data = {
+        "sketch": np.array([[0.35, 0.35, 0.4, 0.9]]),
+        "truth": np.array([1]),
+        "encoders": np.array(json.dumps({"sketch": "s"})),
+    }
+    profile = Profile(
+        {"sketch": "s"},
+        {"sketch": 10.0},
+        0.0,
+        size_reference=4.0,
+        size_weights={"sketch": 10.0},
+        size_range=(3.0, 4.0),
+    )
+    nll, confidence, right = size.outcome(meta, data, 0, profile, np.array([0, 1, 2]))
+    w = 10.0 + 10.0 * np.log(3 / 4)  # the weight at 3 identities
+    expected = np.exp(w * np.array([0.35, 0.35, 0.4]))
+    expected /= expected.sum()
+    assert right and confidence == pytest.approx(expected[:2].sum())
+    assert nll == pytest.approx(-np.log(expected[:2].sum()))
+    nll, confidence, right = size.outcome(meta, data, 0, profile, np.arange(4))
+    assert not right  # the distractor outscores the person in the larger gallery

@@ -55,7 +55,32 @@ def fusion() -> None:
     default=None,
     help="The matcher's folder (default: its installed default, else SFace for sketches).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Cross-validation folds.")
+@click.option(
+    "--distractors/--no-distractors",
+    default=True,
+    show_default=True,
+    help="Fit against the calibration photos plus the 758 other training photos as "
+    "distractors, or (--no-distractors) against the 100 calibration photos alone.",
+)
+@click.option(
+    "--size-model",
+    type=click.Choice(["fixed", "temperature", "per-source"]),
+    default=None,
+    help="How the direct profiles depend on the gallery size (default: the shipped choice "
+    "with distractors, fixed without). docs/identification.md.",
+)
+@click.option(
+    "--gallery-sizes",
+    default=None,
+    help="Comma-separated gallery sizes a size model is fitted on (default: 100,200,400,858).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Cross-validation folds, distractor draws.",
+)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Probes per set (a quick look)."
 )
@@ -74,6 +99,9 @@ def fit(
     config_path,
     matcher,
     matcher_path,
+    distractors,
+    size_model,
+    gallery_sizes,
     seed,
     limit,
     update,
@@ -84,7 +112,12 @@ def fit(
     DATA is the data folder (default $FACEFIT_SHARED_DATA) with fs2k-train/.
     """
     from facefit.fusion import FusionModel
-    from facefit.fusion.slice import DEFAULT_PROBE_SETS, fit_calibration_slice
+    from facefit.fusion.slice import (
+        DEFAULT_GALLERY_SIZES,
+        DEFAULT_PROBE_SETS,
+        DEFAULT_SIZE_MODEL,
+        fit_calibration_slice,
+    )
 
     data = data or os.environ.get(ENV_DATA)
     if not data:
@@ -100,6 +133,16 @@ def fit(
 
         config = load_config(config_path)
     sets = [s.strip() for s in probe_sets.split(",") if s.strip()] if probe_sets else None
+    if size_model is None:
+        size_model = DEFAULT_SIZE_MODEL if distractors and not generation else "fixed"
+    sizes = DEFAULT_GALLERY_SIZES
+    if gallery_sizes:
+        try:
+            sizes = tuple(int(n) for n in gallery_sizes.split(",") if n.strip())
+        except ValueError:
+            raise InputError(f"--gallery-sizes {gallery_sizes!r}: give whole numbers") from None
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise InputError("--gallery-sizes: give at least two sizes, each at least 1")
     model = fit_calibration_slice(
         data,
         probe_sets=sets or DEFAULT_PROBE_SETS,
@@ -112,6 +155,9 @@ def fit(
         limit=limit,
         keep=keep,
         command=shlex.join(["facefit", *sys.argv[1:]]),
+        distractors=distractors,
+        size_model=size_model,
+        gallery_sizes=sizes,
     )
     model.save(out, force=True)
     click.echo(f"{out}: {len(model.profiles)} profiles")
@@ -132,7 +178,11 @@ def _print(model) -> None:
         p = model.profiles[key]
         weights = ", ".join(f"{s} {w:.3f}" for s, w in p.weights.items())
         fit = p.fit
+        sized = ""
+        if p.sized:
+            slopes = ", ".join(f"{s} {v:+.3f}" for s, v in p.size_weights.items())
+            sized = f"; per log(N/{p.size_reference:g}): {slopes}, offset {p.size_offset:+.3f}"
         click.echo(
-            f"  {key}: {weights}; log LR offset {p.log_lr_offset:.3f}; "
+            f"  {key}: {weights}; log LR offset {p.log_lr_offset:.3f}{sized}; "
             f"cv top-1 ECE {fit.get('cv_top1_ece')}, {fit.get('probes')} probes"
         )

@@ -27,6 +27,10 @@ the source person" fitted on pairs of the calibration slice
   ``p_j = (π/N)·LR_j / ((1 − π) + (π/N)·Σ_i LR_i)``. It rises with ``s_j``
   (monotone), and when nobody in the gallery looks like the evidence every ``p_j`` is
   small: the result then says *no likely match* (:data:`DEFAULT_NO_MATCH_THRESHOLD`).
+- a profile may depend on the gallery size: its weights and offset at ``N`` identities
+  are ``max(0, w_k + v_k·log(N/N_ref))`` and ``c + c₁·log(N/N_ref)``
+  (:meth:`Profile.at_size`), fitted on calibration galleries of several sizes; still
+  monotone in every score at every ``N``.
 
 The weights are in ``fusion_weights.json`` beside this module (:data:`DEFAULT_WEIGHTS`);
 ``facefit fusion fit`` refits them (:mod:`facefit.fusion.fit`, docs/identification.md).

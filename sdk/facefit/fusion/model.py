@@ -9,6 +9,16 @@ See :mod:`facefit.fusion` for the model. The weights file is JSON::
                    "fit": {...how, on what, when...}}],
      "fitted": {...the command, the data's fingerprint...}}
 
+A profile may also depend on the gallery size ``N`` (format ``facefit-fusion/2``, written
+only when some profile does; ``/1`` files are read as before)::
+
+    "gallery_size": {"reference": 858, "range": [100, 858],
+                     "weights": {"sketch": 1.9, "lq": -2.0}, "log_lr_offset": 0.4}
+
+With ``ℓ = log(N / reference)``, ``ℓ`` held within ``range`` widened by one doubling
+each way (:data:`SIZE_EXTRAPOLATION`), the profile's weights at ``N`` are
+``max(0, w_k + v_k·ℓ)`` and its offset ``c + c₁·ℓ`` (:meth:`Profile.at_size`).
+
 A profile applies to evidence scored by exactly its sources and encoders; evidence
 with more sources uses the largest profile it covers and says which sources went
 unweighted (:meth:`FusionModel.fuse`).
@@ -34,6 +44,8 @@ __all__ = [
     "DEFAULT_NO_MATCH_THRESHOLD",
     "DEFAULT_WEIGHTS",
     "FORMAT",
+    "FORMATS",
+    "FORMAT_SIZED",
     "SOURCES",
     "TEXT_SCORER",
     "FusedScores",
@@ -47,6 +59,12 @@ __all__ = [
 SOURCES = ("sketch", "lq", "text", "generated")
 """The sources of identity scores, in the order a profile names them."""
 FORMAT = "facefit-fusion/1"
+FORMAT_SIZED = "facefit-fusion/2"
+"""The format of a file with a gallery-size term in some profile (a ``/1`` reader refuses it
+rather than silently ignoring the term)."""
+FORMATS = (FORMAT, FORMAT_SIZED)
+SIZE_EXTRAPOLATION = math.log(2.0)
+"""How far (in ``log N``) a gallery-size term reaches beyond the sizes it was fitted on."""
 TEXT_SCORER = "attribute-probes/{encoder}"
 """How a profile names the ``text`` source: attribute probes on this encoder's embeddings."""
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "fusion_weights.json"
@@ -93,6 +111,15 @@ class Profile:
     """``log LR = raw + log_lr_offset``."""
     fit: dict[str, Any] = field(default_factory=dict, compare=False)
     """How it was fitted: data, pairs, losses, command (for the record only)."""
+    size_reference: float | None = None
+    """Gallery size at which :attr:`weights` and :attr:`log_lr_offset` hold; None: the
+    profile does not depend on the gallery size (every ``/1`` file)."""
+    size_weights: dict[str, float] = field(default_factory=dict)
+    """Source → change of its weight per unit of ``log(N / size_reference)``."""
+    size_offset: float = 0.0
+    """Change of the offset per unit of ``log(N / size_reference)``."""
+    size_range: tuple[float, float] | None = None
+    """Smallest and largest gallery sizes the size term was fitted on."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.encoders) - set(SOURCES))
@@ -103,39 +130,111 @@ class Profile:
             )
         if any(not math.isfinite(w) or w < 0 for w in self.weights.values()):
             raise InputError(f"fusion profile {self.key}: weights must be finite and >= 0")
+        if self.size_reference is not None:
+            lo, hi = self.size_range or (self.size_reference, self.size_reference)
+            values = [*self.size_weights.values(), self.size_offset]
+            if (
+                not set(self.size_weights) <= set(self.weights)
+                or not all(math.isfinite(v) for v in values)
+                or not 1 <= lo <= hi
+                or not self.size_reference >= 1
+            ):
+                raise InputError(
+                    f"fusion profile {self.key}: a malformed gallery-size term (size weights "
+                    "for its own sources, finite, sizes >= 1)"
+                )
+
+    @property
+    def sized(self) -> bool:
+        """Whether the weights depend on the gallery size."""
+        return self.size_reference is not None
+
+    def at_size(self, n: int | None) -> tuple[dict[str, float], float]:
+        """The weights (each ``>= 0``) and offset for a gallery of ``n`` identities."""
+        if self.size_reference is None or not n:
+            return dict(self.weights), self.log_lr_offset
+        lo, hi = self.size_range or (self.size_reference, self.size_reference)
+        ell = min(
+            max(
+                math.log(n / self.size_reference),
+                math.log(lo / self.size_reference) - SIZE_EXTRAPOLATION,
+            ),
+            math.log(hi / self.size_reference) + SIZE_EXTRAPOLATION,
+        )
+        weights = {
+            s: max(0.0, w + self.size_weights.get(s, 0.0) * ell) for s, w in self.weights.items()
+        }
+        return weights, self.log_lr_offset + self.size_offset * ell
 
     @property
     def key(self) -> str:
         return profile_key(self.encoders)
 
-    def raw(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The raw fused score per identity; ``-inf`` where any weighted source is ``-inf``."""
+    def scored(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Which identities every source of the profile scored (their count is ``N``)."""
+        return np.all([np.isfinite(np.asarray(scores[s], np.float64)) for s in self.weights], 0)
+
+    def raw(self, scores: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
+        """The raw fused score per identity; ``-inf`` where any weighted source is ``-inf``.
+
+        ``n``: the gallery size the weights are taken at (default: the identities
+        scored); it matters only for a profile with a gallery-size term.
+        """
+        if n is None and self.sized:
+            n = int(self.scored(scores).sum())
+        weights, _ = self.at_size(n)
         total = None
-        for source, weight in self.weights.items():
+        for source, weight in weights.items():
             values = np.asarray(scores[source], dtype=np.float64)
             term = np.where(np.isfinite(values), weight * values, -np.inf)
             total = term if total is None else total + term
         assert total is not None
         return total
 
+    def log_lr(self, scores: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw fused scores and log likelihood ratios of one probe's identities."""
+        n = int(self.scored(scores).sum())
+        raw = self.raw(scores, n)
+        return raw, raw + self.at_size(n)[1]
+
     def to_dict(self) -> dict[str, Any]:
         ordered = [s for s in SOURCES if s in self.encoders]
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "encoders": {s: self.encoders[s] for s in ordered},
             "weights": {s: round(float(self.weights[s]), 6) for s in ordered},
             "log_lr_offset": round(float(self.log_lr_offset), 6),
-            "fit": self.fit,
         }
+        if self.size_reference is not None:
+            lo, hi = self.size_range or (self.size_reference, self.size_reference)
+            out["gallery_size"] = {
+                "reference": self.size_reference,
+                "range": [lo, hi],
+                "weights": {s: round(float(self.size_weights.get(s, 0.0)), 6) for s in ordered},
+                "log_lr_offset": round(float(self.size_offset), 6),
+            }
+        out["fit"] = self.fit
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> Profile:
         try:
+            size = data.get("gallery_size")
+            sized: dict[str, Any] = {}
+            if size is not None:
+                lo, hi = size["range"]
+                sized = {
+                    "size_reference": float(size["reference"]),
+                    "size_weights": {str(k): float(v) for k, v in size["weights"].items()},
+                    "size_offset": float(size.get("log_lr_offset", 0.0)),
+                    "size_range": (float(lo), float(hi)),
+                }
             return cls(
                 {str(k): str(v) for k, v in data["encoders"].items()},
                 {str(k): float(v) for k, v in data["weights"].items()},
                 float(data["log_lr_offset"]),
                 dict(data.get("fit", {})),
+                **sized,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{where}: a fusion profile is malformed ({exc!r})") from None
@@ -202,14 +301,15 @@ class FusionModel:
             ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: cannot read fusion weights ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InputError(f"{path}: not a facefit fusion weights file ({FORMAT})")
+        if not isinstance(data, dict) or data.get("format") not in FORMATS:
+            raise InputError(f"{path}: not a facefit fusion weights file ({' or '.join(FORMATS)})")
         profiles = [Profile.from_dict(p, str(path)) for p in data.get("profiles", [])]
         return cls(profiles, data.get("fitted", {}), path)
 
     def to_dict(self) -> dict[str, Any]:
+        sized = any(p.sized for p in self.profiles.values())
         return {
-            "format": FORMAT,
+            "format": FORMAT_SIZED if sized else FORMAT,
             "fitted": self.meta,
             "profiles": [self.profiles[k].to_dict() for k in sorted(self.profiles)],
         }
@@ -272,7 +372,5 @@ class FusionModel:
             else:
                 raw = np.mean([np.asarray(v, np.float64) for v in scores.values()], axis=0)
             return FusedScores(raw, None, None, notes)
-        raw = profile.raw(scores)
-        return FusedScores(
-            raw, probabilities(raw + profile.log_lr_offset, prior), profile.key, notes
-        )
+        raw, log_lr = profile.log_lr(scores)
+        return FusedScores(raw, probabilities(log_lr, prior), profile.key, notes)

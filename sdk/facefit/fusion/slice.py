@@ -7,8 +7,16 @@ its 100 photos plus, as distractors, the photos of every other training pair
 identities, near the size of the 1,058-photo development gallery. Against the 100
 photos alone the weights over-trusted sources that tell a few people apart but not
 many (the description's attributes, the 8×8 frame) and the cross-validated likelihood
-was worse (``distractors=False`` keeps that fit;
-benchmarks/results/fusion_calibration_gallery.md). Each probe set (``sketch``,
+was worse (``distractors=False``, ``facefit fusion fit --no-distractors``, keeps that
+fit; benchmarks/results/fusion_calibration_gallery.md).
+
+With a ``size_model`` other than ``"fixed"`` (:mod:`facefit.fusion.fit`), each probe is
+fitted in galleries of several sizes (``gallery_sizes``: the calibration photos plus a
+random subset of the distractors, :func:`facefit.fusion.fit.gallery_size_samples`), so
+that its probabilities hold for galleries of other sizes than 858
+(benchmarks/results/fusion_gallery_size.md). It needs the distractors, and it applies
+to the direct profiles only: a generation fit scores only the loop's top identities, so
+its gallery size is not known; generation profiles are fitted ``"fixed"``. Each probe set (``sketch``,
 ``sketch+lq8``, …) becomes probes exactly as the eval harness makes them
 (:mod:`facefit.evaluation`), so the scores fitted on are the scores the harness and the
 pipeline compute.
@@ -34,16 +42,28 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
-from facefit.fusion.fit import FitSample, fit_profile
+from facefit.fusion.fit import SIZE_MODELS, FitSample, fit_profile, gallery_size_samples
 from facefit.fusion.model import FusionModel, Profile
 
-__all__ = ["DEFAULT_PROBE_SETS", "calibration_manifest", "fit_calibration_slice"]
+__all__ = [
+    "DEFAULT_GALLERY_SIZES",
+    "DEFAULT_PROBE_SETS",
+    "DEFAULT_SIZE_MODEL",
+    "calibration_manifest",
+    "fit_calibration_slice",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROBE_SETS = ("sketch", "lq8", "lq16", "sketch+lq8", "sketch+text", "sketch+text+lq8")
 """Evidence combinations fitted by default (one profile each; a low-quality image's size
 is part of its profile, :func:`facefit.fusion.model.lq_id`)."""
+DEFAULT_GALLERY_SIZES = (100, 200, 400, 858)
+"""Gallery sizes of a size-model fit: the 100 calibration photos alone, with 100 and 300
+random distractors, and with all 758 (a size at or above the whole gallery is all of it)."""
+DEFAULT_SIZE_MODEL = "per-source"
+"""The size model ``facefit fusion fit`` uses with distractors (the cross-validated choice,
+benchmarks/results/fusion_gallery_size.md)."""
 
 
 def calibration_manifest(
@@ -150,13 +170,30 @@ def fit_calibration_slice(
     keep: FusionModel | None = None,
     command: str | None = None,
     distractors: bool = True,
+    size_model: str = "fixed",
+    gallery_sizes: Sequence[int] = DEFAULT_GALLERY_SIZES,
 ) -> FusionModel:
     """Fit one profile per probe set on the calibration slice (see the module doc).
 
     ``keep``: an existing model whose other profiles are kept (a refit of the
     generation profiles leaves the direct ones as they are, and the reverse).
+    ``size_model`` (:data:`facefit.fusion.fit.SIZE_MODELS`) and ``gallery_sizes``: fit the
+    direct profiles in galleries of these sizes, with that gallery-size term.
     """
     from facefit.evaluation.modes import EvalContext
+
+    if size_model not in SIZE_MODELS:
+        raise InputError(f"size model must be one of {', '.join(SIZE_MODELS)}, not {size_model!r}")
+    if size_model != "fixed" and not distractors:
+        raise InputError(
+            f"a {size_model} size model is fitted on galleries of several sizes drawn from the "
+            "distractors: it needs them (drop --no-distractors, or use --size-model fixed)"
+        )
+    if size_model != "fixed" and generation:
+        raise InputError(
+            "generation profiles are fitted with --size-model fixed (a generation fit scores "
+            "only the loop's top identities, so its gallery size is unknown)"
+        )
 
     if registry is None:
         from facefit.registry import Registry
@@ -192,7 +229,15 @@ def fit_calibration_slice(
             samples, encoders = _direct_samples(context, probes)
             how = f"direct evidence, probe set {probe_set}"
         info = {"on": "fs2k calibration slice", "scores": how, "gallery": gallery}
-        profile = fit_profile(samples, encoders, seed=seed, fit_info=info)
+        if size_model != "fixed":
+            identities = context.gallery(context.encoder).identities
+            core = np.array([i in probed for i in identities], bool)
+            samples = gallery_size_samples(samples, core, gallery_sizes, seed=seed)
+            info["gallery"] += (
+                f"; each probe in galleries of {', '.join(map(str, gallery_sizes))} identities "
+                "(the calibration photos + random distractors)"
+            )
+        profile = fit_profile(samples, encoders, seed=seed, fit_info=info, size_model=size_model)
         log.info("%s: %s", profile.key, profile.weights)
         profiles[profile.key] = profile
     meta = {
