@@ -41,6 +41,14 @@ def _data_default() -> Path:
     return DEFAULT_DATA_DIR
 
 
+def _setting(flag: str, field: str, help: str | None = None):
+    """A ``facefit serve`` option for a :class:`ServeSettings` field: its default and type."""
+    default = default_of(ServeSettings, field)
+    return click.option(
+        flag, field, default=default, show_default=True, type=type(default), help=help
+    )
+
+
 DATA_OPTION = click.option(
     "--data",
     "data_dir",
@@ -101,83 +109,33 @@ def _first_admin(services: object) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Pipeline TOML (plugins, options); the flags below override its settings.",
 )
-@click.option(
-    "--rounds",
-    default=default_of(ServeSettings, "rounds"),
-    show_default=True,
-    type=int,
-    help="Most rounds per run.",
-)
-@click.option(
-    "--candidates",
-    default=default_of(ServeSettings, "candidates"),
-    show_default=True,
-    type=int,
-    help="Faces per round.",
-)
-@click.option(
-    "--steps",
-    default=default_of(ServeSettings, "steps"),
-    show_default=True,
-    type=int,
-    help="Sampler steps per round.",
-)
-@click.option("--seed", default=default_of(ServeSettings, "seed"), show_default=True, type=int)
-@click.option(
-    "--workers",
-    default=default_of(ServeSettings, "workers"),
-    show_default=True,
-    type=int,
-    help="Runs at the same time.",
-)
-@click.option(
-    "--queue",
-    "queue_size",
-    default=default_of(ServeSettings, "queue_size"),
-    show_default=True,
-    type=int,
-    help="Runs waiting.",
-)
-@click.option(
+@_setting("--rounds", "rounds", "Most rounds per run.")
+@_setting("--candidates", "candidates", "Faces per round.")
+@_setting("--steps", "steps", "Sampler steps per round.")
+@_setting("--seed", "seed")
+@_setting("--workers", "workers", "Runs at the same time.")
+@_setting("--queue", "queue_size", "Runs waiting.")
+@_setting(
     "--choice-timeout",
-    default=default_of(ServeSettings, "choice_timeout"),
-    show_default=True,
-    type=float,
-    help="Seconds a run waits for the investigator's choice before the loop decides.",
+    "choice_timeout",
+    "Seconds a run waits for the investigator's choice before the loop decides.",
 )
-@click.option(
-    "--match-threshold",
-    default=default_of(ServeSettings, "match_threshold"),
-    show_default=True,
-    type=float,
-)
-@click.option(
+@_setting("--match-threshold", "match_threshold")
+@_setting(
     "--login-failures",
-    default=default_of(ServeSettings, "login_failures"),
-    show_default=True,
-    type=int,
-    help="Failed logins for one user name within --login-window that lock the name.",
+    "login_failures",
+    "Failed logins for one user name within --login-window that lock the name.",
 )
-@click.option(
+@_setting(
     "--login-failures-per-address",
-    default=default_of(ServeSettings, "login_failures_per_address"),
-    show_default=True,
-    type=int,
-    help="Failed logins from one client address within --login-window that lock it.",
+    "login_failures_per_address",
+    "Failed logins from one client address within --login-window that lock it.",
 )
-@click.option(
-    "--login-window",
-    default=default_of(ServeSettings, "login_window"),
-    show_default=True,
-    type=float,
-    help="Seconds over which failed logins are counted.",
-)
-@click.option(
+@_setting("--login-window", "login_window", "Seconds over which failed logins are counted.")
+@_setting(
     "--login-cooldown",
-    default=default_of(ServeSettings, "login_cooldown"),
-    show_default=True,
-    type=float,
-    help="Seconds a locked user name or address is refused (HTTP 429).",
+    "login_cooldown",
+    "Seconds a locked user name or address is refused (HTTP 429).",
 )
 @click.option("--secure-cookies", is_flag=True, help="Behind HTTPS (a TLS proxy): Secure cookies.")
 @click.option(
