@@ -41,16 +41,20 @@ def test_a_second_sketch_is_another_photo_of_the_person_in_another_style():
     assert two.compare(fused, alone) == {"only_first": 2, "only_second": 0, "mcnemar_p": 0.5}
 
 
-def test_calibration_gallery_evaluation_sums_a_persons_photos_and_skips_unscored_probes():
-    cal = _script("fusion_calibration_gallery")
-    from facefit.fusion import Profile
-
-    # identities 0 and 1 are one person; 2 another; 3 a distractor outside the small gallery
-    meta = {
+def _meta():
+    """Identities 0 and 1 are one person; 2 another; 3 a distractor outside the small gallery."""
+    return {
         "identities": np.array(["p0", "p1", "q", "d"]),
         "persons": np.array(["P", "P", "Q", "D"]),
         "enrolled": np.array([True, True, True, False]),
     }
+
+
+def test_calibration_gallery_evaluation_sums_a_persons_photos_and_skips_unscored_probes():
+    cal = _script("fusion_calibration_gallery")
+    from facefit.fusion import Profile
+
+    meta = _meta()
     data = {
         "sketch": np.array([[0.35, 0.35, 0.4, 0.9], [0.1, 0.2, 0.9, 0.0]]),
         "text": np.array([[0.5, 0.5, 0.5, 0.5], [np.nan] * 4]),
@@ -89,11 +93,7 @@ def test_gallery_size_outcome_uses_the_profile_at_the_gallerys_size():
     size = _script("fusion_gallery_size")
     from facefit.fusion import Profile
 
-    meta = {
-        "identities": np.array(["p0", "p1", "q", "d"]),
-        "persons": np.array(["P", "P", "Q", "D"]),
-        "enrolled": np.array([True, True, True, False]),
-    }
+    meta = _meta()
     data = {
         "sketch": np.array([[0.35, 0.35, 0.4, 0.9]]),
         "truth": np.array([1]),
