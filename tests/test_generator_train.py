@@ -260,6 +260,32 @@ def test_sketch_targets_can_keep_their_reference_photo_more_often(pack):
         Augmentation(sketch_reference_image_drop=1.5)
 
 
+def test_text_only_items_keep_the_description_alone(pack):
+    """``text_only`` turns photo targets with a description into words-alone items;
+    sketch targets and items without text are untouched; 0 changes nothing."""
+    aug = dict(sketch_domain=0.5, flip=0.0, style_drop=0.0, drop={})
+    _, cond = TrainingBatches(pack, Augmentation(**aug, text_only=1.0))(
+        64, torch.Generator().manual_seed(7)
+    )
+    photo_text = (cond.domain == 0) & (cond.text_present > 0)
+    others = ~photo_text
+    assert photo_text.any() and others.any()
+    for modality in ("sketch", "lq", "reference", "reference_image"):
+        present = getattr(cond, f"{modality}_present")
+        assert not present[photo_text].any(), modality
+    assert (cond.reference_present[others] > 0).all()  # drop={}: everything else kept
+    assert (cond.reference_image_present[cond.domain >= 1] > 0).all()
+    # 0: the same draws, so the same batch as without the field
+    same = [
+        TrainingBatches(pack, Augmentation(**aug, **extra))(16, torch.Generator().manual_seed(8))[1]
+        for extra in ({}, {"text_only": 0.0})
+    ]
+    assert torch.equal(same[0].lq_present, same[1].lq_present)
+    assert torch.equal(same[0].reference, same[1].reference)
+    with pytest.raises(InputError, match="text_only"):
+        Augmentation(text_only=-0.1)
+
+
 def test_sketch_style_token_follows_the_pack_and_can_be_dropped(pack):
     from facefit.generator.conditions import DOMAINS, domain_condition, sketch_domain
 
@@ -408,6 +434,10 @@ def test_the_v2_recipes_differ_only_where_their_comments_say():
     assert v2t.model == {**v2s.model, "text_attributes": True}
     assert v2t.data == v2s.data and v2t.snr_gamma == v2s.snr_gamma and v2t.pack == v2s.pack
     assert len({v2s.out, v2t.out, v2v.out}) == 3
+    # cpu-v2u = cpu-v2t + words-alone items
+    v2u = load_train_config(recipes / "cpu-v2u.toml")
+    assert v2u.model == v2t.model and v2u.snr_gamma == v2t.snr_gamma and v2u.pack == v2t.pack
+    assert v2u.data == dataclasses.replace(v2t.data, text_only=0.3) and v2u.out != v2t.out
 
 
 def test_command_line_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):

@@ -195,6 +195,11 @@ class Augmentation:
     """Probability of dropping the pair's photo as the reference image of a sketch target
     (mugshot → sketch); ``None``: ``drop["reference_image"]`` like every other item. A
     lower value shows the model the mugshot → sketch task more often."""
+    text_only: float = 0.0
+    """Probability that a photo target with a description keeps the description alone
+    (sketch, low-quality copy, identity and reference image all dropped), so that a face
+    from words alone is learned. Without it such items are rare: identity and pixels
+    carry the gender and hair that the words state. 0 draws nothing (the same batches)."""
     style_drop: float = 0.3
     """Probability that a sketch target's style token is replaced by plain ``sketch``
     (so "a sketch in any style" works), always so when the style is unknown."""
@@ -208,6 +213,7 @@ class Augmentation:
             "style_drop": self.style_drop,
             "lookalike": self.lookalike,
             "sketch_reference_image_drop": self.sketch_reference_image_drop or 0.0,
+            "text_only": self.text_only,
             **self.drop,
         }.items():
             if not 0.0 <= p <= 1.0:
@@ -307,10 +313,16 @@ class TrainingBatches:
         )
         cond = self._with_reference_image(cond, idx, x0_photo, to_sketch, g)
         cond = cond.drop("sketch", to_sketch).drop("lq", to_sketch)
+        only = None  # photo targets that keep their description alone
+        if self.aug.text_only > 0:
+            only = has_text & ~to_sketch
+            only &= torch.rand(batch_size, generator=g) < self.aug.text_only
         for modality in ("sketch", "lq", "text", "reference", "reference_image"):
             p = torch.full((batch_size,), self.aug.drop.get(modality, 0.0))
             if modality == "reference_image" and self.aug.sketch_reference_image_drop is not None:
                 p[to_sketch] = self.aug.sketch_reference_image_drop
+            if only is not None:
+                p[only] = 0.0 if modality == "text" else 1.0
             cond = cond.drop(modality, torch.rand(batch_size, generator=g) < p)
         return x0, cond
 
