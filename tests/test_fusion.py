@@ -379,3 +379,21 @@ def test_no_distractors_with_a_size_model_is_refused_before_reading_data(tmp_pat
         fit_calibration_slice(tmp_path, distractors=False, size_model="temperature", registry=1)
     with pytest.raises(InputError, match="generation profiles"):
         fit_calibration_slice(tmp_path, generation=True, size_model="per-source", registry=1)
+
+
+def test_fusion_show_counts_each_probe_once(tmp_path):
+    """A size-aware fit sees every probe once per gallery size; `fusion show` says so."""
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    sized = Profile(
+        {"sketch": "s"}, {"sketch": 1.0}, 0.0, fit={"probes": 400, "gallery_sizes": [1, 2, 3, 4]}
+    )
+    plain = Profile({"lq": "q"}, {"lq": 1.0}, 0.0, fit={"probes": 90})
+    path = tmp_path / "w.json"
+    FusionModel([sized, plain], {}).save(path)
+    result = CliRunner().invoke(main, ["fusion", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "100 probes × 4 gallery sizes" in result.output
+    assert "90 probes" in result.output and "400 probes" not in result.output

@@ -184,5 +184,13 @@ def _print(model) -> None:
             sized = f"; per log(N/{p.size_reference:g}): {slopes}, offset {p.size_offset:+.3f}"
         click.echo(
             f"  {key}: {weights}; log LR offset {p.log_lr_offset:.3f}{sized}; "
-            f"cv top-1 ECE {fit.get('cv_top1_ece')}, {fit.get('probes')} probes"
+            f"cv top-1 ECE {fit.get('cv_top1_ece')}, {_probes(fit)}"
         )
+
+
+def _probes(fit: dict) -> str:
+    """The calibration probes; a size-aware fit saw each probe once per gallery size."""
+    count, sizes = fit.get("probes"), fit.get("gallery_sizes") or []
+    if isinstance(count, int) and len(sizes) > 1 and count % len(sizes) == 0:
+        return f"{count // len(sizes)} probes × {len(sizes)} gallery sizes"
+    return f"{count} probes"
