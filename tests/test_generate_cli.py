@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facefit.cli import main
+from facefit.files import TEMP_MARK
 from tests.generator_helpers import single_thread  # noqa: F401 (autouse)
 from tests.pipeline_helpers import save_model, toy_gallery, toy_lq, toy_registry, toy_sketch
 
@@ -169,7 +170,8 @@ def test_batch_resumes_after_an_interruption(registry, setup, tmp_path):
         run_batch(pipeline, read_manifest(manifest), out, progress=False, after_probe=interrupt)
     first = (out / "p1" / "result.json").stat().st_mtime_ns
     assert not (out / "p2").exists()
-    (out / ".p2.partial-999").mkdir()  # what a kill while writing leaves behind
+    (out / f".p2{TEMP_MARK}999-0a1b").mkdir()  # what a kill while writing leaves behind
+    (out / ".p3.partial-999").mkdir()  # and what one of an earlier version left
 
     refused = run(registry, *base(setup), "--manifest", manifest, "--out", out)
     assert refused.exit_code == 2 and "--resume" in refused.output and "--force" in refused.output
@@ -179,7 +181,7 @@ def test_batch_resumes_after_an_interruption(registry, setup, tmp_path):
     assert "2 probes done, 1 already complete, 0 failed" in result.output
     assert (out / "p1" / "result.json").stat().st_mtime_ns == first
     assert all((out / p / "provenance.json").is_file() for p in ("p1", "p2", "p3"))
-    assert not list(out.glob(".*partial*"))
+    assert not list(out.glob(f".*{TEMP_MARK}*")) and not list(out.glob(".*partial*"))
     result = run(registry, *base(setup), *resume)
     assert "0 probes done, 3 already complete" in result.output
     result = run(registry, *base(setup), *resume[:4], "--force", "--allow-no-face", "lq")

@@ -180,3 +180,23 @@ def test_exact_torch_path_matches_numpy():
     got = r.search(data[:20], 5)
     np.testing.assert_array_equal(got[1], expected[1])
     np.testing.assert_allclose(got[0], expected[0], atol=1e-5)
+
+
+def test_exact_reads_its_device_as_every_device_setting_is_read():
+    from facefit.errors import PluginError
+
+    faces = np.eye(4, dtype=np.float32)
+    unknown = ExactRetriever(4, device="tpu")
+    unknown.add(np.arange(4), faces)
+    with pytest.raises(PluginError, match="use cpu, cuda, cuda:N or auto"):
+        unknown.search(faces[:1], 1)
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here")
+    missing = ExactRetriever(4, device="cuda")
+    missing.add(np.arange(4), faces)
+    with pytest.raises(PluginError, match="no CUDA GPU is usable here"):
+        missing.search(faces[:1], 1)
+    auto = ExactRetriever(4, device="auto")
+    auto.add(np.arange(4), faces)
+    assert auto.search(faces[:1], 1)[1].tolist() == [[0]]

@@ -84,23 +84,39 @@ def _replacing(target: Path, mode: int | None) -> Iterator[Path]:
 @contextlib.contextmanager
 def replaced_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """A fresh folder beside ``target`` to fill; if the block succeeds it takes
-    ``target``'s place (an existing ``target`` is removed first), else it is removed and
-    ``target`` is untouched. The parent folder is created if needed."""
+    ``target``'s place, else it is removed and ``target`` is untouched. The parent
+    folder is created if needed.
+
+    An existing ``target`` is renamed aside (a :func:`temp_path` name) before the new
+    folder is renamed in, and deleted only then: it is never half deleted while no
+    new folder stands in its place, and if the new one cannot be renamed in, the old
+    one is put back.
+    """
     import shutil
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_path(target)
     staging.mkdir()
+    old = None
     try:
         yield staging
         if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+            old = temp_path(target)
+            target.rename(old)
+        try:
+            staging.rename(target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+                old = None
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write(

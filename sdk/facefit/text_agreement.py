@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import atomic_write_text
 
 __all__ = [
     "ATTRIBUTE_FEATURES",
@@ -222,10 +223,7 @@ class AttributeProbes:
                 for name, p in sorted(self.probes.items())
             },
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(record, indent=1) + "\n")
 
     @classmethod
     def for_encoder(cls, encoder: str) -> AttributeProbes | None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from facefit import hookimpl
+from facefit.devices import resolve_device
 from facefit.errors import InputError, PluginError
 from facefit.interfaces import Retriever, SearchBreadth
 from facefit.vectors import check_k, check_labels, normalize_rows
@@ -46,32 +47,30 @@ stays on the calling thread."""
 
 
 def _cuda_device(requested: str) -> str | None:
-    """The torch device to search on, or None for numpy."""
+    """The torch device to search on, or None for numpy.
+
+    The device name means what it means everywhere (:func:`facefit.devices.resolve_device`);
+    ``auto`` also falls back to numpy where torch is not installed.
+    """
     if requested == "cpu":
         return None
-    if requested == "auto":
-        # importing torch costs a second: only look when an NVIDIA driver is there
-        if "torch" not in sys.modules and not os.path.exists("/proc/driver/nvidia/version"):
+    # importing torch costs a second: for auto, only look when an NVIDIA driver is there
+    nvidia = os.path.exists("/proc/driver/nvidia/version")
+    if requested == "auto" and "torch" not in sys.modules and not nvidia:
+        return None
+    try:
+        import torch  # noqa: F401 - resolve_device needs it
+    except ImportError:
+        if requested == "auto":
             return None
-        try:
-            import torch
-        except ImportError:
-            return None
-        return "cuda" if torch.cuda.is_available() else None
-    if requested.startswith("cuda"):
-        try:
-            import torch
-        except ImportError:
-            raise PluginError(
-                f"retriever 'exact': device {requested!r} needs torch; use device='cpu'"
-            ) from None
-        if not torch.cuda.is_available():
-            raise PluginError(
-                f"retriever 'exact': device {requested!r} asked for but no CUDA device is "
-                "available; use device='auto' or 'cpu'"
-            )
-        return requested
-    raise PluginError(f"retriever 'exact': unknown device {requested!r}; use auto, cpu or cuda[:N]")
+        raise PluginError(
+            f"retriever 'exact': device {requested!r} needs torch; use device='cpu'"
+        ) from None
+    try:
+        device = resolve_device(requested, "retriever 'exact': device")
+    except InputError as exc:
+        raise PluginError(str(exc)) from None
+    return None if device == "cpu" else device
 
 
 class ExactRetriever(Retriever):

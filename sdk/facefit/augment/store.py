@@ -33,6 +33,7 @@ import numpy as np
 
 from facefit.augment.plan import Job, Shard
 from facefit.errors import InputError
+from facefit.files import sha256_file
 
 __all__ = ["ANNOTATIONS", "MANIFEST", "OutputFolder"]
 
@@ -174,9 +175,9 @@ class OutputFolder:
                 try:
                     if path.stat().st_size != info["bytes"]:
                         return None
-                    if verify and hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
+                    if verify and sha256_file(path) != info["sha256"]:
                         return None
-                except OSError:
+                except (OSError, InputError):  # gone, unreadable or not a regular file
                     return None
         return unit
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from facefit.errors import InputError
+from facefit.files import TEMP_MARK
 from facefit.pipeline.files import ProbeFiles, run_probe_files
 
 __all__ = ["BatchReport", "check_batch_out", "read_manifest", "run_batch"]
@@ -146,7 +147,8 @@ def run_batch(
 
     out = check_batch_out(out, resume=resume, force=force)
     out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(".*.partial-*"):  # a run killed while writing
+    # a run killed while writing (".*.partial-*": what versions before facefit.files left)
+    for leftover in [*out.glob(f".*{TEMP_MARK}*"), *out.glob(".*.partial-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     report = BatchReport()
     bar = tqdm(probes, desc="probes", unit="probe", disable=not progress)

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facefit.errors import InputError
+from facefit.files import replaced_dir
 from facefit.types import Candidate, Match, Result
 
 __all__ = ["cautions", "check_out", "result_to_dict", "write_run"]
@@ -298,25 +297,11 @@ def write_run(
     from facefit.imaging.images import save_image
 
     out = check_out(out, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with replaced_dir(out) as tmp:
         for c in result.candidates:
             save_image(tmp / f"round{c.round}" / f"cand{c.index}.png", c.image)
         sheet = contact_sheet(result, evidence_tiles, gallery_images or {})
         sheet.save(tmp / "contact_sheet.png")
         _write_json(tmp / "result.json", result_to_dict(result, checks))
         _write_json(tmp / "provenance.json", provenance)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
     return out
