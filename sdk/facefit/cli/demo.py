@@ -7,6 +7,12 @@ from pathlib import Path
 
 import click
 
+from facefit.config import Settings
+from facefit.settings import default_of
+
+DEMO_STEPS = 20
+"""The demo's sampler steps: fewer than a pipeline's default (``Settings.steps``)."""
+
 
 def _earlier_demo(out: Path) -> bool:
     """Whether ``out`` holds an earlier ``facefit demo``'s output (which a demo replaces)."""
@@ -28,10 +34,12 @@ def _earlier_demo(out: Path) -> bool:
     help="Output folder.",
 )
 @click.option("--probe", "probe_id", help="Which bundled sketch (default: the first).")
-@click.option("--rounds", default=3, show_default=True, type=int)
-@click.option("--candidates", default=4, show_default=True, type=int)
-@click.option("--steps", default=20, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--rounds", default=default_of(Settings, "rounds"), show_default=True, type=int)
+@click.option(
+    "--candidates", default=default_of(Settings, "candidates"), show_default=True, type=int
+)
+@click.option("--steps", default=DEMO_STEPS, show_default=True, type=int)
+@click.option("--seed", default=default_of(Settings, "seed"), show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Replace --out even if it holds another run's output.")
 def demo(
     out: Path,

@@ -120,7 +120,7 @@ def build_command(model_name, backend, batch, precision, device, cache_dir) -> N
         cache_dir=cache.root,
     )
     what = {"onnxruntime": "sessions", "tensorrt": "engine", "compiled": "compile"}[backend]
-    _stage(what, started, cache.path_for(instance.key) if hasattr(instance, "key") else "")
+    _stage(what, started, str(cache.path_for(instance.key)) if backend == "tensorrt" else "")
     for b in sorted(set(lo_opt_hi)):
         started = time.perf_counter()
         instance(*contract.sample_inputs(b, device=device))
