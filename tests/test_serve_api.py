@@ -112,6 +112,8 @@ API_ROUTES = [
     ("get", "/api/v1/runs/1/result.json"),
     ("get", "/api/v1/runs/1/provenance.json"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/unlock"),
     ("get", "/api/v1/openapi.json"),
 ]
 

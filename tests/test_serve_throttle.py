@@ -225,3 +225,113 @@ def test_serve_flags_reach_the_limits_and_bad_ones_are_refused(tmp_path, monkeyp
         main, ["serve", "--data", str(tmp_path / "d"), "--login-failures", "0"]
     )
     assert bad.exit_code != 0 and "--login-failures must be at least 1" in bad.output
+
+
+# -- an admin lifts a lock ----------------------------------------------------------------
+
+
+def _lock(app, name: str = "alice", address: str = "10.0.0.1") -> None:
+    client = _client(app, address)
+    for _ in range(LIMIT):
+        assert _token(client, name, "wrong-password").status_code == 401
+    assert _token(client, name, PASSWORDS[name]).status_code == 429
+
+
+def _page_login(app, name: str, address: str):
+    import re
+
+    client = _client(app, address)
+    form = client.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)[1]
+    page = client.post("/login", data={"name": name, "password": PASSWORDS[name], "csrf": csrf})
+    assert page.status_code == 200 and "Log out" in page.text, page.text
+    return client, re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+
+
+def test_an_admin_unlocks_a_user_name_on_the_users_page(app):
+    _lock(app)
+    admin, csrf = _page_login(app, "admin", "10.0.0.2")
+    users = admin.get("/admin/users").text
+    assert 'id="lock-list"' in users and "alice" in users
+    unlock = {"kind": "name", "value": "alice"}
+    forged = admin.post("/admin/unlock", data={**unlock, "csrf": "not-the-token"})
+    assert forged.status_code == 403
+    assert _token(_client(app, "10.0.0.3"), "alice", PASSWORDS["alice"]).status_code == 429
+    done = admin.post("/admin/unlock", data={**unlock, "csrf": csrf})
+    assert done.status_code == 200 and 'id="unlocked"' in done.text and 'id="no-locks"' in done.text
+    # at once, long before the cool-down ends, from the address that made the failures too
+    assert _token(_client(app), "alice", PASSWORDS["alice"]).status_code == 200
+    [record] = _audit(app, "login.unlock")
+    assert (record["user_name"], record["target"], record["outcome"]) == ("admin", "alice", "ok")
+    assert record["detail"] == f'{{"attempts": {LIMIT}, "kind": "name"}}'  # refusals add no row
+
+
+def test_investigators_cannot_unlock_and_are_audited(app):
+    _lock(app)
+    bob, csrf = _page_login(app, "bob", "10.0.0.2")
+    refused = bob.post("/admin/unlock", data={"kind": "name", "value": "alice", "csrf": csrf})
+    assert refused.status_code == 403
+    assert bob.get("/admin/users").status_code == 403
+    bob_api = {"Authorization": f"Bearer {_token(bob, 'bob', PASSWORDS['bob']).json()['token']}"}
+    assert bob.post("/api/v1/unlock", json={"name": "alice"}, headers=bob_api).status_code == 403
+    assert bob.get("/api/v1/users", headers=bob_api).status_code == 403
+    assert [r["outcome"] for r in _audit(app, "login.unlock")] == ["denied", "denied"]
+    assert _token(_client(app, "10.0.0.3"), "alice", PASSWORDS["alice"]).status_code == 429
+
+
+def test_the_api_lists_locks_and_unlocks_an_address(app):
+    throttle = app.state.services.throttle
+    guesser = _client(app, "10.0.0.9")
+    for i in range(PER_ADDRESS):
+        assert _token(guesser, f"guess{i}", "wrong-password").status_code == 401
+    assert _token(guesser, "alice", PASSWORDS["alice"]).status_code == 429
+    client = _client(app, "10.0.0.2")
+    admin = {
+        "Authorization": f"Bearer {_token(client, 'admin', PASSWORDS['admin']).json()['token']}"
+    }
+    listing = client.get("/api/v1/users", headers=admin).json()
+    assert {u["name"] for u in listing["users"]} == {"admin", "alice", "bob"}
+    [lock] = listing["locks"]
+    assert (lock["kind"], lock["value"], lock["failures"]) == ("address", "10.0.0.9", PER_ADDRESS)
+    assert lock["until"].startswith("20")
+    for body in ({}, {"name": "alice", "address": "10.0.0.9"}):
+        assert client.post("/api/v1/unlock", json=body, headers=admin).status_code == 400
+    done = client.post("/api/v1/unlock", json={"address": "10.0.0.9"}, headers=admin).json()
+    assert done == {"kind": "address", "value": "10.0.0.9", "attempts": PER_ADDRESS}
+    assert throttle.locks() == []
+    assert _token(guesser, "alice", PASSWORDS["alice"]).status_code == 200
+    # nothing locked: the unlock is still recorded, with nothing forgotten
+    again = client.post("/api/v1/unlock", json={"name": "bob"}, headers=admin).json()
+    assert again["attempts"] == 0
+    assert [r["target"] for r in _audit(app, "login.unlock")] == ["10.0.0.9", "bob"]
+
+
+def test_a_lock_ends_by_itself_and_leaves_the_list(app):
+    _lock(app)
+    throttle = app.state.services.throttle
+    assert [(lock.kind, lock.value) for lock in throttle.locks()] == [("name", "alice")]
+    throttle.clock.now += COOLDOWN
+    assert throttle.locks() == []
+
+
+def test_facefit_users_unlock_lifts_a_lock_from_the_command_line(app, tmp_path):
+    from click.testing import CliRunner
+
+    from facefit.cli import main
+
+    _lock(app)
+    data = ["--data", str(tmp_path / "serve")]
+    runner = CliRunner()
+    neither = runner.invoke(main, ["users", "unlock", *data])
+    assert neither.exit_code == 2 and "give a user name or --address" in neither.output
+    done = runner.invoke(main, ["users", "unlock", "Alice", *data])
+    assert done.exit_code == 0, done.output
+    assert f"alice: unlocked ({LIMIT} recorded attempts forgotten)" in done.output
+    assert _token(_client(app), "alice", PASSWORDS["alice"]).status_code == 200
+    address = runner.invoke(main, ["users", "unlock", "--address", "10.0.0.1", *data])
+    assert address.exit_code == 0 and "10.0.0.1: unlocked" in address.output
+    unknown = runner.invoke(main, ["users", "unlock", "nobody", *data])
+    assert "there is no user 'nobody'" in unknown.output
+    records = _audit(app, "login.unlock")
+    assert [r["target"] for r in records] == ["alice", "10.0.0.1", "nobody"]
+    assert all(r["user_name"].startswith("cli:") for r in records)

@@ -1,4 +1,4 @@
-"""``facefit users``: the web app's accounts (add, list, disable, enable, passwd, token).
+"""``facefit users``: the web app's accounts (add, list, disable, enable, passwd, token, unlock).
 
 Run on the server, with the same ``--data`` folder as ``facefit serve`` (a
 running server sees the change at once). Each change is written to the audit log
@@ -128,3 +128,29 @@ def token(name: str, label: str, data_dir: Path) -> None:
     secret = tokens.create(user, label)
     audit.record(_Cli(), "token.create", target=user.name, detail={"label": label})
     click.echo(secret)
+
+
+@users.command("unlock")
+@click.argument("name", required=False)
+@click.option("--address", help="Unlock a client address instead of a user name.")
+@DATA_OPTION
+def unlock(name: str | None, address: str | None, data_dir: Path) -> None:
+    """Lift the login throttle's lock on a user name (or --address) at once.
+
+    The failed logins recorded for it are forgotten, so it may log in again now
+    instead of after the cool-down. Give a user name or --address, not both."""
+    from facefit.errors import InputError
+    from facefit.serve.throttle import LoginThrottle
+
+    if (name is None) == (address is None):
+        raise InputError("facefit users unlock: give a user name or --address ADDRESS")
+    name = name.strip().lower() if name is not None else None  # as the throttle counts it
+    accounts, _, audit = _open(data_dir)
+    forgotten = LoginThrottle(accounts.db).unlock(name=name, address=address)
+    kind, value = ("name", name) if name is not None else ("address", address)
+    audit.record(_Cli(), "login.unlock", target=value, detail={"kind": kind, "attempts": forgotten})
+    click.echo(
+        f"{value}: unlocked ({forgotten} recorded attempt{'s' * (forgotten != 1)} forgotten)"
+    )
+    if name is not None and accounts.get(name) is None:
+        click.echo(f"note: there is no user {name!r} (see `facefit users list`)")

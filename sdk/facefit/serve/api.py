@@ -68,6 +68,11 @@ class ChoiceIn(BaseModel):
     accept: bool = Field(False, description="Stop after this round.")
 
 
+class Unlock(BaseModel):
+    name: str | None = Field(None, description="A user name locked by too many failed logins.")
+    address: str | None = Field(None, description="A client address locked likewise.")
+
+
 def _bad(exc: Exception, status: int = 400) -> HTTPException:
     return HTTPException(status, str(exc))
 
@@ -314,6 +319,45 @@ def _export(request: Request, run_id: int, user: User, name: str) -> Any:
     return data
 
 
+def _admins_only(request: Request, user: User, action: str) -> None:
+    if not user.is_admin:
+        services(request).audit.record(
+            user, action, target=request.url.path, outcome="denied", ip=client_ip(request)
+        )
+        raise HTTPException(403, "admins only")
+
+
+@router.get("/users", tags=["admin"])
+def list_users(request: Request, user: ApiUser) -> dict[str, Any]:
+    """The users, and the user names and addresses the login throttle locks now (admins only)."""
+    _admins_only(request, user, "users.view")
+    svc = services(request)
+    svc.audit.record(user, "users.view", ip=client_ip(request))
+    return {
+        "users": [
+            {"name": u.name, "role": u.role, "disabled": u.disabled} for u in svc.users.list()
+        ],
+        "locks": [lock.to_dict() for lock in svc.throttle.locks()],
+    }
+
+
+@router.post("/unlock", tags=["admin"])
+def unlock(request: Request, body: Unlock, user: ApiUser) -> dict[str, Any]:
+    """Lift the login throttle's lock on a user name or an address at once (admins only).
+
+    Its recorded failed logins are forgotten; ``attempts`` says how many (0: it was
+    not locked). Give ``name`` or ``address``, not both."""
+    _admins_only(request, user, "login.unlock")
+    if (body.name is None) == (body.address is None):
+        raise HTTPException(400, "give a user name or an address, not both")
+    kind, value = ("name", body.name) if body.name is not None else ("address", body.address)
+    try:
+        forgotten = services(request).unlock(user, kind, value, client_ip(request))
+    except InputError as exc:
+        raise _bad(exc) from None
+    return {"kind": kind, "value": value.strip(), "attempts": forgotten}
+
+
 @router.get("/audit", tags=["admin"])
 def audit(
     request: Request,
@@ -325,10 +369,8 @@ def audit(
     limit: int = 200,
 ) -> dict[str, Any]:
     """The audit log, newest first (admins only)."""
+    _admins_only(request, user, "audit.view")
     svc = services(request)
-    if not user.is_admin:
-        svc.audit.record(user, "audit.view", outcome="denied", ip=client_ip(request))
-        raise HTTPException(403, "admins only")
     filters = {"case_id": case_id, "user_name": user_name, "action": action, "before": before}
     svc.audit.record(
         user,

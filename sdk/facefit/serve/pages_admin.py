@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from facefit.errors import InputError
 from facefit.serve.auth import Session
 from facefit.serve.deps import PageSession, check_csrf, client_ip, services
-from facefit.serve.web import render
+from facefit.serve.web import redirect, render
 
 __all__ = ["router"]
 
@@ -79,8 +81,32 @@ def audit_page(
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, session: PageSession) -> Response:
+def users_page(request: Request, session: PageSession, unlocked: str = "") -> Response:
     _admin(request, session, "users.view")
     svc = services(request)
     svc.audit.record(session.user, "users.view", ip=client_ip(request))
-    return render(request, "users.html", users=svc.users.list())
+    return render(
+        request,
+        "users.html",
+        users=svc.users.list(),
+        locks=svc.throttle.locks(),
+        unlocked=unlocked[:64],
+    )
+
+
+@router.post("/admin/unlock")
+def unlock(
+    request: Request,
+    session: PageSession,
+    kind: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Lift the login throttle's lock on a user name or an address (admins; audited)."""
+    check_csrf(request, session, csrf)
+    _admin(request, session, "login.unlock")
+    try:
+        services(request).unlock(session.user, kind, value, client_ip(request))
+    except InputError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return redirect(f"/admin/users?unlocked={quote(value.strip()[:64])}")

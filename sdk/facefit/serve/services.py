@@ -108,6 +108,23 @@ class Services:
         self.throttle.succeeded(attempt)
         return user
 
+    def unlock(self, admin: User, kind: str, value: str, ip: str | None) -> int:
+        """An admin lifts the login throttle's lock on a user name or an address (audited).
+
+        Returns how many recorded attempts were forgotten (0: nothing was locked)."""
+        value = (value or "").strip()
+        if kind not in ("name", "address") or not value:
+            raise InputError("unlock: give a user name or an address")
+        forgotten = self.throttle.unlock(**{kind: value})
+        self.audit.record(
+            admin,
+            "login.unlock",
+            target=value[:64],
+            detail={"kind": kind, "attempts": forgotten},
+            ip=ip,
+        )
+        return forgotten
+
     def start_run(
         self,
         case: Case,

@@ -17,6 +17,11 @@ user's count starts again), a failed one leaves its row.
 Names are counted whether or not such a user exists, and a refusal is decided
 before any password is checked, so a refusal says nothing about whether the
 user exists.
+
+An admin lifts a lock at once with :meth:`LoginThrottle.unlock` (``facefit users
+unlock NAME`` or ``--address ADDR``, or the *Users* page): the attempts recorded
+for that name, or from that address, are forgotten, as a successful login
+forgets a name's. :meth:`LoginThrottle.locks` lists what is locked now.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datetime import UTC, datetime
 
 from facefit.serve.db import Database
 
-__all__ = ["Attempt", "LoginThrottle", "Refusal"]
+__all__ = ["Attempt", "Lock", "LoginThrottle", "Refusal"]
 
 NAME_LIMIT = 64
 """Characters of a user name kept (names are at most 32; anything longer is a guess)."""
@@ -58,7 +63,8 @@ class Refusal:
         return (
             "Too many failed logins for this user name or from this address. "
             f"Try again after {self.until_text} (in about {minutes}); "
-            "an administrator can reset a forgotten password with `facefit users passwd`."
+            "an administrator can lift the lock at once (Users page, `facefit users unlock`) "
+            "or reset a forgotten password (`facefit users passwd`)."
         )
 
 
@@ -69,6 +75,29 @@ class Attempt:
     id: int
     name: str
     address: str | None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A user name or an address that is cooling down now (see :meth:`LoginThrottle.locks`)."""
+
+    kind: str
+    """``"name"`` or ``"address"``."""
+    value: str
+    until: float
+    failures: int
+
+    @property
+    def until_text(self) -> str:
+        return datetime.fromtimestamp(self.until, UTC).strftime("%H:%M:%S UTC")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "until": datetime.fromtimestamp(self.until, UTC).isoformat(timespec="seconds"),
+            "failures": self.failures,
+        }
 
 
 def _key(name: str) -> str:
@@ -151,3 +180,38 @@ class LoginThrottle:
             params.append(address)
         sql = "SELECT COUNT(*) FROM login_attempts WHERE " + " AND ".join(where)
         return int(self.db.one(sql, tuple(params))[0])
+
+    def locks(self) -> list[Lock]:
+        """The user names and addresses refused now, the latest cool-down first."""
+        now = float(self.clock())
+        rows = self.db.all(
+            "SELECT at, name, address FROM login_attempts WHERE at > ? ORDER BY at",
+            (now - self.window - self.cooldown,),
+        )
+        found = []
+        for kind, limit in (("name", self.max_per_name), ("address", self.max_per_address)):
+            times: dict[str, list[float]] = {}
+            for row in rows:
+                if row[kind]:
+                    times.setdefault(row[kind], []).append(float(row["at"]))
+            for value, seen in times.items():
+                until = self._locked_until(seen, limit)
+                if until is not None and now < until:
+                    found.append(Lock(kind, value, until, len(seen)))
+        return sorted(found, key=lambda lock: (-lock.until, lock.kind, lock.value))
+
+    def unlock(self, *, name: str | None = None, address: str | None = None) -> int:
+        """Forget the attempts recorded for a user name or from an address (an admin's unlock).
+
+        Returns how many were forgotten; the name or address may log in again at once.
+        Its rows also stop counting towards the other key (the address of a name's
+        failures, the names tried from an address), as with a successful login."""
+        if (name is None) == (address is None):
+            raise ValueError("unlock a user name or an address")
+        if name is not None:
+            cursor = self.db.execute("DELETE FROM login_attempts WHERE name = ?", (_key(name),))
+        else:
+            cursor = self.db.execute(
+                "DELETE FROM login_attempts WHERE address = ?", (address.strip(),)
+            )
+        return int(cursor.rowcount)
