@@ -43,3 +43,29 @@ def test_console_script_runs():
         [sys.executable, "-m", "facefit", "--version"], capture_output=True, text=True, check=True
     )
     assert "facefit" in out.stdout
+
+
+def test_cli_defaults_are_the_settings_dataclasses_own():
+    """Each option that sets a settings field defaults to what that field does."""
+    import dataclasses
+
+    from facefit.augment.plan import AugmentSettings
+    from facefit.config import Settings
+    from facefit.matcher.train import TrainSettings
+
+    commands = {"demo": Settings, "augment": AugmentSettings, "train-matcher": TrainSettings}
+    for name, settings in commands.items():
+        fields = {f.name for f in dataclasses.fields(settings)}
+        defaults = settings()
+        checked = []
+        for param in main.commands[name].params:
+            # an option without a default holds None or click's unset sentinel
+            plain = isinstance(param.default, (bool, int, float, str))
+            if param.name not in fields or not plain or param.multiple:
+                continue
+            if (name, param.name) == ("demo", "steps"):
+                continue  # the demo samples fewer steps on purpose (DEMO_STEPS)
+            from_cli = getattr(settings(**{param.name: param.default}), param.name)
+            assert from_cli == getattr(defaults, param.name), f"{name} --{param.name}"
+            checked.append(param.name)
+        assert len(checked) >= 3, (name, checked)
