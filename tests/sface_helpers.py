@@ -16,7 +16,7 @@ def write_tiny_sface(
     asymmetric_pad: bool = True,
     weights_as_inputs: bool = True,
 ) -> None:
-    """Normalise, conv/BN/PReLU (output ``"p"``), depthwise conv, pointwise conv, FC + BN.
+    """Normalize, conv/BN/PReLU (output ``"p"``), depthwise conv, pointwise conv, FC + BN.
 
     ``asymmetric_pad`` pads the depthwise conv as SFace does (bottom/right only);
     ``weights_as_inputs`` also lists the initializers as graph inputs, as older

@@ -49,8 +49,8 @@ def auto_backend(name: str, registry: Any, device: str) -> str:
     The one rule behind ``auto`` for the pipeline
     (:func:`facefit.pipeline.components.backend_plugin`) and augmentation
     (:func:`facefit.augment.plan.resolve_backend`). On a GPU ``auto`` is ``eager``:
-    ONNX Runtime's gain is measured on the CPU only (about 4x there,
-    benchmarks/results/runtime_cpu.md); name ``onnxruntime``, ``compiled`` or
+    ONNX Runtime's gain is measured on the CPU only
+    (benchmarks/results/runtime_cpu.md); name ``onnxruntime``, ``compiled`` or
     ``tensorrt`` to use one on a GPU. ``device`` is a device name (``"auto"`` is resolved
     by :func:`resolve_device`); ``registry`` is anything with ``list(kind)``.
     """

@@ -1,4 +1,4 @@
-"""Fitting a fusion profile: the weights by conditional likelihood, the offset by normalisation.
+"""Fitting a fusion profile: the weights by conditional likelihood, the offset by normalization.
 
 Each calibration probe scores every gallery identity by each source; an identity is a
 match when it shows the probe's person (FS2K holds several photos of one person under

@@ -255,12 +255,12 @@ def probabilities(log_lr: np.ndarray, prior: float) -> np.ndarray:
     n = int(finite.sum())
     if n == 0:
         return out
-    # log of (π/N)·LR_j and of the normaliser (1 − π) + (π/N)·Σ LR, kept in log space
+    # log of (π/N)·LR_j and of the normalizer (1 − π) + (π/N)·Σ LR, kept in log space
     weighted = log_lr[finite] + math.log(prior / n)
     terms = np.append(weighted, math.log1p(-prior) if prior < 1.0 else -np.inf)
     top = float(terms.max())
-    normaliser = top + math.log(float(np.exp(terms - top).sum()))
-    out[finite] = np.exp(weighted - normaliser)
+    normalizer = top + math.log(float(np.exp(terms - top).sum()))
+    out[finite] = np.exp(weighted - normalizer)
     return out
 
 

@@ -12,7 +12,7 @@ the text and the target domain — reaches the network in one of two ways, set b
   normalization of every residual block (``resnet_time_scale_shift="scale_shift"``),
   as in ADM and DiT's adaLN. The text is its sentence embedding (mean of the token
   embeddings). No cross-attention. With ``global_input_norm`` the identity and the
-  sentence embedding are layer-normalised before their projections: a unit-norm
+  sentence embedding are layer-normalized before their projections: a unit-norm
   128-d SFace embedding has 0.09 per dimension, so without it the identity's share of
   the global vector varied 70x less across faces than the domain's, and Adam's
   fixed-size steps moved its projection's output that much more slowly. With

@@ -40,7 +40,7 @@ class Components:
 def backend_plugin(name: str, registry: Any, device: str) -> str:
     """The denoiser backend to use for ``name`` on ``device``: itself, or for ``"auto"``
     ONNX Runtime on the CPU where it is installed (the graph is exported once into the
-    engine cache; about 4x faster than eager there, benchmarks/results/runtime_cpu.md),
+    engine cache; how it compares with eager: benchmarks/results/runtime_cpu.md),
     else eager. The rule is :func:`facefit.devices.auto_backend`, shared with
     ``facefit augment``."""
     return auto_backend(name, registry, device)
