@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -181,9 +183,9 @@ def test_fit_balances_each_epoch_over_skin_tone(tmp_path, monkeypatch, balance, 
     calls = []
     real = train.balanced_rows
 
-    def spy(groups, rng, natural=()):
+    def spy(groups, rng, natural=(), weights=None):
         calls.append((list(groups), tuple(natural)))
-        return real(groups, rng, natural)
+        return real(groups, rng, natural, weights)
 
     monkeypatch.setattr(train, "balanced_rows", spy)
     settings = TrainSettings(
@@ -220,7 +222,9 @@ def test_unbalanced_and_gender_balanced_fits_keep_their_draws(tmp_path, monkeypa
     monkeypatch.setattr(
         train,
         "balanced_rows",
-        lambda g, rng, natural=(): calls.append((list(g), tuple(natural))) or real(g, rng, natural),
+        lambda g, rng, natural=(), weights=None: (
+            calls.append((list(g), tuple(natural))) or real(g, rng, natural, weights)
+        ),
     )
     common = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "val_pairs": 4, "split": SPLIT,
               "s": 16.0, "threads": 1}  # fmt: skip
@@ -237,3 +241,154 @@ def test_fs2k_training_pairs_carry_the_evaluations_skin_tone(shared_data):
     tones = composition(pairs, "skin")
     # the composition documented in benchmarks/results/matcher_shipped.md (eval's bins)
     assert tones == {"light": 485, "medium": 171, "dark": 101, "unknown": 1}
+
+
+# -- FS2K sketch style (issue 21) ------------------------------------------------------------
+
+
+def _styled(data, styles, genders=("female", "male")):
+    """``data`` with each pair's style from ``styles`` and gender from ``genders`` (cycled)."""
+    data.pairs = [
+        Pair(p.key, p.identity, None, None, "fs2k", gender=genders[i % len(genders)],
+             style=styles[i % len(styles)])
+        for i, p in enumerate(data.pairs)
+    ]  # fmt: skip
+    return data
+
+
+def test_pair_groups_by_style_and_by_gender_and_style():
+    pairs = [
+        Pair("fs2k/0", "fs2k/0", None, None, "fs2k", gender="female", style="0"),
+        Pair("fs2k/1", "fs2k/1", None, None, "fs2k", gender="male", style="2"),
+        Pair("fs2k/2", "fs2k/2", None, None, "fs2k", gender="male"),
+    ]
+    assert pair_groups(pairs, "style") == ["0", "2", "unknown"]
+    assert pair_groups(pairs, "gender-style") == ["female/0", "male/2", "unknown"]
+    assert composition(pairs, "style") == {"0": 1, "2": 1, "unknown": 1}
+
+
+def test_weighted_epoch_gives_shares_in_proportion():
+    # 4 + 4 + 4 rows; weights 2:1:1 -> 6 / 3 / 3 of 12; the "0" rows each drawn 1-2 times
+    groups = ["0"] * 4 + ["1"] * 4 + ["2"] * 4
+    rows = balanced_rows(groups, np.random.default_rng(0), weights={"0": 2.0})
+    counts = np.bincount(rows, minlength=12)
+    assert len(rows) == 12
+    assert [counts[:4].sum(), counts[4:8].sum(), counts[8:].sum()] == [6, 3, 3]
+    assert counts[:4].min() >= 1 and counts[4:].max() == 1
+    # no weights, or all equal: the equal-share draw, row for row
+    plain = balanced_rows(groups, np.random.default_rng(3))
+    assert np.array_equal(balanced_rows(groups, np.random.default_rng(3), weights={}), plain)
+    # shares that do not divide: the remainder goes to the largest fraction, total kept
+    rows = balanced_rows(["a"] * 5 + ["b"] * 2, np.random.default_rng(1), weights={"b": 2.0})
+    assert len(rows) == 7 and int((rows >= 5).sum()) == 5  # 7 * 2/3 = 4.67 -> 5
+
+
+def test_style_weights_need_a_style_balance_and_positive_values():
+    with pytest.raises(InputError, match="need balance style or gender-style"):
+        TrainSettings(balance="gender", style_weights={"0": 2.0})
+    with pytest.raises(InputError, match="more than 0"):
+        TrainSettings(balance="style", style_weights={"0": 0.0})
+    assert TrainSettings(balance="gender-style", style_weights={"0": 2.0}).style_weights
+
+
+def _epoch_style_counts(tmp_path, monkeypatch, data, **settings):
+    """Fit ``data`` on the tiny SFace; each epoch's sketch draws counted per style."""
+    import facefit.matcher.train as train
+    from tests.test_matcher import write_tiny_sface
+
+    tmp_path.mkdir(exist_ok=True)
+    write_tiny_sface(tmp_path / "sface.onnx")
+    base = load_base(tmp_path / "sface.onnx")
+    epochs, real = [], train._Epochs.order
+
+    def spy(self):
+        order = real(self)
+        styles = [self.split.train_pairs[r].style or "unknown" for r in order[:, 0]]
+        epochs.append({s: styles.count(s) for s in sorted(set(styles))})
+        return order
+
+    monkeypatch.setattr(train._Epochs, "order", spy)
+    common = {"epochs": 2, "lr": 1e-3, "batch_size": 8, "val_pairs": 6, "split": SPLIT,
+              "s": 16.0, "threads": 1}  # fmt: skip
+    result = fit(base, data, TrainSettings(**{**common, **settings}), cache_dir=tmp_path)
+    return result, epochs
+
+
+@pytest.mark.parametrize("balance", ["style", "gender-style"])
+def test_style_balanced_epochs_draw_each_style_equally(tmp_path, monkeypatch, balance):
+    # 36 pairs: style "0" one in six, "1" two in six, "2" three in six; both genders in each
+    styles = ["0", "1", "1", "2", "2", "2"]
+    data = _styled(_face_data(36), styles, ("female", "female", "male", "male"))
+    natural = [p.style for p in data.pairs]
+    result, epochs = _epoch_style_counts(tmp_path, monkeypatch, data, balance="none")
+    train = result.composition["train_style"]
+    assert sum(train.values()) == result.train_pairs == sum(epochs[0].values())
+    assert all(e == train for e in epochs)  # unbalanced: each sketch once
+    assert train["0"] < train["1"] < train["2"]
+    assert set(result.composition["val_style"]) <= set(natural)
+    row = result.history[-1]
+    assert {k for k in row if k.startswith("val_style_rank1_")} - {"val_style_rank1_gap"}
+
+    _, epochs = _epoch_style_counts(tmp_path, monkeypatch, data, balance=balance)
+    n = result.train_pairs
+    for epoch in epochs:
+        assert sum(epoch.values()) == n
+        # an equal third each (gender-style: a sixth per cell, two cells per style)
+        assert max(epoch.values()) - min(epoch.values()) <= (1 if balance == "style" else 2)
+    _, epochs = _epoch_style_counts(
+        tmp_path, monkeypatch, data, balance=balance, style_weights={"0": 2.0}
+    )
+    for epoch in epochs:  # style 0 has half the epoch, the two others a quarter each
+        assert abs(epoch["0"] - n / 2) <= 1 and abs(epoch["1"] - n / 4) <= 1
+
+
+@pytest.mark.parametrize("balance", ["none", "gender"])
+def test_styles_change_nothing_unless_balanced_by_style(tmp_path, monkeypatch, balance):
+    """The same draws and weights as before pairs had a style: only the history gains
+    per-style validation figures."""
+    import torch
+
+    plain = _styled(_face_data(24), [None])
+    styled = _styled(_face_data(24), ["0", "1", "2"])
+    first, draws = _epoch_style_counts(tmp_path / "a", monkeypatch, plain, balance=balance)
+    second, _ = _epoch_style_counts(tmp_path / "b", monkeypatch, styled, balance=balance)
+    assert draws and first.steps == second.steps
+    a, b = first.tail.state_dict(), second.tail.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for x, y in zip(first.history, second.history, strict=True):  # (epoch 0's loss is NaN)
+        kept = {k: v for k, v in y.items() if not k.startswith("val_style_")}
+        assert json.dumps(kept, sort_keys=True) == json.dumps(x, sort_keys=True)
+    assert not any(k.startswith("val_style_") for k in first.history[-1])
+
+
+def test_style_weight_option_is_parsed_and_checked():
+    from facefit.cli.matcher import _style_weights
+
+    assert _style_weights(("0=2", "1=0.5")) == {"0": 2.0, "1": 0.5}
+    assert _style_weights(()) == {}
+    for bad in ("0", "=2", "0=x"):
+        with pytest.raises(InputError, match="expected STYLE=W"):
+            _style_weights((bad,))
+
+
+def test_model_card_names_style_weights():
+    from facefit.matcher.card import model_card
+
+    config = {
+        "data": {"composition": {}, "balance": "style"},
+        "settings": {"style_weights": {"0": 2.0}},
+        "metrics": {},
+    }
+    assert "balanced by style (shares per epoch weighted by style: style 0 ×2)" in model_card(
+        config
+    )
+
+
+def test_fs2k_training_pairs_carry_the_sketch_style(shared_data):
+    from facefit.datasets.persons import load_persons
+    from facefit.matcher.data import fs2k_training_pairs
+
+    pairs = fs2k_training_pairs(shared_data, load_persons(shared_data))
+    # benchmarks/results/matcher_fairness_analysis.md: style 0 and 1 in photo1, 2 elsewhere
+    assert composition(pairs, "style") == {"0": 270, "1": 236, "2": 252}
+    assert {p.style for p in pairs if p.key.startswith("fs2k/photo1")} == {"0", "1"}

@@ -117,7 +117,16 @@ def _command() -> str:
     show_default=True,
     help="gender: every epoch draws an equal share of sketches from each gender; skin: "
     "from each apparent skin tone (light, medium, dark); gender-skin: from each gender × "
-    "skin-tone cell.",
+    "skin-tone cell; style: from each FS2K sketch style; gender-style: from each gender × "
+    "style cell.",
+)
+@click.option(
+    "--style-weight",
+    "style_weights",
+    multiple=True,
+    metavar="STYLE=W",
+    help="With --balance style or gender-style: give FS2K sketch style STYLE W times the "
+    "share of a style not named (repeatable; e.g. 0=2 for the outline drawings).",
 )
 @click.option(
     "--photometric",
@@ -152,6 +161,7 @@ def train_matcher(
     photo_samples,
     classes,
     balance,
+    style_weights,
     photometric,
     threads,
     force,
@@ -185,6 +195,7 @@ def train_matcher(
         photo_samples=photo_samples,
         classes=classes,
         balance=balance,
+        style_weights=_style_weights(style_weights),
         photometric=photometric,
         threads=threads,
     )
@@ -199,6 +210,12 @@ def train_matcher(
                 for k, v in row.items()
                 if k.startswith("val_rank1_")
             )
+            styles = ", ".join(
+                f"style {k.removeprefix('val_style_rank1_')} {100 * v:.1f}%"
+                for k, v in row.items()
+                if k.startswith("val_style_rank1_") and k != "val_style_rank1_gap"
+            )
+            groups = ", ".join(g for g in (groups, styles) if g)
             click.echo(
                 f"epoch {row['epoch']}: {loss}validation rank-1 {100 * row['val_rank1']:.1f}%, "
                 f"MRR {row['val_mrr']:.3f}" + (f" ({groups})" if groups else ""),
@@ -221,3 +238,17 @@ def train_matcher(
         f"evaluate: facefit eval DATA --split dev --modes direct,matcher "
         f"--matcher sketch-matcher --matcher-path {written} --out OUT"
     )
+
+
+def _style_weights(values: tuple[str, ...]) -> dict[str, float]:
+    """``("0=2",)`` → ``{"0": 2.0}`` (--style-weight)."""
+    weights = {}
+    for value in values:
+        style, sep, weight = value.partition("=")
+        try:
+            weights[style.strip()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep or not style.strip():
+            raise InputError(f"--style-weight {value!r}: expected STYLE=W, e.g. 0=2")
+    return weights

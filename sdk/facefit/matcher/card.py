@@ -172,7 +172,14 @@ def _group_section(config: dict[str, Any]) -> list[str]:
             shares = ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in counts.items())
             lines.append(f"- {label} by gender (FS2K annotation): {shares}")
     if data.get("balance") and data["balance"] != "none":
-        lines.append(f"- sampling: balanced by {data['balance']} (equal share per epoch)")
+        weights = (config.get("settings") or {}).get("style_weights") or {}
+        shares = (
+            "shares per epoch weighted by style: "
+            + ", ".join(f"style {k} ×{w:g}" for k, w in sorted(weights.items()))
+            if weights
+            else "equal share per epoch"
+        )
+        lines.append(f"- sampling: balanced by {data['balance']} ({shares})")
     groups = sorted(k.removeprefix("val_rank1_") for k in best if k.startswith("val_rank1_"))
     groups = [g for g in groups if g != "gap"]
     if groups:

@@ -84,6 +84,10 @@ class Pair:
     """Apparent skin tone of the photo, ``"light"``, ``"medium"`` or ``"dark"``
     (:data:`facefit.datasets.attributes.SKIN_TONE_BINS` of FS2K's skin sample), where
     known: for skin-tone-balanced sampling and per-group validation."""
+    style: str | None = None
+    """FS2K's sketch style code (``"0"``: light outline drawings, ``"1"``: shaded,
+    ``"2"``: the photo2/photo3 artists' style), where the data says: for style-balanced
+    sampling and per-style validation (issue 21)."""
 
     @property
     def label(self) -> str:
@@ -165,6 +169,7 @@ def fs2k_training_pairs(data_dir: str | Path, persons: Any = None) -> list[Pair]
                 person=persons.fs2k_person(pair_id),
                 gender=attrs.get("gender"),
                 skin_tone=SKIN_TONE_BINS.get(attrs.get("skin_tone", "")),
+                style=str(record["style"]) if record.get("style") is not None else None,
             )
         )
     return pairs

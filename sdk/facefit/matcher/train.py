@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,15 @@ CLASSES = ("person", "pair", "pair-masked")
 """What a training class is: a person (its pairs share it), a pair's own identity, or a
 pair's own identity whose person's other pairs are never its negatives (masked)."""
 
-BALANCES = ("none", "gender", "skin", "gender-skin")
+BALANCES = ("none", "gender", "skin", "gender-skin", "style", "gender-style")
 """How an epoch draws its sketches: as the data has them, or an equal share per gender,
-per apparent skin tone (light, medium, dark), or per gender × skin tone cell."""
+per apparent skin tone (light, medium, dark), per gender × skin tone cell, per FS2K
+sketch style, or per gender × sketch style cell."""
 
 PHOTOMETRIC = ("none", "photos", "sketches", "both")
 """Which training crops get a photometrically jittered copy (:func:`photometric_jitter`)."""
 
-GROUPINGS = ("gender", "skin", "gender-skin")
+GROUPINGS = ("gender", "skin", "gender-skin", "style", "gender-style")
 """What :func:`pair_groups` can group pairs by."""
 
 UNKNOWN_GROUP = "unknown"
@@ -114,7 +115,16 @@ class TrainSettings:
     apparent skin-tone group (:attr:`~facefit.matcher.data.Pair.skin_tone`);
     ``"gender-skin"``: the same per gender × skin-tone cell (with ``skin`` and
     ``gender-skin``, pairs whose group is unknown are drawn once each and the rest of
-    the epoch is shared equally); ``"none"``: each sketch once per epoch."""
+    the epoch is shared equally); ``"style"``: the same per FS2K sketch style
+    (:attr:`~facefit.matcher.data.Pair.style`); ``"gender-style"``: per gender × style
+    cell (with both, pairs without a style, e.g. synthetic ones, are drawn once each);
+    ``"none"``: each sketch once per epoch."""
+    style_weights: dict[str, float] = field(default_factory=dict)
+    """With ``balance`` ``"style"`` or ``"gender-style"``: each style's share of the
+    epoch relative to the others (a style not named weighs 1), e.g. ``{"0": 2.0}``
+    gives style-0 sketches twice the share of each other style (under
+    ``gender-style``, each of its gender cells twice the share of another cell).
+    Empty: equal shares."""
     photometric: str = "none"
     """Photometric augmentation (issue 21): ``"photos"``, ``"sketches"`` or ``"both"`` get
     two jittered copies of each training crop (:func:`photometric_jitter`; one of them
@@ -150,6 +160,14 @@ class TrainSettings:
             error=InputError,
             where="train-matcher: ",
         )
+        if self.style_weights and self.balance not in ("style", "gender-style"):
+            raise InputError(
+                "train-matcher: style weights need balance style or gender-style, "
+                f"not {self.balance!r}"
+            )
+        bad = {k: w for k, w in self.style_weights.items() if not w > 0}
+        if bad:
+            raise InputError(f"train-matcher: style weights must be more than 0, got {bad}")
 
 
 @dataclass
@@ -217,7 +235,8 @@ def pair_groups(pairs: Sequence[Pair], by: str = "gender") -> list[str]:
     """Each pair's group (:data:`UNKNOWN_GROUP` where the data states none).
 
     ``by``: ``"gender"``; ``"skin"`` (apparent skin tone); ``"gender-skin"``
-    (``"female/medium"``: unknown when either is).
+    (``"female/medium"``: unknown when either is); ``"style"`` (FS2K's sketch style
+    code, ``"0"``); ``"gender-style"`` (``"female/0"``).
     """
     if by == "gender":
         return [p.gender or UNKNOWN_GROUP for p in pairs]
@@ -228,6 +247,10 @@ def pair_groups(pairs: Sequence[Pair], by: str = "gender") -> list[str]:
             f"{p.gender}/{p.skin_tone}" if p.gender and p.skin_tone else UNKNOWN_GROUP
             for p in pairs
         ]
+    if by == "style":
+        return [p.style or UNKNOWN_GROUP for p in pairs]
+    if by == "gender-style":
+        return [f"{p.gender}/{p.style}" if p.gender and p.style else UNKNOWN_GROUP for p in pairs]
     raise InputError(f"train-matcher: groups are by one of {', '.join(GROUPINGS)}, not {by!r}")
 
 
@@ -284,12 +307,15 @@ def photometric_jitter(
 
 def _compositions(train: Sequence[Pair], val: Sequence[Pair]) -> dict[str, dict[str, int]]:
     """Pairs per gender (``train``, ``val``) and, where known, per skin tone
-    (``train_skin_tone``, ``val_skin_tone``)."""
+    (``train_skin_tone``, ``val_skin_tone``) and per sketch style (``train_style``,
+    ``val_style``)."""
     out = {"train": composition(train), "val": composition(val)}
     if any(p.skin_tone for p in [*train, *val]):
         out.update(
             train_skin_tone=composition(train, "skin"), val_skin_tone=composition(val, "skin")
         )
+    if any(p.style for p in [*train, *val]):
+        out.update(train_style=composition(train, "style"), val_style=composition(val, "style"))
     return out
 
 
@@ -323,15 +349,19 @@ def _masked_loss(loss_fn: Any, features: Any, labels: Any, masked: Any) -> Any:
 
 
 def balanced_rows(
-    groups: Sequence[str], rng: np.random.Generator, natural: Collection[str] = ()
+    groups: Sequence[str],
+    rng: np.random.Generator,
+    natural: Collection[str] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """One epoch's rows (``len(groups)`` of them), an equal share from every group.
 
     A group with fewer rows than its share repeats whole shuffled passes over them and
     fills the rest without repeats; a larger group is subsampled without repeats. The
     groups named in ``natural`` (e.g. pairs whose group is unknown) are not balanced:
-    each of their rows comes once, and the other groups share the rest. The rows come
-    back shuffled.
+    each of their rows comes once, and the other groups share the rest. With
+    ``weights`` (group → relative share, 1 for a group not named), the shares are in
+    those proportions instead of equal. The rows come back shuffled.
     """
     groups = np.asarray(groups)
     kept = np.flatnonzero(np.isin(groups, list(natural))) if len(natural) else np.zeros(0, int)
@@ -339,8 +369,11 @@ def balanced_rows(
     if not names:
         return rng.permutation(kept).astype(np.int64)
     total = len(groups) - len(kept)
-    shares = np.full(len(names), total // len(names))
-    shares[: total % len(names)] += 1
+    if weights:
+        shares = _weighted_shares(total, [float(weights.get(n, 1.0)) for n in names])
+    else:
+        shares = np.full(len(names), total // len(names))
+        shares[: total % len(names)] += 1
     picked = [kept]
     for name, share in zip(names, shares):
         members = np.flatnonzero(groups == name)
@@ -349,6 +382,16 @@ def balanced_rows(
         picked.append(rng.permutation(members)[:rest])
     rows = np.concatenate(picked)
     return rows[rng.permutation(len(rows))]
+
+
+def _weighted_shares(total: int, weights: Sequence[float]) -> np.ndarray:
+    """``total`` split in proportion to ``weights`` (whole numbers summing to ``total``;
+    the rounding remainder goes to the largest fractions, the first group on a tie)."""
+    exact = total * np.asarray(weights, np.float64) / float(np.sum(weights))
+    shares = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - shares), kind="stable")
+    shares[order[: total - int(shares.sum())]] += 1
+    return shares
 
 
 def class_labels(pairs: Sequence[Pair], classes: str = "person") -> tuple[list[str], np.ndarray]:
@@ -511,6 +554,8 @@ class _Split:
     """Each validation pair's gender group."""
     val_skin_groups: list[str]
     """Each validation pair's skin-tone group."""
+    val_style_groups: list[str] = field(default_factory=list)
+    """Each validation pair's sketch style (FS2K's code)."""
 
     @classmethod
     def of(cls, data: AlignedPairs, settings: TrainSettings) -> _Split:
@@ -530,6 +575,7 @@ class _Split:
             pair_groups(train_pairs, "gender" if settings.balance == "none" else settings.balance),
             pair_groups(val_pairs),
             pair_groups(val_pairs, "skin"),
+            pair_groups(val_pairs, "style"),
         )
 
 
@@ -678,6 +724,9 @@ class _Validation:
             if set(self.split.val_skin_groups) != {UNKNOWN_GROUP}:
                 skin = group_rank1(ranks, self.split.val_skin_groups)
                 row.update({f"val_skin_rank1_{k}": v for k, v in skin.items()})
+            if set(self.split.val_style_groups) - {UNKNOWN_GROUP}:
+                style = group_rank1(ranks, self.split.val_style_groups)
+                row.update({f"val_style_rank1_{k}": v for k, v in style.items()})
         if self.check is not None:
             first, second = self.check
             metrics = rank_metrics(
@@ -732,16 +781,27 @@ class _Epochs:
         if self.settings.balance == "none":
             return self.samples[rng.permutation(len(self.samples))]
         # gender keeps pairs without one as a group of their own (as it always did); the
-        # skin balances draw pairs of unknown skin tone once each
+        # skin and style balances draw pairs of unknown skin tone or style once each
         natural = () if self.settings.balance == "gender" else (UNKNOWN_GROUP,)
+        weights = self.group_weights()
         # the same draw for every domain: rows of samples are domain-major
         picks = np.concatenate(
             [
-                d * len(self.rows) + balanced_rows(self.split.train_groups, rng, natural)
+                d * len(self.rows) + balanced_rows(self.split.train_groups, rng, natural, weights)
                 for d in range(len(self.domains))
             ]
         )
         return self.samples[picks[rng.permutation(len(picks))]]
+
+    def group_weights(self) -> dict[str, float] | None:
+        """Each balanced group's relative share from ``style_weights`` (None: equal)."""
+        if not self.settings.style_weights:
+            return None
+        styles = {str(k): float(w) for k, w in self.settings.style_weights.items()}
+        return {
+            g: styles.get(g.rsplit("/", 1)[-1], 1.0)
+            for g in set(self.split.train_groups) - {UNKNOWN_GROUP}
+        }
 
     def run_epoch(self, epoch: int, bar: Any) -> float:
         """One pass over this epoch's order; returns the mean loss."""
