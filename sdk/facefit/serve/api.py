@@ -17,7 +17,14 @@ from pydantic import BaseModel, Field
 
 from facefit.errors import InputError
 from facefit.serve.auth import User
-from facefit.serve.deps import ApiUser, client_ip, open_case, open_run, services
+from facefit.serve.deps import (
+    ApiUser,
+    client_ip,
+    open_case,
+    open_case_to_share,
+    open_run,
+    services,
+)
 from facefit.serve.pages_runs import parse_choice, run_images
 from facefit.serve.runs import QueueFull, loads
 from facefit.serve.storage import read_limited
@@ -158,12 +165,7 @@ def get_case(request: Request, case_id: int, user: ApiUser) -> dict[str, Any]:
 def share(request: Request, case_id: int, body: Share, user: ApiUser) -> dict:
     """Share a case you own with another user."""
     svc = services(request)
-    case = open_case(request, user, case_id, "case.share", to=body.user)
-    if case.owner_id != user.id and not user.is_admin:
-        raise HTTPException(403, "only the case's owner shares it")
-    other = svc.users.get(body.user.strip())
-    if other is None:
-        raise HTTPException(400, f"no user {body.user!r}")
+    case, other = open_case_to_share(request, user, case_id, body.user)
     try:
         svc.cases.share(case, other)
     except InputError as exc:

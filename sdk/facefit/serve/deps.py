@@ -28,6 +28,7 @@ __all__ = [
     "check_csrf",
     "client_ip",
     "open_case",
+    "open_case_to_share",
     "open_run",
     "page_session",
     "services",
@@ -109,6 +110,39 @@ def open_case(request: Request, user: User, case_id: int, action: str, /, **deta
         ip=client_ip(request),
     )
     return case
+
+
+def open_case_to_share(request: Request, user: User, case_id: int, to: str) -> tuple[Case, User]:
+    """(case, user to share it with) when ``user`` may share it; one audit record either way.
+
+    A case ``user`` may not see answers 404 (``denied``), as :func:`open_case`; one
+    they see but do not own (and are not an admin) 403, and an unknown user name (or
+    the owner) 400, both recorded as ``case.share`` ``denied``/``refused`` — never as a share that happened."""
+    svc = services(request)
+    case = svc.cases.get(case_id)
+    other = svc.users.get((to or "").strip())
+    if case is not None and svc.cases.may_see(user, case):
+        refusal = None
+        if case.owner_id != user.id and not user.is_admin:
+            refusal = (403, "denied", "only the case's owner shares it")
+        elif other is None:
+            refusal = (400, "refused", f"no user {to!r}")
+        elif other.id == case.owner_id:
+            refusal = (400, "refused", f"{other.name} owns case {case.id} already")
+        if refusal is not None:
+            status, outcome, why = refusal
+            svc.audit.record(
+                user,
+                "case.share",
+                case_id=case.id,
+                target=request.url.path,
+                outcome=outcome,
+                detail={"to": to, "why": why},
+                ip=client_ip(request),
+            )
+            raise HTTPException(status, why)
+    case = open_case(request, user, case_id, "case.share", to=to)
+    return case, other
 
 
 def open_run(request: Request, user: User, run_id: int, action: str, /, **detail: Any) -> tuple:

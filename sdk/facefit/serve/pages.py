@@ -12,7 +12,7 @@ import secrets
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from facefit.errors import InputError
@@ -23,6 +23,7 @@ from facefit.serve.deps import (
     check_csrf,
     client_ip,
     open_case,
+    open_case_to_share,
     services,
 )
 from facefit.serve.facecheck import ALLOW_LABEL
@@ -249,12 +250,14 @@ def share_case(
 ) -> Response:
     check_csrf(request, session, csrf)
     svc = services(request)
-    case = open_case(request, session.user, case_id, "case.share", to=user_name)
-    other = svc.users.get(user_name.strip())
-    if case.owner_id != session.user.id and not session.user.is_admin:
-        return _case_page(request, session, case_id, 403, error="Only the case's owner shares it.")
-    if other is None:
-        return _case_page(request, session, case_id, 400, error=f"No user {user_name!r}.")
+    try:
+        case, other = open_case_to_share(request, session.user, case_id, user_name)
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            raise
+        error = str(exc.detail)
+        error = f"{error[:1].upper()}{error[1:]}."
+        return _case_page(request, session, case_id, exc.status_code, error=error)
     try:
         svc.cases.share(case, other)
     except InputError as exc:

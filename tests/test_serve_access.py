@@ -1,0 +1,82 @@
+"""Access without models: sharing a case from its page and the API, audited.
+
+The app runs without models (``load_models=False``): none of this needs them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.serve_helpers import PASSWORDS, bearer, make_app
+
+
+@pytest.fixture
+def app(tmp_path):
+    pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
+    return make_app(tmp_path / "serve", load_models=False)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
+
+
+def _audit(app, action: str) -> list[dict]:
+    rows = app.state.services.audit.entries(limit=1000, action=action)
+    return [r for r in reversed(rows) if r["action"] == action]
+
+
+def _login(app, name: str):
+    from fastapi.testclient import TestClient
+
+    browser = TestClient(app)
+    form = browser.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)[1]
+    page = browser.post("/login", data={"name": name, "password": PASSWORDS[name], "csrf": csrf})
+    assert page.status_code == 200 and "Log out" in page.text
+    return browser, re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+
+
+def test_the_owner_shares_a_case_from_its_page_and_refusals_are_audited(app):
+    alice, alice_csrf = _login(app, "alice")
+    made = alice.post("/cases", data={"title": "Burglary, Mill Lane", "csrf": alice_csrf})
+    case_path = made.url.path
+    assert re.fullmatch(r"/cases/\d+", case_path)
+    bob, bob_csrf = _login(app, "bob")
+    assert bob.get(case_path).status_code == 404
+    assert "Burglary" not in bob.get("/").text
+
+    nobody = alice.post(f"{case_path}/share", data={"user_name": "nobody", "csrf": alice_csrf})
+    assert nobody.status_code == 400 and "No user &#39;nobody&#39;" in nobody.text
+    shared = alice.post(f"{case_path}/share", data={"user_name": "bob", "csrf": alice_csrf})
+    assert shared.status_code == 200 and "shared with bob" in shared.text
+    assert "Burglary" in bob.get("/").text and bob.get(case_path).status_code == 200
+    # bob sees it but does not own it: he may not share it on
+    onward = bob.post(f"{case_path}/share", data={"user_name": "admin", "csrf": bob_csrf})
+    assert onward.status_code == 403 and "Only the case&#39;s owner shares it." in onward.text
+
+    records = [(r["user_name"], r["outcome"]) for r in _audit(app, "case.share")]
+    assert records == [("alice", "refused"), ("alice", "ok"), ("bob", "denied")]
+    assert app.state.services.cases.get(int(case_path.rsplit("/", 1)[1])).shared_with == ("bob",)
+
+
+def test_the_api_refuses_a_share_by_anyone_but_the_owner_without_recording_a_share(client, app):
+    alice, bob = bearer(client, "alice"), bearer(client, "bob")
+    case = client.post("/api/v1/cases", json={"title": "Arson"}, headers=alice).json()
+    shares = f"/api/v1/cases/{case['id']}/shares"
+    assert client.post(shares, json={"user": "bob"}, headers=bob).status_code == 404
+    assert client.post(shares, json={"user": "alice"}, headers=alice).status_code == 400
+    assert client.post(shares, json={"user": "bob"}, headers=alice).status_code == 200
+    assert client.post(shares, json={"user": "admin"}, headers=bob).status_code == 403
+    outcomes = [(r["user_name"], r["outcome"]) for r in _audit(app, "case.share")]
+    assert outcomes == [("bob", "denied"), ("alice", "refused"), ("alice", "ok"), ("bob", "denied")]
+
+
+def test_the_galleries_and_loop_settings_are_listed(client):
+    listing = client.get("/api/v1/galleries", headers=bearer(client, "bob")).json()
+    assert listing["galleries"] == ["demo"] and listing["ready"] is False  # no models here
+    assert listing["settings"] == {"rounds": 3, "candidates": 4, "steps": 20}
