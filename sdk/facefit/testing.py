@@ -544,7 +544,10 @@ class LossTests(_PluginTests):
     """Conformance checks for :class:`facefit.interfaces.Loss`.
 
     Define ``make()``; override ``inputs()`` when your loss needs more than random
-    ``(4, 3, 16, 16)`` prediction, target, x0 and x0_pred tensors and timesteps.
+    ``(4, 3, 16, 16)`` prediction, target, x0 and x0_pred tensors and timesteps. A
+    loss that keeps running statistics (a ``torch.nn.Module`` whose buffers move in
+    training mode, like AdaFace's norm statistics) is returned by ``make()`` in eval
+    mode: the same inputs must then give the same loss.
     """
 
     kind = "loss"
