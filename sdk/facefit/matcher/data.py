@@ -87,7 +87,7 @@ class Pair:
     style: str | None = None
     """FS2K's sketch style code (``"0"``: light outline drawings, ``"1"``: shaded,
     ``"2"``: the photo2/photo3 artists' style), where the data says: for style-balanced
-    sampling and per-style validation (issue 21)."""
+    sampling and per-style validation."""
 
     @property
     def label(self) -> str:

@@ -126,7 +126,7 @@ class TrainSettings:
     ``gender-style``, each of its gender cells twice the share of another cell).
     Empty: equal shares."""
     photometric: str = "none"
-    """Photometric augmentation (issue 21): ``"photos"``, ``"sketches"`` or ``"both"`` get
+    """Photometric augmentation: ``"photos"``, ``"sketches"`` or ``"both"`` get
     two jittered copies of each training crop (:func:`photometric_jitter`; one of them
     mirrored, in the place of the mirror image), drawn once with ``seed`` and run
     through the frozen trunk once. A sample then takes a jittered copy half the time.
@@ -281,11 +281,11 @@ def photometric_jitter(
     gain: float = 0.15,
     grey: float = 0.2,
 ) -> np.ndarray:
-    """A photometrically jittered copy of ``(N, H, W, 3)`` uint8 RGB crops (issue 21).
+    """A photometrically jittered copy of ``(N, H, W, 3)`` uint8 RGB crops.
 
     Per crop: with ``colour``, saturation scaled by U(0.5, 1.3) (the crop turned fully
     grey with probability ``grey``) and the three channels scaled by gains from
-    U(1 ± ``gain``), normalised to mean 1 (a colour cast, not a brightness change); then
+    U(1 ± ``gain``), normalized to mean 1 (a colour cast, not a brightness change); then
     contrast about the crop's mean by U(1 ± ``contrast``) and brightness by
     U(1 ± ``brightness``). ``colour=False`` (sketches) changes contrast and brightness only.
     """
