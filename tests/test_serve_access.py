@@ -1,4 +1,4 @@
-"""Access without models: sharing a case from its page and the API, audited.
+"""Access without models: sharing a case from its page, API tokens listed and revoked, audited.
 
 The app runs without models (``load_models=False``): none of this needs them.
 """
@@ -74,6 +74,44 @@ def test_the_api_refuses_a_share_by_anyone_but_the_owner_without_recording_a_sha
     assert client.post(shares, json={"user": "admin"}, headers=bob).status_code == 403
     outcomes = [(r["user_name"], r["outcome"]) for r in _audit(app, "case.share")]
     assert outcomes == [("bob", "denied"), ("alice", "refused"), ("alice", "ok"), ("bob", "denied")]
+
+
+def test_api_tokens_are_listed_and_revoked_by_their_owner_only(client, app):
+    first, second = bearer(client, "alice"), bearer(client, "alice")
+    listed = client.get("/api/v1/tokens", headers=second).json()["tokens"]
+    assert [t["current"] for t in listed] == [True, False]  # newest first
+    assert all(set(t) == {"id", "label", "created", "revoked", "current"} for t in listed)
+    current, other = listed[0]["id"], listed[1]["id"]
+    bob = bearer(client, "bob")
+    assert client.delete(f"/api/v1/tokens/{other}", headers=bob).status_code == 404
+    assert client.get("/api/v1/me", headers=first).status_code == 200
+    revoked = client.delete(f"/api/v1/tokens/{other}", headers=second)
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert client.get("/api/v1/me", headers=first).status_code == 401
+    # the API's log-out: a token revokes itself
+    assert client.delete(f"/api/v1/tokens/{current}", headers=second).status_code == 200
+    assert client.get("/api/v1/me", headers=second).status_code == 401
+    outcomes = [(r["user_name"], r["outcome"]) for r in _audit(app, "token.revoke")]
+    assert outcomes == [("bob", "denied"), ("alice", "ok"), ("alice", "ok")]
+
+
+def test_the_account_page_lists_tokens_and_revokes_one(client, app):
+    token = bearer(client, "alice")
+    assert client.get("/api/v1/me", headers=token).status_code == 200
+    page, csrf = _login(app, "alice")
+    account = page.get("/account").text
+    [token_id] = re.findall(r'action="/account/tokens/(\d+)/revoke"', account)
+    forged = page.post(f"/account/tokens/{token_id}/revoke", data={"csrf": "not-the-token"})
+    assert forged.status_code == 403
+    assert client.get("/api/v1/me", headers=token).status_code == 200
+    done = page.post(f"/account/tokens/{token_id}/revoke", data={"csrf": csrf})
+    assert done.status_code == 200 and 'id="revoked"' in done.text
+    assert "/revoke" not in done.text  # nothing left to revoke
+    assert client.get("/api/v1/me", headers=token).status_code == 401
+    bob, bob_csrf = _login(app, "bob")
+    assert (
+        bob.post(f"/account/tokens/{token_id}/revoke", data={"csrf": bob_csrf}).status_code == 404
+    )
 
 
 def test_the_galleries_and_loop_settings_are_listed(client):

@@ -97,6 +97,8 @@ def _start(client, headers, case, **body):
 
 API_ROUTES = [
     ("get", "/api/v1/me"),
+    ("get", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/1"),
     ("get", "/api/v1/galleries"),
     ("get", "/api/v1/cases"),
     ("post", "/api/v1/cases"),

@@ -104,6 +104,36 @@ def create_token(request: Request, body: Login) -> dict[str, Any]:
     return {"token": token, "user": user.name, "role": user.role}
 
 
+def _bearer(request: Request) -> str:
+    return request.headers.get("authorization", "").partition(" ")[2].strip()
+
+
+@router.get("/tokens", tags=["auth"])
+def list_tokens(request: Request, user: ApiUser) -> dict[str, Any]:
+    """Your API tokens (never their secrets); ``current`` marks the one this request used."""
+    svc = services(request)
+    svc.audit.record(user, "account.view", ip=client_ip(request))
+    return {"tokens": svc.tokens.list(user, current=_bearer(request))}
+
+
+@router.delete("/tokens/{token_id}", tags=["auth"])
+def revoke_token(request: Request, token_id: int, user: ApiUser) -> dict[str, Any]:
+    """Revoke one of your tokens (the current one too: the API's log-out); it stops at once."""
+    svc = services(request)
+    revoked = svc.tokens.revoke_id(user, token_id)
+    svc.audit.record(
+        user,
+        "token.revoke",
+        target=str(token_id),
+        outcome="ok" if revoked else "denied",
+        detail={"label": revoked["label"]} if revoked else None,
+        ip=client_ip(request),
+    )
+    if revoked is None:
+        raise HTTPException(404, f"no token {token_id} of yours")
+    return revoked
+
+
 @router.get("/me", tags=["auth"])
 def me(user: ApiUser) -> dict[str, Any]:
     """Who the token belongs to."""

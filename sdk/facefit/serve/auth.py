@@ -214,3 +214,35 @@ class Tokens:
             "UPDATE api_tokens SET revoked = 1 WHERE token_hash = ?", (_sha256(token),)
         )
         return cursor.rowcount > 0
+
+    def list(self, user: User, current: str | None = None) -> list[dict[str, Any]]:
+        """A user's tokens, newest first: id, label, created, revoked (never the secret).
+
+        ``current`` (a token's secret) marks the one a request came with."""
+        rows = self.db.all(
+            "SELECT rowid AS id, token_hash, label, created, revoked FROM api_tokens "
+            "WHERE user_id = ? ORDER BY rowid DESC",
+            (user.id,),
+        )
+        mine = _sha256(current) if current else None
+        return [
+            {
+                "id": int(r["id"]),
+                "label": r["label"],
+                "created": r["created"],
+                "revoked": bool(r["revoked"]),
+                "current": r["token_hash"] == mine,
+            }
+            for r in rows
+        ]
+
+    def revoke_id(self, user: User, token_id: int) -> dict[str, Any] | None:
+        """Revoke one of ``user``'s own tokens by its id; None when it is not theirs."""
+        row = self.db.one(
+            "SELECT rowid AS id, label FROM api_tokens WHERE rowid = ? AND user_id = ?",
+            (int(token_id), user.id),
+        )
+        if row is None:
+            return None
+        self.db.execute("UPDATE api_tokens SET revoked = 1 WHERE rowid = ?", (int(row["id"]),))
+        return {"id": int(row["id"]), "label": row["label"], "revoked": True}

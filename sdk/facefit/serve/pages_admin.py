@@ -27,9 +27,12 @@ def _admin(request: Request, session: Session, action: str) -> None:
 
 
 @router.get("/account", response_class=HTMLResponse)
-def account(request: Request, session: PageSession) -> Response:
-    services(request).audit.record(session.user, "account.view", ip=client_ip(request))
-    return render(request, "account.html")
+def account(request: Request, session: PageSession, revoked: str = "") -> Response:
+    svc = services(request)
+    svc.audit.record(session.user, "account.view", ip=client_ip(request))
+    return render(
+        request, "account.html", tokens=svc.tokens.list(session.user), revoked=revoked[:100]
+    )
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
@@ -43,7 +46,28 @@ def new_token(
     svc = services(request)
     token = svc.tokens.create(session.user, label.strip() or "api")
     svc.audit.record(session.user, "token.create", detail={"label": label}, ip=client_ip(request))
-    return render(request, "account.html", token=token)
+    return render(request, "account.html", token=token, tokens=svc.tokens.list(session.user))
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request, session: PageSession, token_id: int, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """Revoke one of your API tokens (audited); it stops working at once."""
+    check_csrf(request, session, csrf)
+    svc = services(request)
+    revoked = svc.tokens.revoke_id(session.user, token_id)
+    svc.audit.record(
+        session.user,
+        "token.revoke",
+        target=str(token_id),
+        outcome="ok" if revoked else "denied",
+        detail={"label": revoked["label"]} if revoked else None,
+        ip=client_ip(request),
+    )
+    if revoked is None:
+        raise HTTPException(404, f"no token {token_id} of yours")
+    return redirect(f"/account?revoked={quote(revoked['label'][:100])}")
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
