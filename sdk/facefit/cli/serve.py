@@ -20,6 +20,12 @@ __all__ = ["DATA_OPTION", "require_serve_extra", "serve"]
 
 log = logging.getLogger(__name__)
 
+KEEP_ALIVE = 30
+"""Seconds an idle keep-alive connection stays open (uvicorn's default is 5). A client
+polling a run every second, delayed past 5 s on a busy CPU, sent its next request
+just as uvicorn closed the connection and got "connection reset" (seen here with the
+docs' httpx example); 30 s keeps such clients on their connection."""
+
 
 def require_serve_extra() -> None:
     """Fail with the install command when the ``serve`` extra is missing."""
@@ -207,5 +213,6 @@ def serve(
         port=port,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
+        timeout_keep_alive=KEEP_ALIVE,
         log_level="info",
     )
