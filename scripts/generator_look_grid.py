@@ -136,19 +136,19 @@ def _pad(block: np.ndarray, width: int) -> np.ndarray:
 
 
 class Looker:
-    """Samples through one pipeline's parts, as the loop does (see the module doc)."""
+    """Samples through one pipeline's components, as the loop does (see the module doc)."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
-        self.parts = pipeline.components
-        self.size = int(self.parts.model.image_size)
+        self.components = pipeline.components
+        self.size = int(self.components.model.image_size)
 
     def sample(self, conditions: list[Any], n: int, seed: int, domain: str = "photo") -> np.ndarray:
         from facefit.generator.conditions import domain_condition
 
         s = self.pipeline.settings
-        return self.parts.sampler.sample(
-            self.parts.backend,
+        return self.components.sampler.sample(
+            self.components.backend,
             [*conditions, domain_condition(domain)],
             num_images=n,
             steps=s.steps,
@@ -159,20 +159,20 @@ class Looker:
     def evidence(self, evidence: Any) -> list[Any]:
         """Every modality's condition for ``evidence`` (null where it has none), framed as in the loop."""
         prepared = self.pipeline.prepare(evidence)
-        return [c(prepared.evidence) for c in self.parts.conditioners.values()]
+        return [c(prepared.evidence) for c in self.components.conditioners.values()]
 
     def identity(self, crops: np.ndarray) -> np.ndarray:
         """Identity embeddings of aligned crops, by the generator's identity encoder."""
         from facefit.imaging.faces import resize_aligned
 
-        encoder = self.parts.identity_encoder
+        encoder = self.components.identity_encoder
         return encoder.embed(np.stack([resize_aligned(c, encoder.input_size) for c in crops]))
 
     def reference(self, vector: np.ndarray, face: np.ndarray | None) -> Any:
         from facefit.generator.conditions import reference_condition
         from facefit.imaging.faces import resize_aligned
 
-        dim = int(self.parts.model.config.identity_dim)
+        dim = int(self.components.model.config.identity_dim)
         face = None if face is None else resize_aligned(face, self.size)
         return reference_condition(vector, face, self.size, dim)
 
@@ -204,7 +204,7 @@ def description_section(looker: Looker, probes: list[Any], seed: int) -> Section
 
 
 def identity_section(looker: Looker, photos: dict[str, np.ndarray], seed: int) -> Section:
-    encoder = looker.parts.model.config.face_encoder
+    encoder = looker.components.model.config.face_encoder
     section = Section(f"Identity only ({encoder} embedding)", list(photos))
     vectors = looker.identity(np.stack(list(photos.values())))
     made = [looker.sample([looker.reference(v, None)], IDENTITY_SEEDS, seed) for v in vectors]
@@ -219,7 +219,7 @@ def sketch_section(
 ) -> Section:
     from facefit.generator.conditions import sketch_domain
 
-    takes_image = bool(getattr(looker.parts.model.config, "reference_image", False))
+    takes_image = bool(getattr(looker.components.model.config, "reference_image", False))
     how = "embedding + image" if takes_image else "embedding only; no image input"
     section = Section(f"Reference photo > sketch ({how})", list(photos))
     vectors = looker.identity(np.stack(list(photos.values())))
@@ -328,11 +328,11 @@ def look_grid(
         sketch_section(looker, photos, sketches, settings.seed),
         loop_section(pipeline, demo_list[0], gallery, settings.rounds),
     ]
-    parts = pipeline.components
-    shown = name or _relative(parts.model_dir)
+    components = pipeline.components
+    shown = name or _relative(components.model_dir)
     title = (
         f"generator: {shown}; {settings.steps} {config.components['sampler'].plugin}"
-        f" steps, guidance {settings.guidance:g}, {type(parts.backend).__name__} backend;"
+        f" steps, guidance {settings.guidance:g}, {type(components.backend).__name__} backend;"
         f" {looker.size}px faces shown x{scale} (nearest). Only generated faces and the"
         " credited FS2K demo crops (sdk/facefit/demo_data/SOURCES.md)."
     )
