@@ -118,3 +118,76 @@ def test_the_galleries_and_loop_settings_are_listed(client):
     listing = client.get("/api/v1/galleries", headers=bearer(client, "bob")).json()
     assert listing["galleries"] == ["demo"] and listing["ready"] is False  # no models here
     assert listing["settings"] == {"rounds": 3, "candidates": 4, "steps": 20}
+
+
+# -- facefit serve itself -----------------------------------------------------------------
+
+
+def test_facefit_serve_listens_on_loopback_unless_told_and_warns_then(tmp_path, monkeypatch):
+    """`facefit serve` binds 127.0.0.1:8000 by default; another address prints a warning."""
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    import facefit.cli.serve as serve_cli
+    import facefit.serve.app as app_module
+    from facefit.cli import main
+
+    pytest.importorskip("uvicorn", reason="the 'serve' extra is not installed")
+    import uvicorn
+
+    runs = []
+    fake_app = SimpleNamespace(state=SimpleNamespace(services=None))
+    monkeypatch.setattr(app_module, "create_app", lambda settings: fake_app)
+    monkeypatch.setattr(serve_cli, "_first_admin", lambda services: None)
+    monkeypatch.setattr("facefit.pipeline.demo.require_default_model", lambda: None)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
+    data = ["--data", str(tmp_path / "d")]
+    quiet = CliRunner().invoke(main, ["serve", *data])
+    assert quiet.exit_code == 0, quiet.output
+    assert (runs[0]["host"], runs[0]["port"]) == ("127.0.0.1", 8000)
+    assert runs[0]["timeout_keep_alive"] == serve_cli.KEEP_ALIVE >= 30
+    assert "put a TLS reverse proxy in front" not in quiet.output
+    wide = CliRunner().invoke(main, ["serve", *data, "--host", "0.0.0.0"])
+    assert runs[1]["host"] == "0.0.0.0" and "put a TLS reverse proxy in front" in wide.output
+
+
+def test_facefit_serve_starts_on_a_fresh_data_folder(tmp_path):
+    """The README's way: `facefit serve` alone starts, makes an admin and serves the login."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.serve_helpers import free_port, require_models
+
+    require_models()
+    port = free_port()
+    command = [sys.executable, "-m", "facefit", "serve", "--data", str(tmp_path / "d")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines, deadline = [], time.monotonic() + 180
+        while not any("Uvicorn running on" in line for line in lines):
+            line = server.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(lines)
+            lines.append(line)
+        output = "".join(lines)
+        password = re.search(r"made 'admin' with password (\S+)", output)
+        assert password, output
+        assert f"http://127.0.0.1:{port}/" in output
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            assert client.get("/login").status_code == 200
+            token = client.post("/api/v1/tokens", json={"name": "admin", "password": password[1]})
+            assert token.status_code == 200 and token.json()["role"] == "admin"
+    finally:
+        server.terminate()
+        server.wait(60)
