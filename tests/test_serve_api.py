@@ -443,6 +443,10 @@ def test_the_pages_show_a_case_its_runs_and_the_report(client, app, alice, case)
     assert live.startswith('\n<div id="live"') or '<div id="live"' in live[:200]
     report = browser.get(f"/runs/{rid}/report").text
     assert "Case report" in report and case["sketch"]["sha256"] in report
+    # the default pipeline calibrates: each identity's probability is shown on both pages
+    top = client.get(f"/api/v1/runs/{rid}", headers=alice).json()["matches"][0]
+    shown = f'<span class="score">probability {top["probability"]:.2f}</span>'
+    assert shown in report and shown in run_page and "similarity" not in report
     assert "Provenance" in report and "Rounds and choices" in report
     download = browser.get(f"/runs/{rid}/result.json")
     assert download.headers["content-disposition"].startswith("attachment")
