@@ -81,7 +81,7 @@ def encoder_id(encoder: Any) -> str:
     """How a profile names the encoder that made a source's scores: its name and version
     (``sface-2021dec``, ``sketch-matcher-be0c3deb62e9205a``), so weights fitted on one
     matcher are never applied to another's scores."""
-    name, version = str(encoder.name), str(getattr(encoder, "version", "") or "")
+    name, version = str(encoder.name), str(encoder.version or "")
     if not version or version == "1":
         return name
     return version if version.startswith(name) else f"{name}-{version}"

@@ -259,6 +259,6 @@ def _matcher_record(context: Any) -> dict[str, Any] | None:
     encoder = context.embedder(context.matcher).encoder
     return {
         "name": context.matcher,
-        "version": getattr(encoder, "version", None),
+        "version": encoder.version,
         "directory": str(getattr(encoder, "directory", "")) or None,
     }

@@ -69,9 +69,9 @@ def text_scorer(text: str, encoder: Any) -> tuple[TextScorer | None, str]:
     """A scorer for ``text`` with ``encoder``'s embeddings, or None; and a note for the trace."""
     from facefit.text_agreement import AttributeProbes, parse_description
 
-    name = getattr(encoder, "name", None)
-    probes = AttributeProbes.for_encoder(name) if name else None
-    if probes is None or int(probes.dim) != int(getattr(encoder, "dim", -1)):
+    name = encoder.name
+    probes = AttributeProbes.for_encoder(name)
+    if probes is None or int(probes.dim) != int(encoder.dim):
         return None, TEXT_UNSCORED.format(why=f"no attribute probes for encoder {name!r}")
     attributes = parse_description(text)
     scorer = TextScorer(probes, attributes)
