@@ -313,6 +313,12 @@ def test_a_fresh_server_gets_one_admin_with_a_printed_password(tmp_path, capsys)
     assert services.users.authenticate("admin", password).is_admin
     _first_admin(services)  # users exist: nothing more
     assert len(services.users.list()) == 1
+    assert "no active admin" not in capsys.readouterr().out
+    services.users.set_disabled("admin")
+    services.users.add("erin", "erin-password-1")
+    _first_admin(services)  # users but no active admin: a warning, no account made
+    assert "no active admin account" in capsys.readouterr().out
+    assert len(services.users.list()) == 2
 
 
 @pytest.mark.parametrize(

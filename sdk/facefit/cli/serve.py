@@ -86,6 +86,12 @@ def _first_admin(services: object) -> None:
     """On a fresh data folder: make an admin with a one-time password, printed once."""
     users = services.users
     if users.count():
+        if not any(u.is_admin and not u.disabled for u in users.list()):
+            click.secho(
+                "no active admin account: nobody can read the audit log or unlock a login;\n"
+                "  add one with `facefit users add NAME --role admin`",
+                fg="yellow",
+            )
         return
     password = secrets.token_urlsafe(12)
     user = users.add("admin", password, role="admin")
