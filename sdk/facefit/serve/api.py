@@ -119,16 +119,7 @@ def list_tokens(request: Request, user: ApiUser) -> dict[str, Any]:
 @router.delete("/tokens/{token_id}", tags=["auth"])
 def revoke_token(request: Request, token_id: int, user: ApiUser) -> dict[str, Any]:
     """Revoke one of your tokens (the current one too: the API's log-out); it stops at once."""
-    svc = services(request)
-    revoked = svc.tokens.revoke_id(user, token_id)
-    svc.audit.record(
-        user,
-        "token.revoke",
-        target=str(token_id),
-        outcome="ok" if revoked else "denied",
-        detail={"label": revoked["label"]} if revoked else None,
-        ip=client_ip(request),
-    )
+    revoked = services(request).revoke_token(user, token_id, client_ip(request))
     if revoked is None:
         raise HTTPException(404, f"no token {token_id} of yours")
     return revoked

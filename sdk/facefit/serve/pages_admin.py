@@ -55,16 +55,7 @@ def revoke_token(
 ) -> Response:
     """Revoke one of your API tokens (audited); it stops working at once."""
     check_csrf(request, session, csrf)
-    svc = services(request)
-    revoked = svc.tokens.revoke_id(session.user, token_id)
-    svc.audit.record(
-        session.user,
-        "token.revoke",
-        target=str(token_id),
-        outcome="ok" if revoked else "denied",
-        detail={"label": revoked["label"]} if revoked else None,
-        ip=client_ip(request),
-    )
+    revoked = services(request).revoke_token(session.user, token_id, client_ip(request))
     if revoked is None:
         raise HTTPException(404, f"no token {token_id} of yours")
     return redirect(f"/account?revoked={quote(revoked['label'][:100])}")

@@ -125,6 +125,21 @@ class Services:
         )
         return forgotten
 
+    def revoke_token(self, user: User, token_id: int, ip: str | None) -> dict[str, Any] | None:
+        """Revoke one of ``user``'s API tokens (audited); it stops working at once.
+
+        Returns the revoked token's record, or None when ``user`` has no such token."""
+        revoked = self.tokens.revoke_id(user, token_id)
+        self.audit.record(
+            user,
+            "token.revoke",
+            target=str(token_id),
+            outcome="ok" if revoked else "denied",
+            detail={"label": revoked["label"]} if revoked else None,
+            ip=ip,
+        )
+        return revoked
+
     def start_run(
         self,
         case: Case,
