@@ -304,7 +304,7 @@ def test_loop_falls_back_to_the_candidate_when_the_gallery_keeps_no_image(
 
 def test_input_norm_gives_a_unit_norm_identity_its_share_of_the_global_vector():
     """A unit-norm 128-d embedding (0.09 per dimension, like SFace's) barely varies the
-    global vector at initialisation; layer-normalised, it varies it as the domain does."""
+    global vector at initialisation; layer-normalized, it varies it as the domain does."""
     spread = {}
     for norm in (False, True):
         model = tiny_generator(**V2, identity_dim=128, global_input_norm=norm)

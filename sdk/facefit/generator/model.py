@@ -13,9 +13,9 @@ the text and the target domain — reaches the network in one of two ways, set b
   as in ADM and DiT's adaLN. The text is its sentence embedding (mean of the token
   embeddings). No cross-attention. With ``global_input_norm`` the identity and the
   sentence embedding are layer-normalized before their projections: a unit-norm
-  128-d SFace embedding has 0.09 per dimension, so without it the identity's share of
-  the global vector varied 70x less across faces than the domain's, and Adam's
-  fixed-size steps moved its projection's output that much more slowly. With
+  128-d SFace embedding is small in every dimension, so without it the identity's
+  share of the global vector varied far less across faces than the domain's
+  (docs/generator.md, benchmarks/results/generator_v2_input_norm.md). With
   ``text_attributes`` the attributes the description states (gender, smiling,
   baldness, earrings, hair colour: :func:`facefit.text_agreement.attribute_features`)
   are added to the text's projection through their own zero-initialised layer: a
