@@ -32,7 +32,8 @@ class LoadedProbe:
     probe: Probe
     evidence: Evidence
     lq_aligned: bool = False
-    """True when ``evidence.lq`` is an aligned crop made from the true photo."""
+    """True when ``evidence.lq`` (and every extra frame) is an aligned crop made from
+    the true photo."""
 
 
 def low_quality_copy(aligned: np.ndarray, size: int) -> np.ndarray:
@@ -51,32 +52,44 @@ def load_probe(manifest: Manifest, probe: Probe, aligner: FaceEmbedder) -> Loade
     """Read a probe's files; raises :class:`~facefit.errors.InputError` naming the file.
 
     ``aligner`` detects and aligns the true photo when a low-quality copy is made.
+    Every sketch and frame of a probe that lists several is read (and each frame made
+    low-quality at ``lq_size``); the first is the evidence's ``sketch`` / ``lq``, the
+    others its ``extra_sketches`` / ``extra_lq``, recorded in ``sources`` as
+    ``"sketch.2"``… as :class:`~facefit.types.Evidence` does.
     """
     sources: dict[str, str] = {}
-    images: dict[str, np.ndarray | None] = {"sketch": None, "lq": None, "reference": None}
+    images: dict[str, list[np.ndarray]] = {"sketch": [], "lq": [], "reference": []}
     for modality in ("sketch", "reference"):
-        relative = getattr(probe, modality)
-        if relative is not None:
+        for n, relative in enumerate(probe.entries(modality), start=1):
             path = manifest.path(relative)
-            images[modality] = load_image(path)
-            sources[modality] = str(path)
+            images[modality].append(load_image(path))
+            sources[source_key(modality, n)] = str(path)
     lq_aligned = False
-    if probe.lq is not None:
-        path = manifest.path(probe.lq)
+    for n, relative in enumerate(probe.entries("lq"), start=1):
+        path = manifest.path(relative)
         image = load_image(path)
         if probe.lq_size is not None:
             crop = aligner.align(image, size=ALIGN_SIZE, source=str(path))
             image = low_quality_copy(crop, probe.lq_size)
             lq_aligned = True
-            sources["lq"] = f"{path} (aligned, reduced to {probe.lq_size}x{probe.lq_size})"
+            size = probe.lq_size
+            sources[source_key("lq", n)] = f"{path} (aligned, reduced to {size}x{size})"
         else:
-            sources["lq"] = str(path)
-        images["lq"] = image
+            sources[source_key("lq", n)] = str(path)
+        images["lq"].append(image)
     evidence = Evidence(
-        sketch=images["sketch"],
-        lq=images["lq"],
+        sketch=images["sketch"][0] if images["sketch"] else None,
+        lq=images["lq"][0] if images["lq"] else None,
         text=probe.text,
-        reference=images["reference"],
+        reference=images["reference"][0] if images["reference"] else None,
         sources=sources,
+        extra_sketches=tuple(images["sketch"][1:]),
+        extra_lq=tuple(images["lq"][1:]),
+        extra_texts=probe.extra_texts,
     )
     return LoadedProbe(probe, evidence.require_any(), lq_aligned)
+
+
+def source_key(modality: str, n: int) -> str:
+    """``sources`` key of the ``n``-th image of a modality (from 1), as in Evidence."""
+    return modality if n == 1 else f"{modality}.{n}"

@@ -12,7 +12,11 @@ A manifest is a JSON file (``"format": "facefit-benchmark"``) listing
   image), ``text`` and ``reference`` (a clean photo) — with the true identity and the
   ``probe_set`` it belongs to (``"sketch"``, ``"lq16"``…); metrics are reported per
   probe set. ``lq_size`` marks a low-quality image *made* from a full-quality photo at
-  that size (the IdentiFace protocol) rather than a real low-quality frame;
+  that size (the IdentiFace protocol) rather than a real low-quality frame.
+  ``sketch``, ``lq`` and ``text`` may each be a list (several witnesses' drawings or
+  descriptions, several camera frames): the first is the probe's ``sketch`` / ``lq`` /
+  ``text`` and the others its ``extra_sketches`` / ``extra_lq`` / ``extra_texts``, as
+  in :class:`facefit.types.Evidence`; ``lq_size`` applies to every frame;
 - ``split``: optionally, which split of which data the benchmark is (``name``,
   ``fingerprint``), carried into the report.
 
@@ -51,6 +55,8 @@ VERSION = 1
 PROBE_MODALITIES = ("sketch", "lq", "text", "reference")
 """Evidence a probe may carry (the SDK's modalities)."""
 IMAGE_MODALITIES = ("sketch", "lq", "reference")
+LIST_MODALITIES = {"sketch": "extra_sketches", "lq": "extra_lq", "text": "extra_texts"}
+"""Evidence a manifest may list several of, and the :class:`Probe` field of the others."""
 LQ_SIZES = (8, 16, 32)
 """Sizes at which low-quality probes are made from a true photo (IdentiFace used 8)."""
 IMAGE_EXTENSIONS = (
@@ -93,6 +99,10 @@ class Probe:
     photo a generated face is graded against (default: the identity's first
     gallery photo). ``groups`` label the probe for bias breakdowns
     (``{"gender": "female"}``).
+
+    ``extra_sketches``, ``extra_lq`` and ``extra_texts`` are the probe's further
+    drawings, frames and descriptions (other witnesses or cameras) after the first in
+    ``sketch``, ``lq`` and ``text``; ``lq_size`` applies to every frame.
     """
 
     id: str
@@ -105,9 +115,28 @@ class Probe:
     reference: str | None = None
     true_photo: str | None = None
     groups: Mapping[str, str] = field(default_factory=dict)
+    extra_sketches: tuple[str, ...] = ()
+    extra_lq: tuple[str, ...] = ()
+    extra_texts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
+        for name in LIST_MODALITIES.values():
+            extra = getattr(self, name)
+            if isinstance(extra, str):
+                raise ManifestError(f"probe {self.id!r}: {name} must be a list, got a string")
+            object.__setattr__(self, name, tuple(extra or ()))
+
+    def entries(self, modality: str) -> tuple[str, ...]:
+        """Every entry of a modality: the first, then the extra ones (empty when absent)."""
+        first = getattr(self, modality)
+        extra = getattr(self, LIST_MODALITIES[modality]) if modality in LIST_MODALITIES else ()
+        return () if first is None else (first, *extra)
+
+    @property
+    def evidence_counts(self) -> dict[str, int]:
+        """How many of each modality the probe has (those present, in order)."""
+        return {m: len(self.entries(m)) for m in self.modalities}
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -127,7 +156,8 @@ class Probe:
         }
         for key in (*PROBE_MODALITIES, "lq_size", "true_photo"):
             if getattr(self, key) is not None:
-                data[key] = getattr(self, key)
+                values = self.entries(key) if key in LIST_MODALITIES else ()
+                data[key] = list(values) if len(values) > 1 else getattr(self, key)
         if self.groups:
             data["groups"] = dict(self.groups)
         return data
@@ -337,17 +367,23 @@ def _problems(manifest: Manifest) -> list[str]:
             problems.append(f"{where}: empty probe_set")
         if not p.modalities:
             problems.append(f"{where}: no evidence; give any of {', '.join(PROBE_MODALITIES)}")
-        if p.text is not None and not p.text.strip():
-            problems.append(f"{where}: text is empty")
+        for modality, name in LIST_MODALITIES.items():
+            if getattr(p, name) and getattr(p, modality) is None:
+                problems.append(f"{where}: {name} given without a first {modality}")
+        for n, text in enumerate(p.entries("text"), start=1):
+            if not text.strip():
+                problems.append(f"{where}: text{'' if n == 1 else f' {n}'} is empty")
         if p.lq_size is not None and (p.lq is None or p.lq_size not in LQ_SIZES):
             problems.append(
                 f"{where}: lq_size must be one of {', '.join(map(str, LQ_SIZES))} "
                 f"and needs an lq photo, got {p.lq_size!r}"
             )
         for key in (*IMAGE_MODALITIES, "true_photo"):
-            rel = getattr(p, key)
-            if rel is not None and not manifest.path(rel).is_file():
-                problems.append(f"{where}: {key} file not found: {manifest.path(rel)}")
+            paths = p.entries(key) if key in LIST_MODALITIES else (getattr(p, key),)
+            for n, rel in enumerate(paths, start=1):
+                which = key if n == 1 else f"{key} {n}"
+                if rel is not None and not manifest.path(rel).is_file():
+                    problems.append(f"{where}: {which} file not found: {manifest.path(rel)}")
     return problems
 
 
@@ -366,6 +402,27 @@ def _field(
         names = {str: "text", int: "an integer"}.get(kind, getattr(kind, "__name__", str(kind)))
         raise ManifestError(f"{where}: {key!r} must be {names}, got {value!r}")
     return value
+
+
+def _list_field(
+    item: Mapping[str, Any], key: str, where: str, probe_id: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """A modality given as one text or a list of them: the first, and the others."""
+    value = item.get(key)
+    if not isinstance(value, list):
+        return _field(item, key, where, str, False), ()
+    where = f"{where} (probe {probe_id!r})"
+    what = "descriptions" if key == "text" else "paths"
+    if not value:
+        raise ManifestError(
+            f"{where}: {key!r} is an empty list; give one or more {what}, or leave {key!r} out"
+        )
+    for n, entry in enumerate(value, start=1):
+        if not isinstance(entry, str):
+            raise ManifestError(
+                f"{where}: {key!r} entry {n} must be text ({what[:-1]}), got {entry!r}"
+            )
+    return value[0], tuple(value[1:])
 
 
 def _as_id(value: Any) -> Any:
@@ -445,8 +502,16 @@ def parse_manifest(data: Any, *, base: Path, source: str = "<manifest>") -> Mani
         groups = item.get("groups") or {}
         if not isinstance(groups, dict) or not all(isinstance(v, str) for v in groups.values()):
             raise ManifestError(f'{where}: "groups" must map group names to text labels')
-        values = {k: _field(item, k, where, str, False) for k in (*PROBE_MODALITIES, "true_photo")}
         probe_id = _field(item, "id", where, str, False) or f"probe-{i}"
+        if isinstance(item.get("reference"), list):
+            raise ManifestError(
+                f"{where} (probe {probe_id!r}): 'reference' takes one photo, not a list "
+                "(sketch, lq and text may be lists)"
+            )
+        values = {k: _field(item, k, where, str, False) for k in ("reference", "true_photo")}
+        extras = {}
+        for modality, extra in LIST_MODALITIES.items():
+            values[modality], extras[extra] = _list_field(item, modality, where, probe_id)
         modalities = [m for m in PROBE_MODALITIES if values[m] is not None]
         probes.append(
             Probe(
@@ -456,6 +521,7 @@ def parse_manifest(data: Any, *, base: Path, source: str = "<manifest>") -> Mani
                 lq_size=_field(item, "lq_size", where, int, False),
                 groups=groups,
                 **values,
+                **extras,
             )
         )
     distractors = data.get("distractors") or []
