@@ -102,15 +102,17 @@ def contact_sheet(
 def _row(result: ModeResult, outcome, manifest, gallery, n_candidates: int, load_image) -> list:
     evidence = outcome.evidence
     tiles = [_tile(None, f"{result.mode} · {result.probe_set} · probe {outcome.probe.id}")]
-    if evidence.sketch is not None:
-        tiles.append(_tile(evidence.sketch, "sketch"))
-    if evidence.lq is not None:
+    sketches, frames = evidence.images("sketch"), evidence.images("lq")
+    for n, sketch in enumerate(sketches, start=1):  # several witnesses: each one's
+        tiles.append(_tile(sketch, "sketch" if len(sketches) == 1 else f"sketch {n}"))
+    for n, frame in enumerate(frames, start=1):
         size = result.lq_made_at
-        tiles.append(_tile(evidence.lq, f"lq {size}x{size} (made)" if size else "lq"))
+        caption = f"lq {size}x{size} (made)" if size else "lq"
+        tiles.append(_tile(frame, caption if len(frames) == 1 else f"{caption} {n}"))
     if evidence.reference is not None:
         tiles.append(_tile(evidence.reference, "photo"))
-    if evidence.text is not None:
-        tiles.append(_tile(None, evidence.text))
+    for text in evidence.texts:
+        tiles.append(_tile(None, text))
     for i, image in enumerate(outcome.candidates[:n_candidates]):
         tiles.append(_tile(image, f"candidate {i}"))
     identities = gallery["identities"]

@@ -4,7 +4,10 @@
 from each source of evidence (see :mod:`facefit.fusion`), each image embedded by the
 encoder that suits it: sketches by the sketch matcher (:func:`sketch_encoder`),
 low-quality frames by SFace, text by attribute agreement where a probe is
-accurate enough. ``facefit fusion fit`` fits profiles on these scores on the
+accurate enough. A probe with several sketches or frames (other witnesses, other
+cameras) scores each source by the mean of its images' identity scores, and several
+descriptions by the mean agreement of those that can be scored, as the pipeline does
+(:mod:`facefit.pipeline.direct`). ``facefit fusion fit`` fits profiles on these scores on the
 calibration slice; the ``fused`` mode ranks the development split with them and
 reports calibrated probabilities.
 """
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facefit.errors import FacefitError, InputError
+from facefit.evaluation.evidence import source_key
 from facefit.evaluation.modes import DirectMode, EvalContext, ProbeOutcome
 from facefit.fusion.model import TEXT_SCORER, encoder_id, lq_id
 from facefit.imaging.degrade import normalize_lq
@@ -93,29 +97,46 @@ def direct_source_scores(
         if note:
             notes.append(note)
         embedder = context.embedder(name)
-        source = evidence.sources.get("sketch", "sketch")
-        face = embedder.locate(evidence.sketch, source=source, sketch_fallback=True)
-        if face.fallback:
-            notes.append("sketch: no face detected, framed-drawing fallback used")
-        scores["sketch"] = _mean_scores(context, name, [face.crop])
+        crops = []
+        for n, sketch in enumerate(evidence.images("sketch"), start=1):
+            key = source_key("sketch", n)
+            face = embedder.locate(
+                sketch, source=evidence.sources.get(key, key), sketch_fallback=True
+            )
+            if face.fallback:
+                notes.append(f"{key}: no face detected, framed-drawing fallback used")
+            crops.append(face.crop)
+        scores["sketch"] = _mean_scores(context, name, crops)
         encoders["sketch"] = encoder_id(embedder.encoder)
     if evidence.lq is not None:
         embedder = context.embedder(context.encoder)
         size = embedder.encoder.input_size
-        if loaded.lq_aligned:
-            crop = normalize_lq(evidence.lq, size)
-        else:
-            crop = embedder.align(evidence.lq, source=evidence.sources.get("lq", "lq"))
-        scores["lq"] = _mean_scores(context, context.encoder, [crop])
+        crops = []
+        for n, lq in enumerate(evidence.images("lq"), start=1):
+            if loaded.lq_aligned:
+                crops.append(normalize_lq(lq, size))
+            else:
+                key = source_key("lq", n)
+                crops.append(embedder.align(lq, source=evidence.sources.get(key, key)))
+        scores["lq"] = _mean_scores(context, context.encoder, crops)
         side = evidence.lq.shape[0] if loaded.lq_aligned else None
         encoders["lq"] = lq_id(embedder.encoder, side)
     if evidence.text is not None:
-        text = _text_scores(context, evidence.text)
-        if text is None:
-            notes.append("text: not scored (no attribute it states can be checked reliably)")
+        texts = evidence.texts
+        found = [_text_scores(context, text) for text in texts]
+        scored = [t for t in found if t is not None]
+        if not scored:
+            what = "text" if len(texts) == 1 else f"text ({len(texts)} descriptions)"
+            notes.append(f"{what}: not scored (no attribute it states can be checked reliably)")
         else:
             identity = encoder_id(context.embedder(context.encoder).encoder)
-            scores["text"], encoders["text"] = text, TEXT_SCORER.format(encoder=identity)
+            # several descriptions: the mean of those that can be scored (as the pipeline)
+            scores["text"] = np.mean(scored, axis=0) if len(scored) > 1 else scored[0]
+            encoders["text"] = TEXT_SCORER.format(encoder=identity)
+            if len(texts) > 1:
+                notes.append(
+                    f"text: the mean agreement of {len(scored)} of {len(texts)} descriptions"
+                )
     if evidence.reference is not None:
         notes.append("reference: not a source of the fused mode (it is a gallery face)")
     if not scores:

@@ -33,7 +33,7 @@ import numpy as np
 
 from facefit.errors import FacefitError, InputError
 from facefit.evaluation.enrolment import EnrolledGallery, enrol
-from facefit.evaluation.evidence import LoadedProbe
+from facefit.evaluation.evidence import LoadedProbe, source_key
 from facefit.evaluation.grading import DEFAULT_GRADERS, IdentityGrader, make_grader
 from facefit.evaluation.manifest import Manifest, Probe
 from facefit.imaging.degrade import normalize_lq
@@ -221,7 +221,10 @@ class EvalMode(ABC):
 
 
 class DirectMode(EvalMode):
-    """Embed the probe's own images with the identity encoder; no generation."""
+    """Embed the probe's own images with the identity encoder; no generation.
+
+    Several sketches or frames: see :func:`mean_per_source`.
+    """
 
     name = "direct"
     summary = "embed the probe itself with the identity encoder"
@@ -242,30 +245,47 @@ class DirectMode(EvalMode):
         embedder = context.embedder(encoder)
         gallery = context.gallery(encoder)
         evidence, size = loaded.evidence, embedder.encoder.input_size
-        crops, notes = [], []
-        if evidence.sketch is not None:
+        crops: dict[str, list[np.ndarray]] = {}
+        notes = []
+        for n, sketch in enumerate(evidence.images("sketch"), start=1):
+            key = source_key("sketch", n)
             face = embedder.locate(
-                evidence.sketch,
-                source=evidence.sources.get("sketch", "sketch"),
-                sketch_fallback=True,
+                sketch, source=evidence.sources.get(key, key), sketch_fallback=True
             )
             if face.fallback:
-                notes.append("sketch: no face detected, framed-drawing fallback used")
-            crops.append(face.crop)
-        if evidence.lq is not None:
+                notes.append(f"{key}: no face detected, framed-drawing fallback used")
+            crops.setdefault("sketch", []).append(face.crop)
+        for n, lq in enumerate(evidence.images("lq"), start=1):
             if loaded.lq_aligned:  # upsampled as the generator's input is (bicubic)
-                crops.append(normalize_lq(evidence.lq, size))
+                crop = normalize_lq(lq, size)
             else:
-                crops.append(embedder.align(evidence.lq, source=evidence.sources.get("lq", "lq")))
+                key = source_key("lq", n)
+                crop = embedder.align(lq, source=evidence.sources.get(key, key))
+            crops.setdefault("lq", []).append(crop)
         if evidence.reference is not None:
             source = evidence.sources.get("reference", "reference")
-            crops.append(embedder.align(evidence.reference, source=source))
+            crops["reference"] = [embedder.align(evidence.reference, source=source)]
         if not crops:
             raise InputError(f"probe {loaded.probe.id!r}: no image to embed")
-        vectors = embedder.embed_aligned(np.stack(crops))
+        vectors = embedder.embed_aligned(np.concatenate([np.stack(c) for c in crops.values()]))
         scores, best = gallery.scores(vectors)
-        # several images (e.g. sketch + low-quality frame): mean of their identity scores
-        return ProbeOutcome(loaded.probe, scores.mean(axis=0), best[0], notes=tuple(notes))
+        return ProbeOutcome(
+            loaded.probe, mean_per_source(scores, crops), best[0], notes=tuple(notes)
+        )
+
+
+def mean_per_source(scores: np.ndarray, images: Mapping[str, Sequence[Any]]) -> np.ndarray:
+    """Identity scores of several images (rows of ``scores``, grouped in the order of
+    ``images``' sources): the mean over each source's images, as the pipeline scores
+    several sketches or frames (:mod:`facefit.pipeline.direct`), then the mean over
+    the sources (the ``direct`` mode's rule for, e.g., a sketch and a frame). With one
+    image per source this is the mean of all rows.
+    """
+    means, start = [], 0
+    for group in images.values():
+        means.append(scores[start : start + len(group)].mean(axis=0))
+        start += len(group)
+    return np.mean(means, axis=0)
 
 
 class MatcherMode(DirectMode):

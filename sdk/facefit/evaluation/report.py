@@ -7,7 +7,8 @@ Files written by :func:`write_report` into the output folder:
   each set of metrics says its ``scoring`` level: the flat ones are photo level, and a
   benchmark that declares persons adds a ``person`` block at person level;
 - ``probes.jsonl`` — one line per probe and mode: rank (and ``person_rank``), top
-  identities, error;
+  identities, error; a probe with several sketches, frames or descriptions adds
+  ``evidence``, how many of each it has (``{"sketch": 2, "text": 1}``);
 - ``results.md`` — the same as tables a person reads, each table naming its level;
 - ``cmc.png`` — CMC curves, one panel per benchmark (person level dashed);
 - ``reliability.png`` — where a mode gives calibrated probabilities (``fused``, and the
@@ -126,6 +127,7 @@ def probe_rows(run: EvalRun):
         person = result.person_metrics
         person_ranks = person.ranks if person is not None else [None] * len(result.outcomes)
         for outcome, rank, person_rank in zip(result.outcomes, result.metrics.ranks, person_ranks):
+            counts = outcome.probe.evidence_counts
             yield {
                 "benchmark": result.benchmark,
                 "mode": result.mode,
@@ -140,6 +142,7 @@ def probe_rows(run: EvalRun):
                 "seconds": round(outcome.seconds, 4),
                 "error": outcome.error,
                 "notes": list(outcome.notes),
+                **({"evidence": counts} if max(counts.values(), default=1) > 1 else {}),
                 **({"identity_cosine": outcome.grades} if outcome.grades else {}),
             }
 
