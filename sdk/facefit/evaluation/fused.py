@@ -20,10 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facefit.errors import FacefitError, InputError
-from facefit.evaluation.evidence import source_key
-from facefit.evaluation.modes import DirectMode, EvalContext, ProbeOutcome
+from facefit.evaluation.modes import (
+    DirectMode,
+    EvalContext,
+    ProbeOutcome,
+    lq_crops,
+    sketch_crops,
+)
 from facefit.fusion.model import TEXT_SCORER, encoder_id, lq_id
-from facefit.imaging.degrade import normalize_lq
 
 if TYPE_CHECKING:
     from facefit.evaluation.evidence import LoadedProbe
@@ -97,27 +101,12 @@ def direct_source_scores(
         if note:
             notes.append(note)
         embedder = context.embedder(name)
-        crops = []
-        for n, sketch in enumerate(evidence.images("sketch"), start=1):
-            key = source_key("sketch", n)
-            face = embedder.locate(
-                sketch, source=evidence.sources.get(key, key), sketch_fallback=True
-            )
-            if face.fallback:
-                notes.append(f"{key}: no face detected, framed-drawing fallback used")
-            crops.append(face.crop)
-        scores["sketch"] = _mean_scores(context, name, crops)
+        scores["sketch"] = _mean_scores(context, name, sketch_crops(embedder, evidence, notes))
         encoders["sketch"] = encoder_id(embedder.encoder)
     if evidence.lq is not None:
         embedder = context.embedder(context.encoder)
         size = embedder.encoder.input_size
-        crops = []
-        for n, lq in enumerate(evidence.images("lq"), start=1):
-            if loaded.lq_aligned:
-                crops.append(normalize_lq(lq, size))
-            else:
-                key = source_key("lq", n)
-                crops.append(embedder.align(lq, source=evidence.sources.get(key, key)))
+        crops = lq_crops(embedder, evidence, loaded.lq_aligned, size)
         scores["lq"] = _mean_scores(context, context.encoder, crops)
         side = evidence.lq.shape[0] if loaded.lq_aligned else None
         encoders["lq"] = lq_id(embedder.encoder, side)

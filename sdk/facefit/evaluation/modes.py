@@ -220,6 +220,32 @@ class EvalMode(ABC):
         """Scores for one probe; raise :class:`InputError` for a probe that cannot be used."""
 
 
+def sketch_crops(embedder: Any, evidence: Any, notes: list[str]) -> list[np.ndarray]:
+    """Every sketch of ``evidence`` located and cropped by ``embedder`` (a framed-drawing
+    fallback where no face is found, noted in ``notes``)."""
+    crops = []
+    for n, sketch in enumerate(evidence.images("sketch"), start=1):
+        key = source_key("sketch", n)
+        face = embedder.locate(sketch, source=evidence.sources.get(key, key), sketch_fallback=True)
+        if face.fallback:
+            notes.append(f"{key}: no face detected, framed-drawing fallback used")
+        crops.append(face.crop)
+    return crops
+
+
+def lq_crops(embedder: Any, evidence: Any, aligned: bool, size: int) -> list[np.ndarray]:
+    """Every low-quality frame of ``evidence`` as an aligned ``size`` crop: upsampled as
+    the generator's input is (bicubic) when the frames are already aligned, else aligned."""
+    crops = []
+    for n, lq in enumerate(evidence.images("lq"), start=1):
+        if aligned:
+            crops.append(normalize_lq(lq, size))
+        else:
+            key = source_key("lq", n)
+            crops.append(embedder.align(lq, source=evidence.sources.get(key, key)))
+    return crops
+
+
 class DirectMode(EvalMode):
     """Embed the probe's own images with the identity encoder; no generation.
 
@@ -246,22 +272,11 @@ class DirectMode(EvalMode):
         gallery = context.gallery(encoder)
         evidence, size = loaded.evidence, embedder.encoder.input_size
         crops: dict[str, list[np.ndarray]] = {}
-        notes = []
-        for n, sketch in enumerate(evidence.images("sketch"), start=1):
-            key = source_key("sketch", n)
-            face = embedder.locate(
-                sketch, source=evidence.sources.get(key, key), sketch_fallback=True
-            )
-            if face.fallback:
-                notes.append(f"{key}: no face detected, framed-drawing fallback used")
-            crops.setdefault("sketch", []).append(face.crop)
-        for n, lq in enumerate(evidence.images("lq"), start=1):
-            if loaded.lq_aligned:  # upsampled as the generator's input is (bicubic)
-                crop = normalize_lq(lq, size)
-            else:
-                key = source_key("lq", n)
-                crop = embedder.align(lq, source=evidence.sources.get(key, key))
-            crops.setdefault("lq", []).append(crop)
+        notes: list[str] = []
+        if evidence.sketch is not None:
+            crops["sketch"] = sketch_crops(embedder, evidence, notes)
+        if evidence.lq is not None:
+            crops["lq"] = lq_crops(embedder, evidence, loaded.lq_aligned, size)
         if evidence.reference is not None:
             source = evidence.sources.get("reference", "reference")
             crops["reference"] = [embedder.align(evidence.reference, source=source)]
