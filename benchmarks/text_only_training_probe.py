@@ -26,10 +26,11 @@ import numpy as np
 
 def training_sentences(pack: Path, count: int, seed: int) -> list[str]:
     """``count`` distinct FS2K training sentences that state a gender, in a seeded order."""
+    from facefit.generator.training.data import TrainingPack
     from facefit.text_agreement import parse_description
 
-    d = np.load(pack, allow_pickle=True)
-    index, sources, sentences = d["text_index"], d["sources"], d["sentences"]
+    d = TrainingPack.load(pack)  # no pickle; a clear error for a missing or bad pack
+    index, sources, sentences = d.text_index, d.sources, d.sentences
     rows = sorted(set(index[(sources == "fs2k") & (index >= 0)].tolist()))
     order = np.random.default_rng(seed).permutation(rows)
     stated = [
